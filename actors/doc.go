@@ -1,0 +1,43 @@
+// Package actors makes every WebSocket connection a protoactor actor.
+//
+// A connection's behaviour is an ordinary actor.Actor written by the user. It
+// receives protoactor's lifecycle messages, then [*Opened] once, a [*Message]
+// for every data message from the peer, and [*Closed] exactly once when the
+// connection ends; after Closed the actor stops. Anything other actors send to
+// the connection's PID arrives too, so per-client state lives in the user's
+// struct and is touched only by its Receive.
+//
+//	type echo struct{}
+//
+//	func (echo) Receive(ctx actor.Context) {
+//		if m, ok := ctx.Message().(*actors.Message); ok {
+//			_ = m.Conn.Send(m.Type, m.Data)
+//		}
+//	}
+//
+//	h := actors.NewHandler(system, func() actor.Actor { return echo{} }, nil)
+//	http.Handle("/ws", h)
+//
+// # Sending
+//
+// [Conn] methods send directly into the connection's bounded outbound queue;
+// they never block and are safe from any goroutine. Other actors can also send
+// [*Send] and [*Close] to the connection's PID; a Send with ReplyTo set is
+// answered with [*Sent] once the frame is written or has failed (ws's send
+// callback). A broadcast should build one [transport.Frame] and send it to
+// every member: it is encoded and compressed once.
+//
+// # Failures
+//
+// A panic in the user's Receive is recovered by the connection actor, logged
+// once with its stack, and closes that connection with 1011; the process and
+// every other connection carry on.
+//
+// # Reads and backpressure
+//
+// Each connection has one reader goroutine. It delivers messages into the
+// actor's mailbox in order and stops reading from the socket while
+// [HandlerOptions.InboxLimit] messages are waiting to be handled, so a peer
+// that sends faster than its actor handles is slowed down by TCP instead of
+// growing memory.
+package actors

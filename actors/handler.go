@@ -1,0 +1,226 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/wsactor/wsactor/supervisor"
+	"github.com/wsactor/wsactor/transport"
+)
+
+// HandlerOptions configures a Handler. A nil *HandlerOptions is valid and
+// means all defaults.
+type HandlerOptions struct {
+	// AcceptOptions configures the handshake and every connection: auth,
+	// origins, subprotocols, read limit, queue policy, compression, timeouts.
+	transport.AcceptOptions
+
+	// Logger receives the handler's logs; each connection's logger adds its
+	// id. The zero value logs nothing.
+	Logger zerolog.Logger
+
+	// Tree is the supervision tree connection actors are spawned in. Nil makes
+	// a tree owned by this Handler, stopped by its Shutdown. Several Handlers
+	// may share one tree; then the caller shuts the tree down.
+	Tree *supervisor.Tree
+
+	// InboxLimit is how many received messages may wait in a connection's
+	// mailbox before its reader stops reading from the socket. Zero means 64.
+	InboxLimit int
+
+	// MaxConnections refuses upgrades with 503 and Retry-After once this many
+	// connections are open, before anything is spawned. Zero means no limit.
+	MaxConnections int
+
+	// Props lets the caller add protoactor props options (middleware, a
+	// dispatcher) to every connection actor. The mailbox is always unbounded:
+	// InboxLimit bounds it.
+	Props []actor.PropsOption
+}
+
+// Handler is an http.Handler that upgrades requests to WebSocket connections
+// and runs each as an actor made by its producer. Mount it on any mux or
+// router; several Handlers with different options can share one http.Server.
+type Handler struct {
+	system   *actor.ActorSystem
+	producer actor.Producer
+	opts     HandlerOptions
+	tree     *supervisor.Tree
+	ownsTree bool
+	treeErr  error
+
+	mu       sync.Mutex
+	conns    map[*Conn]struct{}
+	reserved int // upgrades admitted but not yet in conns
+	draining bool
+	empty    chan struct{} // closed when draining and conns is empty
+}
+
+// ErrDraining is returned (as an upgrade failure answered with 503) once
+// Shutdown has started.
+var ErrDraining = errors.New("actors: handler is shutting down")
+
+// NewHandler returns a Handler that runs producer's actor for every
+// connection. system should come from [NewSystem] so protoactor logs to the
+// same logger.
+func NewHandler(system *actor.ActorSystem, producer actor.Producer, opts *HandlerOptions) *Handler {
+	h := &Handler{system: system, producer: producer, conns: map[*Conn]struct{}{}, empty: make(chan struct{})}
+	if opts != nil {
+		h.opts = *opts
+	}
+	if h.opts.InboxLimit <= 0 {
+		h.opts.InboxLimit = 64
+	}
+	h.tree = h.opts.Tree
+	if h.tree == nil {
+		h.tree, h.treeErr = supervisor.New(system)
+		h.ownsTree = true
+	}
+	return h
+}
+
+// Len returns the number of open connections (actors not yet stopped).
+func (h *Handler) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.conns)
+}
+
+// ServeHTTP upgrades r and spawns its connection actor.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := h.admit(); err != nil {
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		h.opts.Logger.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("upgrade refused")
+		return
+	}
+	t, err := transport.Accept(w, r, &h.opts.AcceptOptions)
+	if err != nil {
+		h.release()
+		h.opts.Logger.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("upgrade failed")
+		return
+	}
+	if _, err := h.start(r.Context(), t); err != nil {
+		t.CloseWithError(transport.StatusTryAgainLater, "server is shutting down", err)
+		t.Start(discard{})
+		h.opts.Logger.Warn().Err(err).Msg("spawning connection actor failed")
+	}
+}
+
+// discard ends a connection whose actor could not be spawned.
+type discard struct{}
+
+func (discard) HandleMessage(*transport.Conn, transport.MessageType, []byte) {}
+func (discard) HandleClose(*transport.Conn, transport.CloseInfo)             {}
+
+// admit reserves a connection slot, or refuses: draining or at the limit.
+func (h *Handler) admit() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	switch {
+	case h.treeErr != nil:
+		return h.treeErr
+	case h.draining:
+		return ErrDraining
+	case h.opts.MaxConnections > 0 && len(h.conns)+h.reserved >= h.opts.MaxConnections:
+		return fmt.Errorf("actors: connection limit %d reached", h.opts.MaxConnections)
+	}
+	h.reserved++
+	return nil
+}
+
+func (h *Handler) release() {
+	h.mu.Lock()
+	h.reserved--
+	h.checkEmptyLocked()
+	h.mu.Unlock()
+}
+
+// checkEmptyLocked wakes Shutdown once draining leaves nothing open.
+func (h *Handler) checkEmptyLocked() {
+	if h.draining && len(h.conns) == 0 && h.reserved == 0 {
+		select {
+		case <-h.empty:
+		default:
+			close(h.empty)
+		}
+	}
+}
+
+func (h *Handler) start(ctx context.Context, t *transport.Conn) (*Conn, error) {
+	c := &Conn{t: t}
+	a := &connActor{
+		user:    h.producer(),
+		conn:    c,
+		credits: make(chan struct{}, h.opts.InboxLimit),
+		stopped: make(chan struct{}),
+		root:    h.system.Root,
+		log:     h.opts.Logger,
+		onStop:  h.forget,
+	}
+	h.mu.Lock()
+	h.reserved--
+	h.conns[c] = struct{}{}
+	draining := h.draining
+	h.mu.Unlock()
+	if draining {
+		// Shutdown began during the handshake and did not see this one.
+		t.Close(transport.StatusGoingAway, "server shutting down")
+	}
+	props := actor.PropsFromProducer(func() actor.Actor { return a }, h.opts.Props...)
+	// Detach from the request: the connection outlives it.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := h.tree.SpawnConnection(ctx, props); err != nil {
+		h.forget(c)
+		return nil, err
+	}
+	return c, nil
+}
+
+func (h *Handler) forget(c *Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.conns[c]; !ok {
+		return
+	}
+	delete(h.conns, c)
+	h.checkEmptyLocked()
+}
+
+// Shutdown stops accepting upgrades (503), closes every connection with 1001
+// (going away), and waits until every connection actor has stopped and its
+// socket is closed, or until ctx is done (then it returns ctx's error). If the
+// Handler owns its supervision tree, the tree is shut down too.
+//
+// Call it before http.Server.Shutdown, which does not wait for hijacked
+// connections; actor.ActorSystem.Shutdown stops no actors.
+func (h *Handler) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.draining = true
+	h.checkEmptyLocked()
+	conns := make([]*Conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		c.t.Close(transport.StatusGoingAway, "server shutting down")
+	}
+	select {
+	case <-h.empty:
+	case <-ctx.Done():
+		return fmt.Errorf("actors: shutdown with %d connections open: %w", h.Len(), ctx.Err())
+	}
+	if h.ownsTree && h.tree != nil {
+		return h.tree.Shutdown(ctx)
+	}
+	return nil
+}

@@ -1,0 +1,106 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/wsactor/wsactor/transport"
+)
+
+// MessageType is the type of a data message: Text or Binary.
+type MessageType = transport.MessageType
+
+// Data message types.
+const (
+	Text   = transport.MessageText
+	Binary = transport.MessageBinary
+)
+
+// StatusCode is a WebSocket close code.
+type StatusCode = transport.StatusCode
+
+// Opened is the first message a connection's behaviour receives after
+// *actor.Started. Conn carries the handshake's facts: request, principal,
+// client IP, subprotocol, compression.
+type Opened struct {
+	Conn *Conn
+}
+
+// Message is a data message from the peer. Data belongs to the receiver: the
+// reader never reuses it.
+type Message struct {
+	Conn *Conn
+	Type MessageType
+	Data []byte
+}
+
+// Text returns Data as a string.
+func (m *Message) Text() string { return string(m.Data) }
+
+// Closed is the last message before the connection actor stops, delivered
+// exactly once. Code and Reason are the peer's close frame if one arrived,
+// otherwise ours; Err says why when the close was not a clean handshake (see
+// transport.CloseInfo), e.g. transport.ErrMessageTooBig, a *PanicError, or
+// ErrStopped.
+type Closed struct {
+	Conn   *Conn
+	Code   StatusCode
+	Reason string
+	ByPeer bool
+	Err    error
+}
+
+// Send asks a connection (sent to its PID) to send a message. Set either
+// Frame (shared, e.g. a broadcast) or Type and Data. With ReplyTo set, the
+// outcome comes back to ReplyTo as a *Sent carrying ID.
+type Send struct {
+	Type    MessageType
+	Data    []byte
+	Frame   *transport.Frame
+	ReplyTo *PID
+	ID      uint64
+}
+
+// Sent reports the outcome of a *Send that had ReplyTo set: Err is nil once
+// the frame was written to the socket, or says why it was not
+// (transport.ErrClosed, transport.ErrQueueFull, transport.ErrWriteTimeout, an
+// I/O error).
+type Sent struct {
+	ID  uint64
+	Err error
+}
+
+// Close asks a connection (sent to its PID) to close with Code and Reason.
+// Queued messages are written first.
+type Close struct {
+	Code   StatusCode
+	Reason string
+}
+
+// ErrStopped is the Closed.Err of a connection whose actor was stopped (by
+// actor.Context.Stop or a supervisor) before its socket closed. The socket is
+// closed with 1001.
+var ErrStopped = errors.New("actors: connection actor stopped")
+
+// PanicError is the Closed.Err of a connection closed with 1011 because its
+// behaviour panicked.
+type PanicError struct {
+	Value   any
+	Message any // the message being handled
+	Stack   []byte
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("actors: handler panic on %T: %v", e.Message, e.Value)
+}
+
+// closedEvent carries the transport's end into the mailbox.
+type closedEvent struct{ info transport.CloseInfo }
+
+// Messages that may arrive after the actor stopped are not worth a
+// dead-letter log line.
+func (*closedEvent) IgnoreDeadLetterLogging() {}
+func (*Message) IgnoreDeadLetterLogging()     {}
+func (*Send) IgnoreDeadLetterLogging()        {}
+func (*Close) IgnoreDeadLetterLogging()       {}
+func (*Sent) IgnoreDeadLetterLogging()        {}

@@ -1,0 +1,32 @@
+// Package supervisor owns a server's actors: a tree with one root actor and
+// two branches, one for connection actors and one for room actors.
+//
+//	wsactor-tree (root, spawned from the actor system's root context)
+//	├── connections   one child per WebSocket connection
+//	└── rooms         one child per room
+//
+// Connections are never children of rooms, so a room that stops or restarts
+// cannot take its members with it; a room learns of a member's end by
+// watching it.
+//
+// # Failures
+//
+//   - A connection actor's failures are its own: the actors package recovers
+//     panics in user handlers, logs them with their stack and closes the
+//     connection with 1011. A failure that still reaches the connections
+//     branch (a bug in wsactor itself) stops that connection, never restarts
+//     it: a restart would build a new instance and lose the socket it holds.
+//   - A room's failure resumes the room by default (its membership survives);
+//     see the room package.
+//   - The branches themselves hold no state but their children; a failure of
+//     a branch resumes it, because restarting a branch would stop every child.
+//
+// protoactor's AllForOne strategy and the Escalate directive are never used:
+// at a guardian they crash the process.
+//
+// # Shutdown
+//
+// protoactor's ActorSystem.Shutdown stops no actors. [Tree.Shutdown] stops the
+// rooms branch, then the connections branch, and waits until both have
+// stopped (with all their children) or the context is done.
+package supervisor

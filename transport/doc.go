@@ -1,0 +1,40 @@
+// Package transport is wsactor's wire layer: the WebSocket handshake (server
+// upgrade and client dial), frames that are encoded and compressed once and
+// written to many connections, and the per-connection read and write loops
+// with the RFC 6455 closing handshake.
+//
+// The package knows nothing about actors. [Accept] and [Dial] return a [Conn];
+// [Conn.Start] runs its reader and hands every message to a [Handler]. The
+// actors package builds connection actors on top of it, and [NetConn] turns a
+// Conn into a stream.
+//
+// # Frames
+//
+// A [Frame] is a message encoded for the wire. Server-side encodings (plain and
+// permessage-deflate) are computed at most once per Frame and shared by every
+// connection that writes it, so a broadcast to N members costs one encode and
+// at most one compression. Client frames are masked per write, as RFC 6455
+// requires.
+//
+// # Writes
+//
+// Every write, control frames included, goes through one writer per
+// connection. Sends never block: they append to a bounded outbound queue
+// ([QueueOptions]) and a writer goroutine, started on demand and gone when the
+// queue is empty, writes every queued frame with one writev call. What happens
+// when the queue is full is the connection's [OverflowPolicy].
+//
+// # Reads
+//
+// Reading uses gorilla/websocket's frame parser. Messages larger than the read
+// limit are refused with 1009 without reading (or inflating) them into memory,
+// text that is not valid UTF-8 is refused with 1007, and protocol errors close
+// with 1002. After a close frame is sent the reader keeps draining the peer's
+// frames until the peer's close frame arrives or the close timeout passes, so a
+// peer that is still sending sees the close code rather than a reset.
+//
+// # Concurrency
+//
+// All methods of Conn are safe for concurrent use. A Handler's methods are
+// called from the connection's reader goroutine, one at a time.
+package transport
