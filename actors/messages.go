@@ -19,6 +19,16 @@ const (
 // StatusCode is a WebSocket close code.
 type StatusCode = transport.StatusCode
 
+// Close codes, re-exported from transport for handler code.
+const (
+	StatusNormalClosure   = transport.StatusNormalClosure
+	StatusGoingAway       = transport.StatusGoingAway
+	StatusPolicyViolation = transport.StatusPolicyViolation
+	StatusMessageTooBig   = transport.StatusMessageTooBig
+	StatusInternalError   = transport.StatusInternalError
+	StatusTryAgainLater   = transport.StatusTryAgainLater
+)
+
 // Opened is the first message a connection's behaviour receives after
 // *actor.Started. Conn carries the handshake's facts: request, principal,
 // client IP, subprotocol, compression.

@@ -183,6 +183,21 @@ func (c *Conn) enqueue(f *Frame, done func(error)) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
+	if f.key != "" {
+		// Conflate: replace a queued frame with the same key in place.
+		for i := len(c.q) - 1; i >= c.qHead; i-- {
+			if c.q[i].f.key == f.key {
+				old := c.q[i]
+				c.qBytes += n - old.f.Len()
+				c.q[i] = outItem{f, done}
+				c.mu.Unlock()
+				if old.done != nil {
+					old.done(ErrConflated)
+				}
+				return nil
+			}
+		}
+	}
 	queued := len(c.q) - c.qHead
 	if queued > 0 && (queued >= c.opts.Queue.Messages || c.qBytes+n > c.opts.Queue.Bytes) {
 		switch c.opts.Queue.Policy {
@@ -221,6 +236,15 @@ func (c *Conn) enqueue(f *Frame, done func(error)) error {
 func (c *Conn) pushLocked(it outItem, n int) {
 	if c.qHead > 0 && c.qHead == len(c.q) {
 		c.q, c.qHead = c.q[:0], 0
+	}
+	// While the queue never empties (a slow reader, OverflowDropOldest) the
+	// dead slots before qHead would keep growing the slice: compact before
+	// append has to grow it. Live items are at most Queue.Messages, so the
+	// slice stays within a small multiple of that.
+	if c.qHead > 0 && len(c.q) == cap(c.q) && 2*c.qHead >= len(c.q) {
+		live := copy(c.q, c.q[c.qHead:])
+		clear(c.q[live:])
+		c.q, c.qHead = c.q[:live], 0
 	}
 	c.q = append(c.q, it)
 	c.qBytes += n
@@ -429,6 +453,10 @@ func (c *Conn) writeFailed(err error, items []outItem) {
 	c.broken = err
 	c.writing = false
 	dropped := c.dropQueueLocked()
+	if !c.closeQueue {
+		// No close frame was queued: report an abnormal closure, not code 0.
+		c.closeCode = StatusAbnormalClosure
+	}
 	c.closeQueue = true
 	if c.cause == nil {
 		c.cause = err
@@ -510,10 +538,9 @@ func (c *Conn) readLoop() {
 		draining := c.closeQueue
 		c.mu.Unlock()
 		if draining {
-			// After our close frame, data is read and dropped (RFC 6455 7.1.1).
-			if _, err = io.Copy(io.Discard, r); err != nil {
-				break
-			}
+			// After our close frame, data is dropped (RFC 6455 7.1.1). Do
+			// not read r: that would inflate compressed messages. The next
+			// NextReader skips the message's frames raw.
 			continue
 		}
 		var data []byte
@@ -551,6 +578,13 @@ func (c *Conn) teardown(readErr error) (info CloseInfo, linger bool) {
 		peerClosed, readErr = false, io.ErrUnexpectedEOF
 	}
 	protoErr := !peerClosed && isProtocolError(readErr)
+	// gorilla writes its own 1002 for every protocol error it reports except
+	// ErrReadLimit (a 64-bit frame length with the top bit set, or a message
+	// length that overflows): for that one, send ours.
+	ownClose := protoErr && errors.Is(readErr, websocket.ErrReadLimit)
+	if ownClose {
+		c.closeWith(StatusProtocolError, "invalid frame length", nil, true)
+	}
 
 	c.mu.Lock()
 	info = CloseInfo{Err: c.cause}
@@ -561,7 +595,10 @@ func (c *Conn) teardown(readErr error) (info CloseInfo, linger bool) {
 		// gorilla has already written a 1002 close frame.
 		info.Code, info.Reason = StatusProtocolError, readErr.Error()
 		info.Err = errors.Join(ErrProtocol, readErr)
-		c.closeQueue, c.closeSent = true, true
+		c.closeQueue = true
+		if !ownClose {
+			c.closeSent = true
+		}
 	case c.closeQueue && !c.byPeer:
 		info.Code, info.Reason = c.closeCode, c.closeText
 		if info.Err == nil {
@@ -594,6 +631,12 @@ func (c *Conn) teardown(readErr error) (info CloseInfo, linger bool) {
 		}
 		linger = !c.isServer
 	case protoErr:
+		if ownClose {
+			select {
+			case <-c.closeWrote:
+			case <-time.After(c.opts.WriteTimeout):
+			}
+		}
 		// The peer may still be sending: half-close and drain, so our 1002
 		// reaches it instead of a reset.
 		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {

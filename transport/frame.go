@@ -59,10 +59,26 @@ type Frame struct {
 	plain  []byte // server encoding: header + payload
 	hdrLen int    // length of plain's header; plain[hdrLen:] is the payload
 
+	key string // conflation key; "" means none
+
 	deflateOnce sync.Once
 	deflated    []byte // server encoding with RSV1 set; nil if not worth it
 	defHdrLen   int
 }
+
+// NewKeyedFrame returns a data Frame with a conflation key. While a keyed
+// frame waits in a connection's outbound queue, sending another frame with
+// the same key replaces it in place (its send report, if any, gets
+// ErrConflated): a slow client gets the latest state rather than a backlog.
+// Use it for game state, cursors, and other "latest value wins" streams.
+func NewKeyedFrame(typ MessageType, p []byte, key string) *Frame {
+	f := NewFrame(typ, p)
+	f.key = key
+	return f
+}
+
+// Key returns the frame's conflation key ("" for none).
+func (f *Frame) Key() string { return f.key }
 
 // NewFrame returns a data Frame for p. p is copied, so the caller may reuse it.
 func NewFrame(typ MessageType, p []byte) *Frame {

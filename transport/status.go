@@ -97,6 +97,9 @@ var (
 	// ErrQueueFull is reported for a message refused or dropped because the
 	// outbound queue was full.
 	ErrQueueFull = errors.New("transport: send queue full")
+	// ErrConflated is reported for a keyed frame that a newer frame with the
+	// same key replaced before it was written (see NewKeyedFrame).
+	ErrConflated = errors.New("transport: replaced by a newer frame with the same key")
 	// ErrMessageTooBig is the cause when a peer's message exceeded the read
 	// limit; the connection is closed with StatusMessageTooBig.
 	ErrMessageTooBig = errors.New("transport: message too big")
