@@ -58,7 +58,8 @@ type Conn struct {
 	done    chan struct{}
 
 	lastSeen atomic.Int64 // unix nanos of the last inbound frame
-	pingAt   atomic.Int64 // unix nanos of the last ping we sent
+	pingAt   atomic.Int64 // unix nanos of the unanswered ping, for RTT
+	lastPing atomic.Int64 // unix nanos of the last ping we sent
 	rtt      atomic.Int64 // nanos, from the last pong that answered our ping
 
 	mu         sync.Mutex
@@ -73,6 +74,7 @@ type Conn struct {
 	closeCode  StatusCode
 	closeText  string
 	byPeer     bool // the peer sent its close frame before we queued ours
+	terminated bool // we closed the socket without a handshake (Terminate)
 	peerClose  *CloseError
 	cause      error // why we closed, if not a clean close
 	broken     error // the writer failed; nothing more can be written
@@ -161,11 +163,13 @@ func (c *Conn) Start(h Handler) {
 // f (with OverflowDisconnect the connection is then being closed).
 func (c *Conn) Send(f *Frame) error { return c.enqueue(f, nil) }
 
-// SendNotify is Send with a report: done is called once, from the writer
-// goroutine, with nil when f has been written to the socket or with the
-// error that lost it (ErrQueueFull when evicted by OverflowDropOldest,
-// ErrClosed, ErrWriteTimeout or an I/O error). done is not called when
-// SendNotify itself returns an error. done must not block.
+// SendNotify is Send with a report: done is called once with nil when f has
+// been written to the socket, or with the error that lost it (ErrQueueFull
+// when evicted by OverflowDropOldest, ErrConflated, ErrClosed,
+// ErrWriteTimeout or an I/O error). done is not called when SendNotify itself
+// returns an error. done runs on the writer goroutine, or for a frame that is
+// dropped on whichever goroutine dropped it (a later Send, Close, or the
+// reader): it must not block and must not call back into c.
 func (c *Conn) SendNotify(f *Frame, done func(error)) error { return c.enqueue(f, done) }
 
 // WriteMessage is a convenience for Send(NewFrame(typ, p)).
@@ -267,7 +271,9 @@ func (c *Conn) Ping(p []byte) error {
 		return ErrClosed
 	}
 	c.ping = newControlFrame(opPing, p)
-	c.pingAt.Store(time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	c.pingAt.Store(now)
+	c.lastPing.Store(now)
 	c.kickLocked()
 	return nil
 }
@@ -288,7 +294,29 @@ func (c *Conn) CloseWithError(code StatusCode, reason string, cause error) {
 }
 
 // Abort closes the socket at once, without a closing handshake.
-func (c *Conn) Abort() { _ = c.nc.Close() }
+func (c *Conn) Abort() { c.Terminate(nil) }
+
+// Terminate closes the socket at once, without a closing handshake (ws's
+// terminate()), and reports cause in [CloseInfo.Err] unless another cause
+// came first.
+func (c *Conn) Terminate(cause error) {
+	c.mu.Lock()
+	if c.cause == nil {
+		c.cause = cause
+	}
+	c.terminated = true
+	c.mu.Unlock()
+	_ = c.nc.Close()
+}
+
+// LastPing returns when the last ping was queued by [Conn.Ping] (zero if
+// never).
+func (c *Conn) LastPing() time.Time {
+	if ns := c.lastPing.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
 
 func closePayload(code StatusCode, reason string) []byte {
 	if code == StatusNoStatusReceived {
@@ -608,7 +636,7 @@ func (c *Conn) teardown(readErr error) (info CloseInfo, linger bool) {
 			}
 		}
 	default:
-		info.Code, info.ByPeer = StatusAbnormalClosure, true
+		info.Code, info.ByPeer = StatusAbnormalClosure, !c.terminated
 		if info.Err == nil {
 			info.Err = readErr
 		}
