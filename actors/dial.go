@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
+	"github.com/wsactor/wsactor/supervisor"
 	"github.com/wsactor/wsactor/transport"
 )
 
@@ -23,6 +24,27 @@ type DialOptions struct {
 	InboxLimit int
 	// Props adds protoactor props options to the connection actor.
 	Props []actor.PropsOption
+	// HandlerPanic is as in HandlerOptions.
+	HandlerPanic supervisor.Policy
+	// Heartbeat, if set, pings the server when it has been silent for
+	// Interval and terminates the connection when it has sent nothing for
+	// Interval+Timeout (the ws README's client heartbeat): a server that
+	// stopped answering is treated as gone. Nil disables it.
+	Heartbeat *supervisor.HeartbeatOptions
+	// Reconnect, if set, redials after the connection ends for any reason but
+	// our own clean Close: the behaviour gets *Closed, then *Reconnecting
+	// before each attempt, then *Opened with a new Conn. Nil disables it.
+	Reconnect *ReconnectOptions
+}
+
+// ReconnectOptions configures reconnecting a dialed connection.
+type ReconnectOptions struct {
+	// Backoff between attempts: capped exponential with full jitter. The
+	// zero value waits up to 100ms, 200ms, 400ms, ... capped at 30s.
+	Backoff supervisor.Backoff
+	// MaxAttempts per outage; the actor stops after that many failed
+	// attempts. Zero means no limit.
+	MaxAttempts int
 }
 
 // Dial connects to url and runs the connection as an actor made by producer,
@@ -45,13 +67,25 @@ func Dial(ctx context.Context, system *actor.ActorSystem, url string, producer a
 	c := &Conn{t: t}
 	opened := make(chan struct{})
 	a := &connActor{
-		user:    producer(),
-		conn:    c,
-		credits: make(chan struct{}, o.InboxLimit),
-		stopped: make(chan struct{}),
-		root:    system.Root,
-		log:     o.Logger,
-		opened:  opened,
+		user:     producer(),
+		conn:     c,
+		credits:  make(chan struct{}, o.InboxLimit),
+		stopped:  make(chan struct{}),
+		root:     system.Root,
+		log:      o.Logger,
+		opened:   opened,
+		policies: failurePolicies{handlerPanic: o.HandlerPanic},
+	}
+	if o.Reconnect != nil || o.Heartbeat != nil {
+		a.redial = &redialer{hb: o.Heartbeat}
+		if o.Reconnect != nil {
+			topts := o.DialOptions
+			a.redial.backoff, a.redial.max = o.Reconnect.Backoff, o.Reconnect.MaxAttempts
+			a.redial.dial = func(ctx context.Context) (*transport.Conn, error) {
+				t, _, err := transport.Dial(ctx, url, &topts)
+				return t, err
+			}
+		}
 	}
 	props := actor.PropsFromProducer(func() actor.Actor { return a }, o.Props...)
 	system.Root.SpawnPrefix(props, "wsclient")

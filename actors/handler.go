@@ -39,6 +39,27 @@ type HandlerOptions struct {
 	// connections are open, before anything is spawned. Zero means no limit.
 	MaxConnections int
 
+	// Heartbeat pings idle connections and terminates silent ones (their
+	// Closed.Err is supervisor.ErrHeartbeatTimeout). The zero value pings
+	// after 30s of silence and kills after 60s; a negative Interval disables it.
+	Heartbeat supervisor.HeartbeatOptions
+
+	// HandlerPanic is the policy for a panic in the connection's behaviour.
+	// The zero value resumes (the message is dropped, the actor's state and
+	// the socket are kept) up to 3 times a minute, then closes with 1011.
+	HandlerPanic supervisor.Policy
+
+	// Decode, if set, turns each message into a value (Message.Value) on the
+	// connection's reader goroutine, before it reaches the actor. An error
+	// closes the connection with 1007 (Closed.Err wraps ErrDecode and the
+	// error). A panic is logged with its stack and, under DecodePanic, the
+	// reader resumes with the next message (the failing one is dropped).
+	Decode func(MessageType, []byte) (any, error)
+
+	// DecodePanic is the policy for a panic in Decode. The zero value resumes
+	// up to 3 times a minute, then closes with 1011.
+	DecodePanic supervisor.Policy
+
 	// Props lets the caller add protoactor props options (middleware, a
 	// dispatcher) to every connection actor. The mailbox is always unbounded:
 	// InboxLimit bounds it.
@@ -55,6 +76,8 @@ type Handler struct {
 	tree     *supervisor.Tree
 	ownsTree bool
 	treeErr  error
+
+	hb *supervisor.Heartbeat
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
@@ -78,6 +101,7 @@ func NewHandler(system *actor.ActorSystem, producer actor.Producer, opts *Handle
 	if h.opts.InboxLimit <= 0 {
 		h.opts.InboxLimit = 64
 	}
+	h.hb = supervisor.NewHeartbeat(h.opts.Heartbeat)
 	h.tree = h.opts.Tree
 	if h.tree == nil {
 		h.tree, h.treeErr = supervisor.New(system)
@@ -164,6 +188,11 @@ func (h *Handler) start(ctx context.Context, t *transport.Conn) (*Conn, error) {
 		root:    h.system.Root,
 		log:     h.opts.Logger,
 		onStop:  h.forget,
+		policies: failurePolicies{
+			handlerPanic: h.opts.HandlerPanic,
+			decodeFail:   h.opts.DecodePanic,
+			decode:       h.opts.Decode,
+		},
 	}
 	h.mu.Lock()
 	h.reserved--
@@ -178,6 +207,9 @@ func (h *Handler) start(ctx context.Context, t *transport.Conn) (*Conn, error) {
 	// Detach from the request: the connection outlives it.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
+	// Watched before the actor exists, so a Remove (in forget) can never
+	// come before this Add.
+	h.hb.Add(t)
 	if _, err := h.tree.SpawnConnection(ctx, props); err != nil {
 		h.forget(c)
 		return nil, err
@@ -186,6 +218,7 @@ func (h *Handler) start(ctx context.Context, t *transport.Conn) (*Conn, error) {
 }
 
 func (h *Handler) forget(c *Conn) {
+	h.hb.Remove(c.t)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if _, ok := h.conns[c]; !ok {

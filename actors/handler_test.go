@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/supervisor"
 	"github.com/wsactor/wsactor/transport"
 )
 
@@ -174,7 +175,7 @@ func TestEchoAndLifecycle(t *testing.T) {
 
 func TestHandlerPanicClosesOnlyThatConnection(t *testing.T) {
 	events := make(chan any, 16)
-	_, url, _ := testServer(t, echoProducer(events), nil)
+	_, url, _ := testServer(t, echoProducer(events), &actors.HandlerOptions{HandlerPanic: supervisor.Policy{Directive: supervisor.Close}})
 	bad, good := dial(t, url), dial(t, url)
 	waitFor[*actors.Opened](t, events)
 	waitFor[*actors.Opened](t, events)

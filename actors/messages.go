@@ -3,6 +3,7 @@ package actors
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/wsactor/wsactor/transport"
 )
@@ -42,6 +43,10 @@ type Message struct {
 	Conn *Conn
 	Type MessageType
 	Data []byte
+	// Value is what HandlerOptions.Decode returned for Data (nil without a
+	// decoder). Decoding runs on the connection's reader goroutine, off the
+	// actor.
+	Value any
 }
 
 // Text returns Data as a string.
@@ -58,6 +63,17 @@ type Closed struct {
 	Reason string
 	ByPeer bool
 	Err    error
+}
+
+// Reconnecting tells a dialed connection's behaviour (with
+// DialOptions.Reconnect set) that the connection ended and attempt number
+// Attempt will start after Delay. It follows the session's *Closed; a new
+// *Opened with a new Conn follows a successful attempt. Err is why the last
+// session or attempt ended. Stop the actor to give up.
+type Reconnecting struct {
+	Attempt int
+	Delay   time.Duration
+	Err     error
 }
 
 // Send asks a connection (sent to its PID) to send a message. Set either

@@ -1,0 +1,326 @@
+package actors_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/supervisor"
+	"github.com/wsactor/wsactor/transport"
+)
+
+// counter replies with how many messages it has handled, and panics on
+// "panic": its state must survive a resumed panic.
+type counter struct{ n int }
+
+func (c *counter) Receive(ctx actor.Context) {
+	if m, ok := ctx.Message().(*actors.Message); ok {
+		if m.Text() == "panic" {
+			panic("asked to")
+		}
+		c.n++
+		_ = m.Conn.SendText(strconv.Itoa(c.n))
+	}
+}
+
+func TestHandlerPanicResumesWithinBudgetThenCloses(t *testing.T) {
+	_, url, _ := testServer(t, func() actor.Actor { return &counter{} }, &actors.HandlerOptions{
+		HandlerPanic: supervisor.Policy{Budget: supervisor.Budget{Max: 2, Within: time.Hour}},
+	})
+	c, other := dial(t, url), dial(t, url)
+	send := func(s string) { _ = c.WriteMessage(websocket.TextMessage, []byte(s)) }
+
+	send("a")
+	if got := readText(t, c); got != "1" {
+		t.Fatalf("got %q", got)
+	}
+	for i := range 2 { // within budget: resumed, state kept
+		send("panic")
+		send("b")
+		if got, want := readText(t, c), strconv.Itoa(i+2); got != want {
+			t.Fatalf("after panic %d: count %q, want %q (state lost or connection gone)", i+1, got, want)
+		}
+	}
+	send("panic") // third panic: past the budget
+	if code, _ := readClose(t, c); code != int(transport.StatusInternalError) {
+		t.Fatalf("past budget: close %d, want 1011", code)
+	}
+	_ = other.WriteMessage(websocket.TextMessage, []byte("x"))
+	if got := readText(t, other); got != "1" {
+		t.Fatalf("other connection disturbed: %q", got)
+	}
+}
+
+func TestDecodeHook(t *testing.T) {
+	events := make(chan any, 16)
+	values := make(chan any, 16)
+	_, url, _ := testServer(t, func() actor.Actor {
+		return actor.ReceiveFunc(func(ctx actor.Context) {
+			switch m := ctx.Message().(type) {
+			case *actors.Message:
+				values <- m.Value
+			case *actors.Closed:
+				events <- m
+			}
+		})
+	}, &actors.HandlerOptions{
+		Decode: func(_ actors.MessageType, p []byte) (any, error) {
+			switch string(p) {
+			case "boom":
+				panic("decoder bug")
+			case "junk":
+				return nil, errors.New("not a number")
+			}
+			return strconv.Atoi(string(p))
+		},
+		DecodePanic: supervisor.Policy{Budget: supervisor.Budget{Max: 1, Within: time.Hour}},
+	})
+
+	c := dial(t, url)
+	for _, s := range []string{"1", "boom", "2"} {
+		_ = c.WriteMessage(websocket.TextMessage, []byte(s))
+	}
+	for _, want := range []int{1, 2} { // "boom" was dropped, reading went on
+		select {
+		case v := <-values:
+			if v != want {
+				t.Fatalf("value %v, want %d", v, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("decoded value missing")
+		}
+	}
+	_ = c.WriteMessage(websocket.TextMessage, []byte("boom")) // past the budget
+	if code, _ := readClose(t, c); code != 1011 {
+		t.Fatalf("decoder panic past budget: close %d, want 1011", code)
+	}
+	waitFor[*actors.Closed](t, events)
+
+	c2 := dial(t, url)
+	_ = c2.WriteMessage(websocket.TextMessage, []byte("junk"))
+	if code, _ := readClose(t, c2); code != int(transport.StatusInvalidFramePayloadData) {
+		t.Fatalf("decode error: close %d, want 1007", code)
+	}
+	if closed := waitFor[*actors.Closed](t, events); !errors.Is(closed.Err, actors.ErrDecode) {
+		t.Fatalf("Closed.Err = %v, want ErrDecode", closed.Err)
+	}
+}
+
+func TestHeartbeatKillsSilentClientOnce(t *testing.T) {
+	events := make(chan any, 16)
+	hb := supervisor.HeartbeatOptions{Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond}
+	h, url, _ := testServer(t, echoProducer(events), &actors.HandlerOptions{Heartbeat: hb})
+
+	// A client that completes the handshake and then never reads: gorilla
+	// answers pings only while reading, so this peer is silent.
+	silent := dial(t, url)
+	waitFor[*actors.Opened](t, events)
+
+	// A client that reads answers every ping and must survive.
+	alive := dial(t, url)
+	waitFor[*actors.Opened](t, events)
+	aliveErr := make(chan error, 1)
+	go func() {
+		for {
+			if _, _, err := alive.ReadMessage(); err != nil {
+				aliveErr <- err
+				return
+			}
+		}
+	}()
+
+	closed := waitFor[*actors.Closed](t, events)
+	if !errors.Is(closed.Err, supervisor.ErrHeartbeatTimeout) || closed.ByPeer {
+		t.Fatalf("Closed = %+v, want ErrHeartbeatTimeout, not by peer", closed)
+	}
+	// Three more intervals: the reading client stays, no second Closed.
+	select {
+	case m := <-events:
+		t.Fatalf("unexpected event %#v", m)
+	case err := <-aliveErr:
+		t.Fatalf("answering client was dropped: %v", err)
+	case <-time.After(3 * hb.Interval):
+	}
+	if h.Len() != 1 {
+		t.Fatalf("Len = %d, want 1", h.Len())
+	}
+	_ = silent
+}
+
+func TestClientHeartbeatAndReconnect(t *testing.T) {
+	// The server closes each of the first two sessions right after it opens
+	// (a restarting server), then echoes.
+	var sessions atomic.Int32
+	_, url, system := testServer(t, func() actor.Actor {
+		return actor.ReceiveFunc(func(ctx actor.Context) {
+			switch m := ctx.Message().(type) {
+			case *actors.Opened:
+				if sessions.Add(1) <= 2 {
+					m.Conn.Close(transport.StatusServiceRestart, "restarting")
+				}
+			case *actors.Message:
+				_ = m.Conn.Send(m.Type, m.Data)
+			}
+		})
+	}, nil)
+
+	events := make(chan any, 32)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	first, _, err := actors.Dial(ctx, system, url, func() actor.Actor {
+		return actor.ReceiveFunc(func(ctx actor.Context) {
+			switch m := ctx.Message().(type) {
+			case *actors.Opened, *actors.Closed, *actors.Reconnecting:
+				events <- m
+			case *actors.Message:
+				events <- m.Text()
+			}
+		})
+	}, &actors.DialOptions{Reconnect: &actors.ReconnectOptions{Backoff: supervisor.Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *actors.Conn
+	for i := range 2 {
+		waitFor[*actors.Opened](t, events)
+		closed := waitFor[*actors.Closed](t, events)
+		if closed.Code != transport.StatusServiceRestart {
+			t.Fatalf("session %d closed with %d", i+1, closed.Code)
+		}
+		if r := waitFor[*actors.Reconnecting](t, events); r.Attempt != 1 {
+			t.Fatalf("Reconnecting.Attempt = %d, want 1 (reset after a successful reconnect)", r.Attempt)
+		}
+	}
+	last = waitFor[*actors.Opened](t, events).Conn
+	if last == first || last.PID().Id != first.PID().Id {
+		t.Fatal("a reconnect must keep the actor (same PID) and give a new Conn")
+	}
+	_ = last.SendText("after reconnects")
+	if got := waitFor[string](t, events); got != "after reconnects" {
+		t.Fatalf("echo %q", got)
+	}
+	// Our own clean close ends it: no reconnect.
+	last.Close(transport.StatusNormalClosure, "bye")
+	waitFor[*actors.Closed](t, events)
+	select {
+	case m := <-events:
+		if _, ok := m.(*actors.Reconnecting); ok {
+			t.Fatal("reconnected after our own clean close")
+		}
+	case <-time.After(100 * time.Millisecond):
+	}
+	if n := sessions.Load(); n != 3 {
+		t.Fatalf("server saw %d sessions, want 3", n)
+	}
+}
+
+func TestClientHeartbeatDetectsSilentServer(t *testing.T) {
+	// A server that upgrades and then never reads (so never answers pings).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan *websocket.Conn, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err == nil {
+			hold <- c
+		}
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	system := actors.NewSystem(zerolog.Nop())
+	closed := make(chan *actors.Closed, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _, err = actors.Dial(ctx, system, "ws://"+ln.Addr().String(), func() actor.Actor {
+		return actor.ReceiveFunc(func(ctx actor.Context) {
+			if m, ok := ctx.Message().(*actors.Closed); ok {
+				closed <- m
+			}
+		})
+	}, &actors.DialOptions{Heartbeat: &supervisor.HeartbeatOptions{Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-closed:
+		if !errors.Is(m.Err, supervisor.ErrHeartbeatTimeout) {
+			t.Fatalf("Closed.Err = %v, want ErrHeartbeatTimeout", m.Err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("silent server not detected")
+	}
+	(<-hold).Close()
+}
+
+func TestShutdownThousandConnections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 sockets")
+	}
+	system := actors.NewSystem(zerolog.Nop())
+	var closedN atomic.Int32
+	h := actors.NewHandler(system, func() actor.Actor {
+		return actor.ReceiveFunc(func(ctx actor.Context) {
+			if _, ok := ctx.Message().(*actors.Closed); ok {
+				closedN.Add(1)
+			}
+		})
+	}, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go srv.Serve(ln)
+	url := "ws://" + ln.Addr().String()
+	const n = 1000
+	done := make(chan int, n)
+	for i := range n {
+		c, _, err := websocket.DefaultDialer.Dial(url, nil)
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		go func() {
+			defer c.Close()
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					var ce *websocket.CloseError
+					if errors.As(err, &ce) {
+						done <- ce.Code
+					} else {
+						done <- -1
+					}
+					return
+				}
+			}
+		}()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if code := <-done; code != 1001 {
+			t.Fatalf("client saw %d, want 1001", code)
+		}
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h.Len() != 0 || closedN.Load() != n {
+		t.Fatalf("Len %d, Closed %d times; want 0 and %d", h.Len(), closedN.Load(), n)
+	}
+}
