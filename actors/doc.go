@@ -29,9 +29,20 @@
 //
 // # Failures
 //
-// A panic in the user's Receive is recovered by the connection actor, logged
-// once with its stack, and closes that connection with 1011; the process and
-// every other connection carry on.
+// A panic in the user's Receive is recovered by the connection actor and
+// logged once with its stack; then HandlerOptions.HandlerPanic applies: by
+// default the actor resumes (the message is dropped, state and socket kept)
+// up to 3 times a minute, and past that the connection closes with 1011. The
+// process and every other connection carry on.
+//
+// # Heartbeats and reconnects
+//
+// Servers ping connections idle for HandlerOptions.Heartbeat.Interval (30s)
+// and terminate those silent for Interval+Timeout; Closed.Err is then
+// supervisor.ErrHeartbeatTimeout. Dialed connections can do the same
+// (DialOptions.Heartbeat) and reconnect (DialOptions.Reconnect): the actor
+// lives on, gets *Reconnecting before each attempt and *Opened with a new
+// Conn after it.
 //
 // # Reads and backpressure
 //

@@ -21,6 +21,32 @@
 //   - The branches themselves hold no state but their children; a failure of
 //     a branch resumes it, because restarting a branch would stop every child.
 //
+// # Policies
+//
+// Failures of user code are handled by named, configurable policies
+// ([Policy]: a [Directive] and a restart [Budget]):
+//
+//   - A panic in a connection's behaviour (actors.HandlerOptions.HandlerPanic):
+//     by default Resume — the message is dropped, the actor's state and the
+//     socket are kept — up to 3 times a minute; past the budget the
+//     connection closes with 1011. Every panic is logged once with its stack.
+//   - A panic in a user-supplied decoder that runs on the connection's reader
+//     (actors.HandlerOptions.DecodePanic): the reader resumes with the next
+//     message under the same kind of budget, then 1011. Peer closes and
+//     protocol errors are not failures: they end the connection.
+//
+// [Backoff] is capped exponential backoff with full jitter, used for client
+// reconnects (protoactor's own "exponential" backoff grows linearly).
+//
+// # Heartbeats
+//
+// [Heartbeat] pings connections that have been idle for Interval and
+// terminates those that sent nothing (not even a pong) for Interval+Timeout:
+// the socket is closed, the actor stopped, and the handler's Closed carries
+// [ErrHeartbeatTimeout]; rooms drop the member when its actor stops. One
+// goroutine and one ticker serve all of a server's connections. It does not
+// use protoactor's SetReceiveTimeout, which races at the pinned version.
+//
 // protoactor's AllForOne strategy and the Escalate directive are never used:
 // at a guardian they crash the process.
 //
