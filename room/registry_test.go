@@ -1,0 +1,171 @@
+package room_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wsactor/wsactor/room"
+)
+
+// TestConcurrentGetOrCreate: concurrent Gets of the same new name make one
+// room and all return its handle.
+func TestConcurrentGetOrCreate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{})
+	const names, callers = 8, 32
+	ctx := testCtx(t)
+	got := make([][]*room.Room, names)
+	errs := make(chan error, names*callers)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for n := range names {
+		got[n] = make([]*room.Room, callers)
+		for c := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				r, err := e.reg.Get(ctx, fmt.Sprintf("same-%d", n))
+				if err != nil {
+					errs <- err
+				}
+				got[n][c] = r
+			}()
+		}
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Get: %v", err)
+	}
+	for n := range names {
+		for c := range callers {
+			if got[n][c] != got[n][0] || !got[n][c].PID().Equal(got[n][0].PID()) {
+				t.Fatalf("name %d: caller %d got room %v, caller 0 got %v", n, c, got[n][c].PID(), got[n][0].PID())
+			}
+		}
+	}
+	rooms := e.reg.Rooms()
+	if len(rooms) != names {
+		t.Fatalf("Rooms() has %d rooms, want %d", len(rooms), names)
+	}
+	for i, r := range rooms {
+		if want := fmt.Sprintf("same-%d", i); r.Name() != want {
+			t.Fatalf("Rooms()[%d] = %q, want %q (sorted)", i, r.Name(), want)
+		}
+	}
+}
+
+// TestIdleRoomStops: a room with an idle timeout stops once empty, the
+// registry forgets it, and the next Get makes a new one. A room with
+// members does not stop.
+func TestIdleRoomStops(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{opened: 2, registry: &room.RegistryOptions{
+		Options: func(string) *room.Options { return &room.Options{IdleTimeout: 20 * time.Millisecond} },
+	}})
+	dial(t, e, "", nil)
+	conn := <-e.opened
+	ctx := testCtx(t)
+
+	busy, _, err := e.reg.Join(ctx, "busy", &room.Join{Conn: conn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle, _, err := e.reg.Join(ctx, "idle", &room.Join{Conn: conn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle.Leave(conn.PID())
+	select {
+	case <-idle.Done():
+	case <-ctx.Done():
+		t.Fatal("empty room did not stop after its idle timeout")
+	}
+	if _, ok := e.reg.Lookup("idle"); ok {
+		t.Fatal("registry still lists the stopped room")
+	}
+	// busy was joined before idle and has the same timeout: had its timer
+	// been left running, it would have fired by now.
+	select {
+	case <-busy.Done():
+		t.Fatal("a room with a member stopped")
+	default:
+	}
+	if rs := e.reg.Rooms(); len(rs) != 1 || rs[0] != busy {
+		t.Fatalf("Rooms() = %v, want only busy", rs)
+	}
+
+	again, err := e.reg.Get(ctx, "idle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again == idle {
+		t.Fatal("Get returned the stopped room")
+	}
+	// Never joined: it stops too.
+	select {
+	case <-again.Done():
+	case <-ctx.Done():
+		t.Fatal("a room nobody joined did not stop")
+	}
+	if n := e.reg.RoomCount(conn.PID()); n != 1 {
+		t.Fatalf("RoomCount = %d, want 1 (busy)", n)
+	}
+}
+
+// TestIdleChurn joins and leaves a room whose idle timeout is about a round
+// trip, from several connections at once with jittered pauses, so that joins
+// race with the room stopping (and with the next room of the name being
+// made while the old one still holds the name): Registry.Join must never
+// fail or land in a room that is going away.
+func TestIdleChurn(t *testing.T) {
+	t.Parallel()
+	const conns, rounds = 2, 150
+	e := newEnv(t, envConfig{opened: conns, registry: &room.RegistryOptions{
+		Options: func(string) *room.Options { return &room.Options{IdleTimeout: 50 * time.Microsecond} },
+	}})
+	for range conns {
+		dial(t, e, "", nil)
+	}
+	ctx := testCtx(t)
+	errs := make(chan error, conns)
+	var wg sync.WaitGroup
+	for i := range conns {
+		conn := <-e.opened
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range rounds {
+				r, res, err := e.reg.Join(ctx, "churn", &room.Join{Conn: conn})
+				if err != nil {
+					errs <- fmt.Errorf("conn %d join %d: %w", i, k, err)
+					return
+				}
+				if res.Member.Conn != conn {
+					errs <- fmt.Errorf("conn %d join %d: member %v", i, k, res.Member)
+					return
+				}
+				// The member is in: the room cannot be idle now.
+				if ms, err := r.Members(ctx); err != nil || len(ms) == 0 {
+					errs <- fmt.Errorf("conn %d join %d: members %v, %v", i, k, ms, err)
+					return
+				}
+				r.Leave(conn.PID())
+				time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond)
+			}
+			if n := e.reg.RoomCount(conn.PID()); n > 1 {
+				errs <- fmt.Errorf("conn %d: RoomCount = %d", i, n)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
