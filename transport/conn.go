@@ -384,10 +384,8 @@ func (c *Conn) dropQueueLocked() []func(error) {
 // ours). It writes everything queued with one writev per round and exits when
 // the queue is empty.
 func (c *Conn) writeLoop() {
-	var (
-		bufs  net.Buffers
-		items []outItem
-	)
+	b := batchPool.Get().(*writeBatch)
+	defer b.release()
 	for {
 		c.mu.Lock()
 		if c.broken != nil {
@@ -395,58 +393,76 @@ func (c *Conn) writeLoop() {
 			c.mu.Unlock()
 			return
 		}
-		bufs, items = bufs[:0], items[:0]
+		b.frames, b.items = b.frames[:0], b.items[:0]
 		var closeF *Frame
 		if c.closeSent {
 			// Nothing may follow a close frame.
 			c.ping, c.pong = nil, nil
 		}
 		if c.pong != nil {
-			bufs = append(bufs, c.encode(c.pong))
+			b.frames = append(b.frames, c.pong)
 			c.pong = nil
 		}
 		if c.ping != nil {
-			bufs = append(bufs, c.encode(c.ping))
+			b.frames = append(b.frames, c.ping)
 			c.ping = nil
 		}
 		const maxBatchBytes = 1 << 20
 		batchBytes := 0
-		for c.qHead < len(c.q) && len(items) < 512 && batchBytes < maxBatchBytes {
+		for c.qHead < len(c.q) && len(b.items) < 512 && batchBytes < maxBatchBytes {
 			it := c.q[c.qHead]
 			c.q[c.qHead] = outItem{}
 			c.qHead++
 			n := it.f.Len()
 			c.qBytes -= n
 			batchBytes += n
-			items = append(items, it)
-			bufs = append(bufs, c.encode(it.f))
+			b.items = append(b.items, it)
+			b.frames = append(b.frames, it.f)
 		}
 		if c.qHead == len(c.q) {
-			c.q, c.qHead = nil, 0
+			// Keep a small backing array for the next burst; let a big one
+			// go, so an idle connection holds little.
+			if cap(c.q) <= keepQueueCap {
+				c.q = c.q[:0]
+			} else {
+				c.q = nil
+			}
+			c.qHead = 0
 			if c.closeFrame != nil && !c.closeSent {
 				closeF = c.closeFrame
-				bufs = append(bufs, c.encode(closeF))
+				b.frames = append(b.frames, closeF)
 			}
 		}
-		if len(bufs) == 0 {
+		if len(b.frames) == 0 {
 			c.writing = false
 			c.mu.Unlock()
 			return
 		}
 		c.mu.Unlock()
 
+		// Encoding (and a shared frame's first compression) happens outside
+		// the lock, so senders never wait for it.
+		b.bufs = b.bufs[:0]
+		for _, f := range b.frames {
+			b.bufs = append(b.bufs, c.encode(f))
+		}
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+		bufs := b.bufs // WriteTo consumes its receiver
 		_, err := bufs.WriteTo(c.nc)
-		c.scratch = c.scratch[:0]
+		if cap(c.scratch) > maxScratch {
+			c.scratch = nil
+		} else {
+			c.scratch = c.scratch[:0]
+		}
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, os.ErrDeadlineExceeded) {
 				err = ErrWriteTimeout
 			}
-			c.writeFailed(err, items)
+			c.writeFailed(err, b.items)
 			return
 		}
-		for _, it := range items {
+		for _, it := range b.items {
 			if it.done != nil {
 				it.done(nil)
 			}
@@ -460,9 +476,32 @@ func (c *Conn) writeLoop() {
 	}
 }
 
+const (
+	keepQueueCap = 16       // queue slots an emptied queue keeps
+	maxScratch   = 64 << 10 // client encode buffer kept between batches
+)
+
+// writeBatch is a running writer's scratch space. Only running writers hold
+// one, so idle connections cost nothing for it.
+type writeBatch struct {
+	frames []*Frame
+	items  []outItem
+	bufs   net.Buffers
+}
+
+var batchPool = sync.Pool{New: func() any { return new(writeBatch) }}
+
+func (b *writeBatch) release() {
+	clear(b.frames[:cap(b.frames)])
+	clear(b.items[:cap(b.items)])
+	clear(b.bufs[:cap(b.bufs)])
+	b.frames, b.items, b.bufs = b.frames[:0], b.items[:0], b.bufs[:0]
+	batchPool.Put(b)
+}
+
 // encode returns the bytes to write for f. Server frames are shared; client
-// frames are masked into the writer's scratch buffer. Called with c.mu held
-// (the scratch buffer is only touched by the single running writer).
+// frames are masked into the writer's scratch buffer, which only the single
+// running writer touches.
 func (c *Conn) encode(f *Frame) []byte {
 	compress := c.compress && f.Len() >= c.opts.Compression.Threshold && f.Len() > 0
 	if c.opts.Compression.Threshold < 0 {
