@@ -86,6 +86,10 @@ type Handler struct {
 	empty    chan struct{} // closed when draining and conns is empty
 }
 
+// ErrTooManyConnections is why an upgrade is refused with 503 once
+// HandlerOptions.MaxConnections connections are open.
+var ErrTooManyConnections = errors.New("actors: connection limit reached")
+
 // ErrDraining is returned (as an upgrade failure answered with 503) once
 // Shutdown has started.
 var ErrDraining = errors.New("actors: handler is shutting down")
@@ -154,7 +158,7 @@ func (h *Handler) admit() error {
 	case h.draining:
 		return ErrDraining
 	case h.opts.MaxConnections > 0 && len(h.conns)+h.reserved >= h.opts.MaxConnections:
-		return fmt.Errorf("actors: connection limit %d reached", h.opts.MaxConnections)
+		return fmt.Errorf("%w (%d)", ErrTooManyConnections, h.opts.MaxConnections)
 	}
 	h.reserved++
 	return nil
