@@ -1,0 +1,83 @@
+// Command chat is wsactor's main example: a chat server with rooms,
+// presence and join/leave notices, and the page that uses it.
+//
+//	go run ./examples/chat    # then open http://localhost:8080 in two tabs
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/wsactor/wsactor/actors"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// run serves the chat until ctx is done, then shuts down in order. Logs go
+// to out.
+func run(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
+	fs.SetOutput(out)
+	addr := fs.String("addr", "localhost:8080", "listen address")
+	verbose := fs.Bool("v", false, "log every connection and room event")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	level := zerolog.InfoLevel
+	if *verbose {
+		level = zerolog.DebugLevel
+	}
+	_, isFile := out.(*os.File)
+	logger := zerolog.New(zerolog.ConsoleWriter{Out: out, TimeFormat: time.TimeOnly, NoColor: !isFile}).
+		Level(level).With().Timestamp().Logger()
+	system := actors.NewSystem(logger.Level(zerolog.WarnLevel))
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	app, err := newServer(system, logger)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	srv := &http.Server{Handler: app, ReadHeaderTimeout: 10 * time.Second}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	logger.Info().Msgf("chat on http://%s (Ctrl-C to stop)", ln.Addr())
+
+	var failed error
+	select {
+	case <-ctx.Done():
+	case failed = <-serveErr:
+	}
+	// The WebSockets first (each page gets 1001 and reconnects), then the
+	// rooms, then the HTTP server, whose Shutdown does not wait for hijacked
+	// connections.
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = errors.Join(failed, app.Shutdown(sctx), srv.Shutdown(sctx))
+	if err != nil {
+		return fmt.Errorf("chat: %w", err)
+	}
+	logger.Info().Msg("shut down")
+	return nil
+}
