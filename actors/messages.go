@@ -24,6 +24,8 @@ type StatusCode = transport.StatusCode
 const (
 	StatusNormalClosure   = transport.StatusNormalClosure
 	StatusGoingAway       = transport.StatusGoingAway
+	StatusUnsupportedData = transport.StatusUnsupportedData
+	StatusInvalidData     = transport.StatusInvalidFramePayloadData
 	StatusPolicyViolation = transport.StatusPolicyViolation
 	StatusMessageTooBig   = transport.StatusMessageTooBig
 	StatusInternalError   = transport.StatusInternalError

@@ -5,7 +5,9 @@
 // A room is a protoactor actor living under the supervision tree's rooms
 // branch. Connection actors (package actors) talk to it with small messages
 // sent to its PID: [Join], [Leave], [Broadcast], [Send] (to one member) and
-// [Members]. A [Registry] finds rooms by name and makes them on first use;
+// [Members]. A [Registry] finds rooms by name and makes them on first use
+// ([Registry.JoinAsync] does it from a connection actor without blocking its
+// mailbox, answering with a [*JoinResult]);
 // [Room] is a handle with the same operations for code outside actors.
 //
 //	func (c *chat) Receive(ctx actor.Context) {

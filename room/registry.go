@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
@@ -296,4 +297,24 @@ func (l *connLimits) count(k pidKey) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.n[k]
+}
+
+// JoinAsync is Join for actors, which must not block their mailbox: it
+// returns at once, gets (or makes) the room and joins j.Conn to it on
+// another goroutine, and sends the outcome to replyTo as a *JoinResult
+// (Err set if the room could not be had within timeout; zero means 10s).
+func (g *Registry) JoinAsync(name string, j *Join, replyTo *actor.PID, timeout time.Duration) {
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	root := g.tree.System().Root
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		_, res, err := g.Join(ctx, name, j)
+		if res == nil {
+			res = &JoinResult{Room: name, Err: err}
+		}
+		root.Send(replyTo, res)
+	}()
 }

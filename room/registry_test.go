@@ -7,6 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/gorilla/websocket"
+
+	"github.com/wsactor/wsactor/actors"
 	"github.com/wsactor/wsactor/room"
 )
 
@@ -167,5 +171,34 @@ func TestIdleChurn(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+func TestJoinAsyncAnswersTheActor(t *testing.T) {
+	results := make(chan *room.JoinResult, 1)
+	e := newEnv(t, envConfig{opened: 1, behave: func(e *env) actor.Actor {
+		return actor.ReceiveFunc(func(ctx actor.Context) {
+			switch m := ctx.Message().(type) {
+			case *actors.Opened:
+				e.reg.JoinAsync("async", &room.Join{Conn: m.Conn, Meta: "a"}, ctx.Self(), 0)
+				e.opened <- m.Conn
+			case *room.JoinResult:
+				results <- m
+			}
+		})
+	}})
+	c, _, err := websocket.DefaultDialer.Dial(e.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	conn := <-e.opened
+	select {
+	case res := <-results:
+		if res.Err != nil || res.Room != "async" || !res.Member.PID().Equal(conn.PID()) {
+			t.Fatalf("JoinResult = %+v", res)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no JoinResult")
 	}
 }
