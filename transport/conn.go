@@ -1,13 +1,16 @@
 package transport
 
 import (
+	"compress/flate"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -616,6 +619,12 @@ func (c *Conn) readLoop() {
 			c.closeWith(StatusMessageTooBig, "message too big", ErrMessageTooBig, false)
 			continue
 		}
+		if c.isInflateError(err) {
+			// Corrupt or truncated deflate data: fail with 1007 (as Node's
+			// ws does) rather than drop TCP as if the peer had.
+			c.closeWith(StatusInvalidFramePayloadData, "invalid compressed data", fmt.Errorf("transport: inflate: %w", err), false)
+			continue
+		}
 		if err != nil {
 			break
 		}
@@ -756,6 +765,27 @@ func isProtocolError(err error) bool {
 	return len(err.Error()) > 11 && err.Error()[:11] == "websocket: "
 }
 
+// isInflateError tells a decompression failure (corrupt or truncated deflate
+// data in a compressed message) from I/O and protocol errors, which gorilla
+// passes through compress/flate unchanged. A bare io.ErrUnexpectedEOF is
+// flate's for a truncated stream, or the socket's (crypto/tls ends a stream
+// so mid-record): gorilla records every error of its own frame reader in its
+// unexported readErr, so the error is flate's when that is still nil
+// (pinned by the "truncated stored block" cases of the CorruptCompressedData
+// tests).
+func (c *Conn) isInflateError(err error) bool {
+	var ce flate.CorruptInputError
+	var ie flate.InternalError
+	if errors.As(err, &ce) || errors.As(err, &ie) {
+		return true
+	}
+	if err != io.ErrUnexpectedEOF || !c.compress {
+		return false
+	}
+	f := reflect.ValueOf(c.ws).Elem().FieldByName("readErr")
+	return f.IsValid() && f.Kind() == reflect.Interface && f.IsNil()
+}
+
 // readMessage reads one message, refusing it once it exceeds limit bytes
 // (limit < 0: no limit) without reading further, so a compressed bomb is never
 // inflated past the limit.
@@ -764,7 +794,9 @@ func readMessage(r io.Reader, limit int64) ([]byte, error) {
 	for {
 		if len(buf) == cap(buf) {
 			next := 2 * cap(buf)
-			if limit >= 0 && int64(next) > limit+1 {
+			// next-1 > limit is next > limit+1 without overflowing
+			// when limit is math.MaxInt64.
+			if limit >= 0 && int64(next)-1 > limit {
 				next = int(limit + 1)
 			}
 			if next <= cap(buf) {

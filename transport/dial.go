@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -90,14 +91,35 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	if err != nil {
 		return nil, resp, fmt.Errorf("transport: dial %s: %w", rawURL, err)
 	}
-	compress := false
-	for _, e := range ParseExtensions(resp.Header) {
-		if e.Name == "permessage-deflate" {
-			compress = true
-		}
+	// gorilla checks the accept key and the deflate parameters, but not
+	// that the server chose only what was offered (RFC 6455 section 4.1).
+	compress := deflateNegotiated(ws)
+	if err := checkServerChoice(resp.Header, o.Subprotocols, d.EnableCompression, compress); err != nil {
+		_ = ws.NetConn().Close()
+		return nil, resp, fmt.Errorf("transport: dial %s: %w: %v", rawURL, websocket.ErrBadHandshake, err)
 	}
 	c := newConn(ws, false, compress, o.ConnOptions)
 	c.response = resp
 	c.clientIP = parseAddr(ws.RemoteAddr().String())
 	return c, resp, nil
+}
+
+// checkServerChoice fails a handshake whose response picks a subprotocol or
+// an extension the client did not offer, or whose extensions gorilla read
+// differently from ParseExtensions (deflate is what gorilla enabled).
+func checkServerChoice(h http.Header, subprotocols []string, offeredDeflate, deflate bool) error {
+	if sp := h.Get("Sec-WebSocket-Protocol"); sp != "" && !slices.Contains(subprotocols, sp) {
+		return fmt.Errorf("server chose subprotocol %q, which was not offered", sp)
+	}
+	pmd := false
+	for _, e := range ParseExtensions(h) {
+		if e.Name != "permessage-deflate" || !offeredDeflate {
+			return fmt.Errorf("server answered extension %q, which was not offered", e.Name)
+		}
+		pmd = true
+	}
+	if pmd != deflate {
+		return fmt.Errorf("malformed Sec-WebSocket-Extensions %q", h.Values("Sec-WebSocket-Extensions"))
+	}
+	return nil
 }
