@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+
+	"github.com/wsactor/wsactor/actors"
+)
+
+func TestMain(m *testing.M) {
+	// protoactor's dead-letter throttle keeps a goroutine for its interval
+	// (1s) after a dead letter is logged; it ends by itself.
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"))
+}
+
+// output collects what run prints; wait blocks until it matches.
+type output struct {
+	mu      sync.Mutex
+	b       strings.Builder
+	changed chan struct{}
+}
+
+func newOutput() *output { return &output{changed: make(chan struct{})} }
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	close(o.changed)
+	o.changed = make(chan struct{})
+	return o.b.Write(p)
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
+
+// wait returns the first submatches of re in the output, waiting for them
+// for at most 10 seconds.
+func (o *output) wait(t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		o.mu.Lock()
+		m, changed := re.FindStringSubmatch(o.b.String()), o.changed
+		o.mu.Unlock()
+		if m != nil {
+			return m
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("output never matched %v:\n%s", re, o.String())
+		}
+	}
+}
+
+// startClient runs the example with fast timings; stop is what SIGINT does.
+func startClient(t *testing.T, args ...string) (out *output, stop func() error) {
+	t.Helper()
+	args = append([]string{"-every", "20ms", "-backoff-min", "10ms", "-backoff-max", "50ms"}, args...)
+	ctx, cancel := context.WithCancel(context.Background())
+	out = newOutput()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, out) }()
+	var once sync.Once
+	var err error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case err = <-done:
+			case <-time.After(10 * time.Second):
+				err = errors.New("run did not return")
+			}
+		})
+		return err
+	}
+	t.Cleanup(func() { _ = stop() })
+	return out, stop
+}
+
+// echoServer is a wsactor echo server on addr ("127.0.0.1:0" for any port).
+type echoServer struct {
+	h   *actors.Handler
+	srv *http.Server
+	url string
+}
+
+func startEcho(t *testing.T, addr string) *echoServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	system := actors.NewSystem(zerolog.Nop())
+	h := actors.NewHandler(system, func() actor.Actor {
+		return actor.ReceiveFunc(func(ctx actor.Context) {
+			if m, ok := ctx.Message().(*actors.Message); ok {
+				_ = m.Conn.SendText("echo: " + m.Text())
+			}
+		})
+	}, nil)
+	s := &echoServer{h: h, srv: &http.Server{Handler: h}, url: "ws://" + ln.Addr().String() + "/ws"}
+	go func() { _ = s.srv.Serve(ln) }()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *echoServer) stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = s.h.Shutdown(ctx)
+	_ = s.srv.Shutdown(ctx)
+}
+
+func TestReconnectsAfterServerRestart(t *testing.T) {
+	server := startEcho(t, "127.0.0.1:0")
+	out, stop := startClient(t, "-url", server.url)
+	out.wait(t, regexp.MustCompile(`session 1, deflate false\)\n(.*\n)*< echo: message 2\n`))
+
+	server.stop() // closes the client with 1001
+	out.wait(t, regexp.MustCompile(`closed: 1001 "server shutting down"\n(.*\n)*reconnecting in \S+ \(attempt 2\)`))
+
+	startEcho(t, strings.TrimSuffix(strings.TrimPrefix(server.url, "ws://"), "/ws")) // same address
+	out.wait(t, regexp.MustCompile(`session 2, deflate false\)\n(.*\n)*< echo: message \d+\n`))
+
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	out.wait(t, regexp.MustCompile(`closed: 1000\nstopped\n$`))
+}
+
+func TestRetriesFirstDial(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nobody listens there yet
+	out, stop := startClient(t, "-url", "ws://"+addr+"/ws")
+	out.wait(t, regexp.MustCompile(`dial failed, retrying in`))
+	startEcho(t, addr)
+	out.wait(t, regexp.MustCompile(`session 1,(.*\n)*< echo: message 1\n`))
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+// A server that answers 503 (draining, or at MaxConnections) is retried.
+func TestRetriesUnavailableServer(t *testing.T) {
+	server := startEcho(t, "127.0.0.1:0")
+	var refused atomic.Int32
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refused.Add(1) <= 2 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		server.h.ServeHTTP(w, r)
+	}))
+	defer busy.Close()
+	out, stop := startClient(t, "-url", busy.URL)
+	out.wait(t, regexp.MustCompile(`(dial failed, retrying in .*\n){2}connected to .*session 1,`))
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+func TestRefusedHandshakeIsAnError(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusUnauthorized)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out := newOutput()
+	if err := run(ctx, []string{"-url", srv.URL}, out); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("run: %v, want the 401\n%s", err, out.String())
+	}
+}
+
+// silentServer accepts WebSocket connections and never answers a ping, like
+// a server whose process hangs or a link that dropped without a FIN.
+func silentServer(t *testing.T) string {
+	t.Helper()
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetPingHandler(func(string) error { return nil }) // no pong
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return // the client terminated us
+			}
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+func TestHeartbeatDropsSilentServer(t *testing.T) {
+	url := silentServer(t)
+	out, stop := startClient(t, "-url", url, "-heartbeat", "50ms")
+	out.wait(t, regexp.MustCompile(`session 1,(.*\n)*closed: 1006 \(supervisor: heartbeat timeout\)\nreconnecting in`))
+	out.wait(t, regexp.MustCompile(`session 2,`))
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+}
+
+// connectProxy is an HTTP proxy that only does CONNECT, and records the
+// hosts it was asked for.
+type connectProxy struct {
+	mu    sync.Mutex
+	hosts []string
+}
+
+func (p *connectProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodConnect {
+		http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+		return
+	}
+	p.mu.Lock()
+	p.hosts = append(p.hosts, r.Host)
+	p.mu.Unlock()
+	upstream, err := net.Dial("tcp", r.Host)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer upstream.Close()
+	client, buf, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer client.Close()
+	_, _ = io.WriteString(client, "HTTP/1.1 200 Connection established\r\n\r\n")
+	done := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(upstream, buf) // buf holds what the client sent after CONNECT
+		upstream.Close()
+		close(done)
+	}()
+	_, _ = io.Copy(client, upstream)
+	client.Close()
+	<-done
+}
+
+func TestDialsThroughProxy(t *testing.T) {
+	server := startEcho(t, "127.0.0.1:0")
+	proxy := &connectProxy{}
+	ps := httptest.NewServer(proxy)
+	defer ps.Close()
+
+	out, stop := startClient(t, "-url", server.url, "-proxy", ps.URL)
+	out.wait(t, regexp.MustCompile(`< echo: message 1\n`))
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	proxy.mu.Lock()
+	defer proxy.mu.Unlock()
+	want := strings.TrimSuffix(strings.TrimPrefix(server.url, "ws://"), "/ws")
+	if len(proxy.hosts) != 1 || proxy.hosts[0] != want {
+		t.Fatalf("proxy was asked for %q, want [%s]", proxy.hosts, want)
+	}
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"io"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// output collects what run prints; wait blocks until it matches.
+type output struct {
+	mu      sync.Mutex
+	b       strings.Builder
+	changed chan struct{}
+}
+
+func newOutput() *output { return &output{changed: make(chan struct{})} }
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	close(o.changed)
+	o.changed = make(chan struct{})
+	return o.b.Write(p)
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
+
+// wait returns the first submatches of re in the output, waiting for them
+// for at most 10 seconds.
+func (o *output) wait(t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		o.mu.Lock()
+		m, changed := re.FindStringSubmatch(o.b.String()), o.changed
+		o.mu.Unlock()
+		if m != nil {
+			return m
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("output never matched %v:\n%s", re, o.String())
+		}
+	}
+}
+
+// program is one run of the example with its own stdin, stdout and stderr.
+type program struct {
+	stdin       *io.PipeWriter
+	out, errOut *output
+	cancel      context.CancelFunc // what SIGINT does
+	done        chan error
+}
+
+func start(t *testing.T, args ...string) *program {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	in, stdin := io.Pipe()
+	p := &program{stdin: stdin, out: newOutput(), errOut: newOutput(), cancel: cancel, done: make(chan error, 1)}
+	go func() { p.done <- run(ctx, args, in, p.out, p.errOut) }()
+	t.Cleanup(func() {
+		cancel()
+		stdin.Close() // ends the stdin copier, which run does not wait for
+	})
+	return p
+}
+
+func (p *program) write(t *testing.T, s string) {
+	t.Helper()
+	if _, err := io.WriteString(p.stdin, s); err != nil {
+		t.Fatalf("stdin: %v", err)
+	}
+}
+
+func (p *program) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("run: %v\nstderr:\n%s", err, p.errOut.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("run did not return\nstderr:\n%s", p.errOut.String())
+	}
+}
+
+// The default mode: a server and a client piping stdin through it; the run
+// ends when stdin does.
+func TestServerAndClient(t *testing.T) {
+	p := start(t, "-addr", "127.0.0.1:0", "-q", "50ms")
+	p.write(t, "hello\n")
+	p.out.wait(t, regexp.MustCompile(`^HELLO\n$`))
+	p.write(t, "a line in ")                 // a message without a newline...
+	p.write(t, "two writes\nand one more\n") // ...is joined with the next by the stream
+	p.out.wait(t, regexp.MustCompile(`^HELLO\nA LINE IN TWO WRITES\nAND ONE MORE\n$`))
+	p.stdin.Close()
+	p.wait(t)
+	if !strings.Contains(p.errOut.String(), "shut down") {
+		t.Fatalf("stderr:\n%s", p.errOut.String())
+	}
+}
+
+// All of stdin at once (echo hello | stream): the client waits for the
+// answers before it closes.
+func TestStdinAtOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, errOut := newOutput(), newOutput()
+	in := strings.NewReader("one\ntwo\nthree\n")
+	if err := run(ctx, []string{"-addr", "127.0.0.1:0", "-q", "300ms"}, in, out, errOut); err != nil {
+		t.Fatalf("run: %v\n%s", err, errOut.String())
+	}
+	if got := out.String(); got != "ONE\nTWO\nTHREE\n" {
+		t.Fatalf("stdout %q\nstderr:\n%s", got, errOut.String())
+	}
+}
+
+// A server and a separate client (-connect): stopping the server ends the
+// client's stream with EOF (close 1001), and both return cleanly.
+func TestServerShutdownEndsClient(t *testing.T) {
+	server := start(t, "-addr", "127.0.0.1:0", "-server-only")
+	url := server.errOut.wait(t, regexp.MustCompile(`listening on (\S+)`))[1]
+	client := start(t, "-connect", url)
+	client.write(t, "still there?\n")
+	client.out.wait(t, regexp.MustCompile(`^STILL THERE\?\n$`))
+
+	server.cancel()
+	server.wait(t)
+	client.wait(t) // the server's 1001 is a normal end of stream
+}
