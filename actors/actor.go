@@ -48,14 +48,18 @@ type connActor struct {
 	decodes  *supervisor.Counter
 	hb       *supervisor.Heartbeat // client heartbeat, owned by this actor
 
-	redial   *redialer
-	attempt  int
-	timer    *time.Timer
-	mu       sync.Mutex // guards pending and isDone against the redial timer
-	pending  *transport.Conn
-	isDone   bool
-	stopping bool
-	closed   bool // Closed was delivered for the current session
+	redial  *redialer
+	attempt int
+	timer   *time.Timer
+	// redialCtx is read by the redial timer's goroutine; it is set before
+	// the first timer is armed and never changes after.
+	redialCtx    context.Context
+	redialCancel context.CancelFunc
+	mu           sync.Mutex // guards pending and isDone against the redial timer
+	pending      *transport.Conn
+	isDone       bool
+	stopping     bool
+	closed       bool // Closed was delivered for the current session
 }
 
 // redialed tells the actor that a reconnect attempt finished.
@@ -100,6 +104,9 @@ func (a *connActor) Receive(ctx actor.Context) {
 		a.stopping = true
 		if a.timer != nil {
 			a.timer.Stop()
+		}
+		if a.redialCancel != nil {
+			a.redialCancel() // an attempt in flight ends now
 		}
 		if !a.closed {
 			// Stopped from outside before the socket ended.
@@ -153,17 +160,20 @@ func (a *connActor) open(ctx actor.Context) {
 }
 
 func (a *connActor) scheduleRedial(ctx actor.Context, cause error) {
-	if a.redial.max > 0 && a.attempt >= a.redial.max {
-		a.conn.log.Warn().Int("attempts", a.attempt).Msg("giving up reconnecting")
+	if a.redial.max > 0 && a.attempt >= a.redial.max || errors.Is(cause, ErrRefused) {
+		a.conn.log.Warn().Int("attempts", a.attempt).AnErr("cause", cause).Msg("giving up reconnecting")
 		ctx.Stop(ctx.Self())
 		return
+	}
+	if a.redialCtx == nil {
+		a.redialCtx, a.redialCancel = context.WithCancel(context.Background())
 	}
 	delay := a.redial.backoff.Delay(a.attempt)
 	a.attempt++
 	a.deliver(ctx, &Reconnecting{Attempt: a.attempt, Delay: delay, Err: cause})
 	self, attempt := ctx.Self(), a.attempt
 	a.timer = time.AfterFunc(delay, func() {
-		t, err := a.redial.dial(context.Background())
+		t, err := a.redial.dial(a.redialCtx)
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		if a.isDone {

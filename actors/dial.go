@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -35,6 +36,15 @@ type DialOptions struct {
 	// our own clean Close: the behaviour gets *Closed, then *Reconnecting
 	// before each attempt, then *Opened with a new Conn. Nil disables it.
 	Reconnect *ReconnectOptions
+}
+
+// ErrRefused is the Reconnecting.Err (and the reason reconnecting stops)
+// when the server answers a reconnect attempt with a 4xx status other than
+// 408 or 429, e.g. 401 for an expired token: retrying cannot help.
+var ErrRefused = errors.New("actors: server refused the connection")
+
+func permanentRefusal(status int) bool {
+	return status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
 }
 
 // ReconnectOptions configures reconnecting a dialed connection.
@@ -82,7 +92,10 @@ func Dial(ctx context.Context, system *actor.ActorSystem, url string, producer a
 			topts := o.DialOptions
 			a.redial.backoff, a.redial.max = o.Reconnect.Backoff, o.Reconnect.MaxAttempts
 			a.redial.dial = func(ctx context.Context) (*transport.Conn, error) {
-				t, _, err := transport.Dial(ctx, url, &topts)
+				t, resp, err := transport.Dial(ctx, url, &topts)
+				if err != nil && resp != nil && permanentRefusal(resp.StatusCode) {
+					err = fmt.Errorf("%w: %d %s: %w", ErrRefused, resp.StatusCode, http.StatusText(resp.StatusCode), err)
+				}
 				return t, err
 			}
 		}

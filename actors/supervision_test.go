@@ -324,3 +324,84 @@ func TestShutdownThousandConnections(t *testing.T) {
 		t.Fatalf("Len %d, Closed %d times; want 0 and %d", h.Len(), closedN.Load(), n)
 	}
 }
+
+// A reader held back by InboxLimit (a slow actor, not a silent peer) must not
+// be killed by the heartbeat.
+func TestHeartbeatSparesPeerOfSlowActor(t *testing.T) {
+	events := make(chan any, 16)
+	release := make(chan struct{})
+	hb := supervisor.HeartbeatOptions{Interval: 30 * time.Millisecond, Timeout: 30 * time.Millisecond}
+	_, url, _ := testServer(t, func() actor.Actor {
+		return actor.ReceiveFunc(func(ctx actor.Context) {
+			switch m := ctx.Message().(type) {
+			case *actors.Message:
+				<-release
+				events <- m.Text()
+			case *actors.Closed:
+				events <- m
+			}
+		})
+	}, &actors.HandlerOptions{Heartbeat: hb, InboxLimit: 1})
+	c := dial(t, url)
+	go func() {
+		for {
+			if _, _, err := c.ReadMessage(); err != nil { // answers pings
+				return
+			}
+		}
+	}()
+	for i := range 3 {
+		_ = c.WriteMessage(websocket.TextMessage, []byte(strconv.Itoa(i)))
+	}
+	// The actor holds the first message, the mailbox the second, the reader
+	// waits with the third: many heartbeat timeouts pass.
+	time.Sleep(10 * (hb.Interval + hb.Timeout))
+	close(release)
+	for i := range 3 {
+		switch m := waitFor[any](t, events).(type) {
+		case string:
+			if m != strconv.Itoa(i) {
+				t.Fatalf("message %q, want %d", m, i)
+			}
+		case *actors.Closed:
+			t.Fatalf("connection closed while its actor was slow: %+v", m)
+		}
+	}
+}
+
+func TestReconnectStopsOnRefusal(t *testing.T) {
+	var sessions atomic.Int32
+	_, url, system := testServer(t, func() actor.Actor {
+		return actor.ReceiveFunc(func(ctx actor.Context) {
+			if m, ok := ctx.Message().(*actors.Opened); ok {
+				m.Conn.Close(transport.StatusServiceRestart, "restarting")
+			}
+		})
+	}, &actors.HandlerOptions{AcceptOptions: transport.AcceptOptions{
+		Authenticate: func(*http.Request) (any, error) {
+			if sessions.Add(1) == 1 {
+				return "ok", nil
+			}
+			return nil, errors.New("token expired")
+		},
+	}})
+	events := make(chan any, 16)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _, err := actors.Dial(ctx, system, url, func() actor.Actor {
+		return actor.ReceiveFunc(func(ctx actor.Context) {
+			switch m := ctx.Message().(type) {
+			case *actors.Reconnecting, *actor.Stopped:
+				events <- m
+			}
+		})
+	}, &actors.DialOptions{Reconnect: &actors.ReconnectOptions{Backoff: supervisor.Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor[*actors.Reconnecting](t, events) // after the 1012
+	waitFor[*actor.Stopped](t, events)       // the 401 ends it
+	if n := sessions.Load(); n != 2 {
+		t.Fatalf("server saw %d handshakes, want 2 (no retry after 401)", n)
+	}
+}

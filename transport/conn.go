@@ -60,10 +60,11 @@ type Conn struct {
 	started atomic.Bool
 	done    chan struct{}
 
-	lastSeen atomic.Int64 // unix nanos of the last inbound frame
-	pingAt   atomic.Int64 // unix nanos of the unanswered ping, for RTT
-	lastPing atomic.Int64 // unix nanos of the last ping we sent
-	rtt      atomic.Int64 // nanos, from the last pong that answered our ping
+	lastSeen  atomic.Int64 // unix nanos of the last inbound frame
+	pingAt    atomic.Int64 // unix nanos of the unanswered ping, for RTT
+	lastPing  atomic.Int64 // unix nanos of the last ping we sent
+	inHandler atomic.Bool  // the reader is inside Handler.HandleMessage
+	rtt       atomic.Int64 // nanos, from the last pong that answered our ping
 
 	mu         sync.Mutex
 	q          []outItem // data lane, oldest first
@@ -134,7 +135,17 @@ func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
 func (c *Conn) ClientIP() netip.Addr { return c.clientIP }
 
 // LastSeen returns when the last frame (of any kind) arrived from the peer.
-func (c *Conn) LastSeen() time.Time { return time.Unix(0, c.lastSeen.Load()) }
+//
+// While the reader is held inside [Handler.HandleMessage] (backpressure from
+// a slow application), the peer's silence cannot be observed, so LastSeen is
+// the current time: a heartbeat must not kill a live peer because its own
+// application is slow.
+func (c *Conn) LastSeen() time.Time {
+	if c.inHandler.Load() {
+		return time.Now()
+	}
+	return time.Unix(0, c.lastSeen.Load())
+}
 
 // RTT returns the round-trip time measured by the last pong that answered a
 // [Conn.Ping], or 0 if none has.
@@ -632,7 +643,10 @@ func (c *Conn) readLoop() {
 			c.closeWith(StatusInvalidFramePayloadData, "invalid UTF-8", ErrInvalidUTF8, false)
 			continue
 		}
+		c.inHandler.Store(true)
 		c.h.HandleMessage(c, MessageType(typ), data)
+		c.inHandler.Store(false)
+		c.touch()
 	}
 	info, linger := c.teardown(err)
 	c.h.HandleClose(c, info)

@@ -201,7 +201,8 @@ func maskBytes(key [4]byte, b []byte) {
 }
 
 // flateWriters pools compressors per level (index level-flate.HuffmanOnly).
-// A flate.Writer is about 650 KB, so they are never kept per connection.
+// A flate.Writer is over 1 MB (measured with Go 1.26 at level 1), so they are
+// never kept per connection.
 var flateWriters [flate.BestCompression - flate.HuffmanOnly + 1]sync.Pool
 
 // deflate compresses p as one permessage-deflate message without context

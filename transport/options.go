@@ -65,7 +65,7 @@ const (
 // Only the "no context takeover" variant is negotiated: every message is
 // compressed on its own, which costs some ratio but makes one compressed frame
 // valid for every recipient of a broadcast and keeps no compressor (about
-// 650 KB each) per connection.
+// 1 MB each) per connection.
 type Compression struct {
 	Mode CompressionMode
 	// Threshold is the smallest payload, in bytes, that is compressed; smaller
