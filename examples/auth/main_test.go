@@ -5,79 +5,25 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
-	"go.uber.org/goleak"
+
+	"github.com/wsactor/wsactor/internal/exampletest"
 )
 
-func TestMain(m *testing.M) {
-	// protoactor's dead-letter throttle keeps a goroutine for its interval
-	// (1s) after a dead letter is logged; it ends by itself.
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"))
-}
+func TestMain(m *testing.M) { exampletest.VerifyNoLeaks(m) }
 
-// output collects what run prints; wait blocks until a line matches.
-type output struct {
-	mu      sync.Mutex
-	b       strings.Builder
-	changed chan struct{}
-}
-
-func newOutput() *output { return &output{changed: make(chan struct{})} }
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	close(o.changed)
-	o.changed = make(chan struct{})
-	return o.b.Write(p)
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
-
-// wait returns the first submatches of re in the output, waiting for them
-// for at most 10 seconds.
-func (o *output) wait(t *testing.T, re *regexp.Regexp) []string {
+// start runs the example on a loopback port, as main does; stop is what
+// SIGINT does. It returns the server's address.
+func start(t *testing.T) (addr string, stop func() error, out *exampletest.Buffer) {
 	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		o.mu.Lock()
-		m, changed := re.FindStringSubmatch(o.b.String()), o.changed
-		o.mu.Unlock()
-		if m != nil {
-			return m
-		}
-		select {
-		case <-changed:
-		case <-timeout:
-			t.Fatalf("output never matched %v:\n%s", re, o.String())
-		}
-	}
-}
-
-// start runs the example on a loopback port, as main does; cancelling the
-// returned context is what SIGINT does. It returns the server's address.
-func start(t *testing.T) (addr string, stop func() error, out *output) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out = newOutput()
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-tokens", "s3cret=alice,hunter2=bob"}, out) }()
-	var once sync.Once
-	var err error
-	stop = func() error {
-		once.Do(func() { cancel(); err = <-done })
-		return err
-	}
-	t.Cleanup(func() { _ = stop() })
-	return out.wait(t, regexp.MustCompile(`listening on ws://(\S+) `))[1], stop, out
+	out = new(exampletest.Buffer)
+	r := exampletest.Start(t, func(ctx context.Context) error {
+		return run(ctx, []string{"-addr", "127.0.0.1:0", "-tokens", "s3cret=alice,hunter2=bob"}, out)
+	})
+	return out.Wait(t, regexp.MustCompile(`listening on ws://(\S+) `))[1], r.Stop, out
 }
 
 func read(t *testing.T, c *websocket.Conn) (int, string) {

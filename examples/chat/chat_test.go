@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wsactor/wsactor/internal/exampletest"
 )
 
 // peer is a Go client of the chat, speaking its JSON protocol.
@@ -135,33 +136,15 @@ func (p *peer) hangUp() {
 	_ = p.c.Close()
 }
 
-func get(t *testing.T, url string) string {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
-	}
-	return string(body)
-}
-
 // TestChat: the page is served; two people (one with two tabs) join a room,
 // see each other in the presence list and get join/leave notices, and chat.
 func TestChat(t *testing.T) {
 	s := startChat(t, "127.0.0.1:0")
 	defer http.DefaultClient.CloseIdleConnections()
-	if page := get(t, s.URL+"/"); !strings.Contains(page, "<title>wsactor chat</title>") {
+	if page := exampletest.Get(t, s.URL+"/"); !strings.Contains(page, "<title>wsactor chat</title>") {
 		t.Fatalf("GET / is not the chat page:\n%s", page)
 	}
-	if js := get(t, s.URL+"/chat.js"); !strings.Contains(js, "new WebSocket") {
+	if js := exampletest.Get(t, s.URL+"/chat.js"); !strings.Contains(js, "new WebSocket") {
 		t.Fatal("GET /chat.js is not the page's script")
 	}
 
@@ -184,7 +167,7 @@ func TestChat(t *testing.T) {
 	bob.presenceIs("alice:2", "bob:1")
 	alice.presenceIs("alice:2", "bob:1")
 
-	if got := get(t, s.URL+"/rooms"); strings.TrimSpace(got) != `[{"name":"test-room","people":2}]` {
+	if got := exampletest.Get(t, s.URL+"/rooms"); strings.TrimSpace(got) != `[{"name":"test-room","people":2}]` {
 		t.Fatalf("GET /rooms = %s", got)
 	}
 

@@ -2,21 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/wsactor/wsactor/internal/exampletest"
 )
 
-func TestMain(m *testing.M) {
-	// protoactor's dead-letter throttle keeps a goroutine for its interval
-	// (1s) after a dead letter is logged; it ends by itself.
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"))
-}
+func TestMain(m *testing.M) { exampletest.VerifyNoLeaks(m) }
 
 // waitTimeout bounds every wait for one expected event.
 const waitTimeout = 15 * time.Second
@@ -36,73 +30,30 @@ func (s *chatServer) Stop() error { return s.stop() }
 // wsURL is the chat's WebSocket URL.
 func (s *chatServer) wsURL() string { return "ws" + strings.TrimPrefix(s.URL, "http") + "/ws" }
 
+var listening = regexp.MustCompile(`chat on (http://\S+)`)
+
 // startChat runs the chat on addr (127.0.0.1:0 for any port) until the test
 // ends, with its logs in the test's log.
 func startChat(t *testing.T, addr string) *chatServer {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &logWriter{t: t, url: make(chan string, 1)}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-addr", addr, "-v"}, out) }()
-	s := &chatServer{}
-	s.stop = sync.OnceValue(func() error {
-		cancel()
-		select {
-		case err := <-done:
-			out.detach()
-			return err
-		case <-time.After(waitTimeout):
-			return errors.New("run did not return after its context was cancelled")
-		}
+	out := exampletest.NewLogWriter(t, listening)
+	r := exampletest.Start(t, func(ctx context.Context) error {
+		return run(ctx, []string{"-addr", addr, "-v"}, out)
 	})
+	s := &chatServer{stop: r.Stop}
 	t.Cleanup(func() {
 		if err := s.Stop(); err != nil {
 			t.Errorf("chat server: %v", err)
 		}
 	})
 	select {
-	case s.URL = <-out.url:
+	case m := <-out.Match():
+		s.URL = m[1]
 		s.Addr = strings.TrimPrefix(s.URL, "http://")
-	case err := <-done:
-		t.Fatalf("run: %v", err)
+	case <-r.Done():
+		t.Fatalf("run: %v", r.Err())
 	case <-time.After(waitTimeout):
 		t.Fatal("the chat server did not start")
 	}
 	return s
-}
-
-// logWriter passes run's log lines to the test log and picks the server's
-// URL out of them.
-type logWriter struct {
-	t   *testing.T
-	url chan string
-
-	mu       sync.Mutex
-	detached bool
-	found    bool
-}
-
-var listening = regexp.MustCompile(`chat on (http://\S+)`)
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.detached {
-		return len(p), nil
-	}
-	line := strings.TrimRight(string(p), "\n")
-	w.t.Log(line)
-	if m := listening.FindStringSubmatch(line); m != nil && !w.found {
-		w.found = true
-		w.url <- m[1]
-	}
-	return len(p), nil
-}
-
-// detach stops logging to the test, which may end while a stray
-// goroutine still logs.
-func (w *logWriter) detach() {
-	w.mu.Lock()
-	w.detached = true
-	w.mu.Unlock()
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -17,83 +16,20 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
-	"go.uber.org/goleak"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/internal/exampletest"
 )
 
-func TestMain(m *testing.M) {
-	// protoactor's dead-letter throttle keeps a goroutine for its interval
-	// (1s) after a dead letter is logged; it ends by itself.
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"))
-}
-
-// output collects what run prints; wait blocks until it matches.
-type output struct {
-	mu      sync.Mutex
-	b       strings.Builder
-	changed chan struct{}
-}
-
-func newOutput() *output { return &output{changed: make(chan struct{})} }
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	close(o.changed)
-	o.changed = make(chan struct{})
-	return o.b.Write(p)
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
-
-// wait returns the first submatches of re in the output, waiting for them
-// for at most 10 seconds.
-func (o *output) wait(t *testing.T, re *regexp.Regexp) []string {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		o.mu.Lock()
-		m, changed := re.FindStringSubmatch(o.b.String()), o.changed
-		o.mu.Unlock()
-		if m != nil {
-			return m
-		}
-		select {
-		case <-changed:
-		case <-timeout:
-			t.Fatalf("output never matched %v:\n%s", re, o.String())
-		}
-	}
-}
+func TestMain(m *testing.M) { exampletest.VerifyNoLeaks(m) }
 
 // startClient runs the example with fast timings; stop is what SIGINT does.
-func startClient(t *testing.T, args ...string) (out *output, stop func() error) {
+func startClient(t *testing.T, args ...string) (out *exampletest.Buffer, stop func() error) {
 	t.Helper()
 	args = append([]string{"-every", "20ms", "-backoff-min", "10ms", "-backoff-max", "50ms"}, args...)
-	ctx, cancel := context.WithCancel(context.Background())
-	out = newOutput()
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, out) }()
-	var once sync.Once
-	var err error
-	stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case err = <-done:
-			case <-time.After(10 * time.Second):
-				err = errors.New("run did not return")
-			}
-		})
-		return err
-	}
-	t.Cleanup(func() { _ = stop() })
-	return out, stop
+	out = new(exampletest.Buffer)
+	r := exampletest.Start(t, func(ctx context.Context) error { return run(ctx, args, out) })
+	return out, r.Stop
 }
 
 // echoServer is a wsactor echo server on addr ("127.0.0.1:0" for any port).
@@ -133,18 +69,18 @@ func (s *echoServer) stop() {
 func TestReconnectsAfterServerRestart(t *testing.T) {
 	server := startEcho(t, "127.0.0.1:0")
 	out, stop := startClient(t, "-url", server.url)
-	out.wait(t, regexp.MustCompile(`session 1, deflate false\)\n(.*\n)*< echo: message 2\n`))
+	out.Wait(t, regexp.MustCompile(`session 1, deflate false\)\n(.*\n)*< echo: message 2\n`))
 
 	server.stop() // closes the client with 1001
-	out.wait(t, regexp.MustCompile(`closed: 1001 "server shutting down"\n(.*\n)*reconnecting in \S+ \(attempt 2\)`))
+	out.Wait(t, regexp.MustCompile(`closed: 1001 "server shutting down"\n(.*\n)*reconnecting in \S+ \(attempt 2\)`))
 
 	startEcho(t, strings.TrimSuffix(strings.TrimPrefix(server.url, "ws://"), "/ws")) // same address
-	out.wait(t, regexp.MustCompile(`session 2, deflate false\)\n(.*\n)*< echo: message \d+\n`))
+	out.Wait(t, regexp.MustCompile(`session 2, deflate false\)\n(.*\n)*< echo: message \d+\n`))
 
 	if err := stop(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	out.wait(t, regexp.MustCompile(`closed: 1000\nstopped\n$`))
+	out.Wait(t, regexp.MustCompile(`closed: 1000\nstopped\n$`))
 }
 
 func TestRetriesFirstDial(t *testing.T) {
@@ -155,9 +91,9 @@ func TestRetriesFirstDial(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // nobody listens there yet
 	out, stop := startClient(t, "-url", "ws://"+addr+"/ws")
-	out.wait(t, regexp.MustCompile(`dial failed, retrying in`))
+	out.Wait(t, regexp.MustCompile(`dial failed, retrying in`))
 	startEcho(t, addr)
-	out.wait(t, regexp.MustCompile(`session 1,(.*\n)*< echo: message 1\n`))
+	out.Wait(t, regexp.MustCompile(`session 1,(.*\n)*< echo: message 1\n`))
 	if err := stop(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
@@ -176,7 +112,7 @@ func TestRetriesUnavailableServer(t *testing.T) {
 	}))
 	defer busy.Close()
 	out, stop := startClient(t, "-url", busy.URL)
-	out.wait(t, regexp.MustCompile(`(dial failed, retrying in .*\n){2}connected to .*session 1,`))
+	out.Wait(t, regexp.MustCompile(`(dial failed, retrying in .*\n){2}connected to .*session 1,`))
 	if err := stop(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
@@ -189,7 +125,7 @@ func TestRefusedHandshakeIsAnError(t *testing.T) {
 	defer srv.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out := newOutput()
+	out := new(exampletest.Buffer)
 	if err := run(ctx, []string{"-url", srv.URL}, out); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("run: %v, want the 401\n%s", err, out.String())
 	}
@@ -220,8 +156,8 @@ func silentServer(t *testing.T) string {
 func TestHeartbeatDropsSilentServer(t *testing.T) {
 	url := silentServer(t)
 	out, stop := startClient(t, "-url", url, "-heartbeat", "50ms")
-	out.wait(t, regexp.MustCompile(`session 1,(.*\n)*closed: 1006 \(supervisor: heartbeat timeout\)\nreconnecting in`))
-	out.wait(t, regexp.MustCompile(`session 2,`))
+	out.Wait(t, regexp.MustCompile(`session 1,(.*\n)*closed: 1006 \(supervisor: heartbeat timeout\)\nreconnecting in`))
+	out.Wait(t, regexp.MustCompile(`session 2,`))
 	if err := stop(); err != nil {
 		t.Fatalf("run: %v", err)
 	}
@@ -272,7 +208,7 @@ func TestDialsThroughProxy(t *testing.T) {
 	defer ps.Close()
 
 	out, stop := startClient(t, "-url", server.url, "-proxy", ps.URL)
-	out.wait(t, regexp.MustCompile(`< echo: message 1\n`))
+	out.Wait(t, regexp.MustCompile(`< echo: message 1\n`))
 	if err := stop(); err != nil {
 		t.Fatalf("run: %v", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wsactor/wsactor/internal/exampletest"
 )
 
 // towardCentre is the direction from v toward the middle of [0, size].
@@ -190,10 +192,10 @@ func TestGameFull(t *testing.T) {
 func TestGameRun(t *testing.T) {
 	g := startRun(t, "-tick", "5ms")
 	defer http.DefaultClient.CloseIdleConnections()
-	if page := get(t, g.URL+"/"); !strings.Contains(page, "<title>wsactor game</title>") {
+	if page := exampletest.Get(t, g.URL+"/"); !strings.Contains(page, "<title>wsactor game</title>") {
 		t.Fatalf("GET / is not the game page:\n%s", page)
 	}
-	if js := get(t, g.URL+"/game.js"); !strings.Contains(js, "new WebSocket") {
+	if js := exampletest.Get(t, g.URL+"/game.js"); !strings.Contains(js, "new WebSocket") {
 		t.Fatal("GET /game.js is not the page's script")
 	}
 	c := dial(t, "ws"+strings.TrimPrefix(g.URL, "http")+"/ws")

@@ -4,28 +4,21 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
-	"go.uber.org/goleak"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/internal/exampletest"
 )
 
-func TestMain(m *testing.M) {
-	// protoactor's dead-letter throttle keeps a goroutine for its interval
-	// (1s) after a dead letter is logged; it ends by itself.
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"))
-}
+func TestMain(m *testing.M) { exampletest.VerifyNoLeaks(m) }
 
 // waitTimeout bounds every wait for one expected event.
 const waitTimeout = 15 * time.Second
@@ -91,70 +84,29 @@ type gameRun struct {
 // cleanup.
 func (g *gameRun) Stop() error { return g.stop() }
 
+var listening = regexp.MustCompile(`game on (http://\S+)`)
+
 func startRun(t *testing.T, args ...string) *gameRun {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &logWriter{t: t, url: make(chan string, 1)}
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"-addr", "127.0.0.1:0", "-v"}, args...), out) }()
-	g := &gameRun{}
-	g.stop = sync.OnceValue(func() error {
-		cancel()
-		select {
-		case err := <-done:
-			out.detach()
-			return err
-		case <-time.After(waitTimeout):
-			return errors.New("run did not return after its context was cancelled")
-		}
+	out := exampletest.NewLogWriter(t, listening)
+	r := exampletest.Start(t, func(ctx context.Context) error {
+		return run(ctx, append([]string{"-addr", "127.0.0.1:0", "-v"}, args...), out)
 	})
+	g := &gameRun{stop: r.Stop}
 	t.Cleanup(func() {
 		if err := g.Stop(); err != nil {
 			t.Errorf("game server: %v", err)
 		}
 	})
 	select {
-	case g.URL = <-out.url:
-	case err := <-done:
-		t.Fatalf("run: %v", err)
+	case m := <-out.Match():
+		g.URL = m[1]
+	case <-r.Done():
+		t.Fatalf("run: %v", r.Err())
 	case <-time.After(waitTimeout):
 		t.Fatal("the game server did not start")
 	}
 	return g
-}
-
-// logWriter passes run's log lines to the test log and picks the server's
-// URL out of them.
-type logWriter struct {
-	t   *testing.T
-	url chan string
-
-	mu       sync.Mutex
-	detached bool
-	found    bool
-}
-
-var listening = regexp.MustCompile(`game on (http://\S+)`)
-
-func (w *logWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.detached {
-		return len(p), nil
-	}
-	line := strings.TrimRight(string(p), "\n")
-	w.t.Log(line)
-	if m := listening.FindStringSubmatch(line); m != nil && !w.found {
-		w.found = true
-		w.url <- m[1]
-	}
-	return len(p), nil
-}
-
-func (w *logWriter) detach() {
-	w.mu.Lock()
-	w.detached = true
-	w.mu.Unlock()
 }
 
 // client is a Go player.
@@ -250,22 +202,4 @@ func find(s snapshot, id int) (player, bool) {
 		}
 	}
 	return player{}, false
-}
-
-func get(t *testing.T, url string) string {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
-	}
-	return string(body)
 }

@@ -5,62 +5,23 @@ import (
 	"io"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/wsactor/wsactor/internal/exampletest"
 )
 
+// The stream example does not use protoactor, so unlike the others it
+// ignores no goroutine (exampletest.VerifyNoLeaks ignores protoactor's
+// dead-letter throttle).
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// output collects what run prints; wait blocks until it matches.
-type output struct {
-	mu      sync.Mutex
-	b       strings.Builder
-	changed chan struct{}
-}
-
-func newOutput() *output { return &output{changed: make(chan struct{})} }
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	close(o.changed)
-	o.changed = make(chan struct{})
-	return o.b.Write(p)
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
-
-// wait returns the first submatches of re in the output, waiting for them
-// for at most 10 seconds.
-func (o *output) wait(t *testing.T, re *regexp.Regexp) []string {
-	t.Helper()
-	timeout := time.After(10 * time.Second)
-	for {
-		o.mu.Lock()
-		m, changed := re.FindStringSubmatch(o.b.String()), o.changed
-		o.mu.Unlock()
-		if m != nil {
-			return m
-		}
-		select {
-		case <-changed:
-		case <-timeout:
-			t.Fatalf("output never matched %v:\n%s", re, o.String())
-		}
-	}
-}
 
 // program is one run of the example with its own stdin, stdout and stderr.
 type program struct {
 	stdin       *io.PipeWriter
-	out, errOut *output
+	out, errOut *exampletest.Buffer
 	cancel      context.CancelFunc // what SIGINT does
 	done        chan error
 }
@@ -69,7 +30,7 @@ func start(t *testing.T, args ...string) *program {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	in, stdin := io.Pipe()
-	p := &program{stdin: stdin, out: newOutput(), errOut: newOutput(), cancel: cancel, done: make(chan error, 1)}
+	p := &program{stdin: stdin, out: new(exampletest.Buffer), errOut: new(exampletest.Buffer), cancel: cancel, done: make(chan error, 1)}
 	go func() { p.done <- run(ctx, args, in, p.out, p.errOut) }()
 	t.Cleanup(func() {
 		cancel()
@@ -102,10 +63,10 @@ func (p *program) wait(t *testing.T) {
 func TestServerAndClient(t *testing.T) {
 	p := start(t, "-addr", "127.0.0.1:0", "-q", "50ms")
 	p.write(t, "hello\n")
-	p.out.wait(t, regexp.MustCompile(`^HELLO\n$`))
+	p.out.Wait(t, regexp.MustCompile(`^HELLO\n$`))
 	p.write(t, "a line in ")                 // a message without a newline...
 	p.write(t, "two writes\nand one more\n") // ...is joined with the next by the stream
-	p.out.wait(t, regexp.MustCompile(`^HELLO\nA LINE IN TWO WRITES\nAND ONE MORE\n$`))
+	p.out.Wait(t, regexp.MustCompile(`^HELLO\nA LINE IN TWO WRITES\nAND ONE MORE\n$`))
 	p.stdin.Close()
 	p.wait(t)
 	if !strings.Contains(p.errOut.String(), "shut down") {
@@ -118,7 +79,7 @@ func TestServerAndClient(t *testing.T) {
 func TestStdinAtOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, errOut := newOutput(), newOutput()
+	out, errOut := new(exampletest.Buffer), new(exampletest.Buffer)
 	in := strings.NewReader("one\ntwo\nthree\n")
 	if err := run(ctx, []string{"-addr", "127.0.0.1:0", "-q", "300ms"}, in, out, errOut); err != nil {
 		t.Fatalf("run: %v\n%s", err, errOut.String())
@@ -132,10 +93,10 @@ func TestStdinAtOnce(t *testing.T) {
 // client's stream with EOF (close 1001), and both return cleanly.
 func TestServerShutdownEndsClient(t *testing.T) {
 	server := start(t, "-addr", "127.0.0.1:0", "-server-only")
-	url := server.errOut.wait(t, regexp.MustCompile(`listening on (\S+)`))[1]
+	url := server.errOut.Wait(t, regexp.MustCompile(`listening on (\S+)`))[1]
 	client := start(t, "-connect", url)
 	client.write(t, "still there?\n")
-	client.out.wait(t, regexp.MustCompile(`^STILL THERE\?\n$`))
+	client.out.Wait(t, regexp.MustCompile(`^STILL THERE\?\n$`))
 
 	server.cancel()
 	server.wait(t)
