@@ -461,8 +461,8 @@ func (c *Conn) writeLoop() {
 			b.bufs = append(b.bufs, c.encode(f))
 		}
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
-		bufs := b.bufs // WriteTo consumes its receiver
-		_, err := bufs.WriteTo(c.nc)
+		b.out = b.bufs // WriteTo consumes its receiver; b.bufs keeps the array
+		_, err := b.out.WriteTo(c.nc)
 		if cap(c.scratch) > maxScratch {
 			c.scratch = nil
 		} else {
@@ -501,6 +501,7 @@ type writeBatch struct {
 	frames []*Frame
 	items  []outItem
 	bufs   net.Buffers
+	out    net.Buffers // the view WriteTo consumes (a field, so it is not a heap escape per batch)
 }
 
 var batchPool = sync.Pool{New: func() any { return new(writeBatch) }}
@@ -509,7 +510,7 @@ func (b *writeBatch) release() {
 	clear(b.frames[:cap(b.frames)])
 	clear(b.items[:cap(b.items)])
 	clear(b.bufs[:cap(b.bufs)])
-	b.frames, b.items, b.bufs = b.frames[:0], b.items[:0], b.bufs[:0]
+	b.frames, b.items, b.bufs, b.out = b.frames[:0], b.items[:0], b.bufs[:0], nil
 	batchPool.Put(b)
 }
 

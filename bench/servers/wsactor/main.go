@@ -1,0 +1,180 @@
+// Command wsactor is wsactor's peer server for bench/wsbench: GET
+// /ws?room=NAME joins the connection to room NAME (a room.Registry), and
+// every message a client sends is broadcast to every member of that room, the
+// sender included, as one shared transport.Frame.
+//
+//	go run ./bench/servers/wsactor [-port 0] [-deflate] [-cpuprofile f]
+//
+// It listens on 127.0.0.1 and prints "listening 127.0.0.1:PORT" on stdout.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // -pprof
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/rs/zerolog"
+
+	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/room"
+	"github.com/wsactor/wsactor/supervisor"
+	"github.com/wsactor/wsactor/transport"
+)
+
+// member is the behaviour of one connection: join the room named in the
+// URL when opened, hand every message to the room as a broadcast.
+type member struct {
+	rooms *room.Registry
+	room  *actor.PID
+}
+
+func (b *member) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actors.Opened:
+		name := m.Conn.Request().URL.Query().Get("room")
+		if name == "" {
+			name = "default"
+		}
+		// Get waits only when it makes the room. The Join goes to the
+		// room's mailbox ahead of any Broadcast this actor sends later.
+		r, err := b.rooms.Get(context.Background(), name)
+		if err != nil {
+			m.Conn.Close(transport.StatusInternalError, "no room")
+			return
+		}
+		b.room = r.PID()
+		ctx.Send(b.room, &room.Join{Conn: m.Conn})
+	case *actors.Message:
+		if b.room != nil {
+			// m.Data belongs to us: the room may keep it.
+			ctx.Send(b.room, &room.Broadcast{Type: m.Type, Data: m.Data})
+		}
+	}
+}
+
+func main() {
+	port := flag.Int("port", envInt("PORT", 0), "TCP port on 127.0.0.1 (0: any free port; env PORT)")
+	deflate := flag.Bool("deflate", os.Getenv("DEFLATE") == "1", "negotiate permessage-deflate (level 1, 1 KiB threshold; env DEFLATE=1)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file until SIGINT/SIGTERM")
+	memprofile := flag.String("memprofile", "", "write a heap profile to this file at SIGINT/SIGTERM")
+	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
+	readBuf := flag.Int("read-buffer", 0, "AcceptOptions.ReadBufferSize (0: the default)")
+	warm := flag.Bool("warm-dispatcher", false, "experiment: run actor mailboxes on a pool of long-lived goroutines (see warmDispatcher)")
+	flag.Parse()
+
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if *pprofAddr != "" {
+		go func() { log.Println(http.ListenAndServe(*pprofAddr, nil)) }()
+	}
+
+	system := actors.NewSystem(zerolog.Nop())
+	tree, err := supervisor.New(system)
+	if err != nil {
+		log.Fatal(err)
+	}
+	regOpts := &room.RegistryOptions{}
+	opts := &actors.HandlerOptions{Tree: tree}
+	if *warm {
+		d := actor.WithDispatcher(&warmDispatcher{work: make(chan func()), throughput: 300, idle: 10 * time.Second})
+		opts.Props = []actor.PropsOption{d}
+		regOpts.Options = func(string) *room.Options { return &room.Options{Props: []actor.PropsOption{d}} }
+	}
+	rooms := room.NewRegistry(tree, regOpts)
+	opts.ReadBufferSize = *readBuf
+	if *deflate {
+		opts.Compression = transport.Compression{Mode: transport.CompressionEnabled, Level: 1, Threshold: 1024}
+	}
+	h := actors.NewHandler(system, func() actor.Actor { return &member{rooms: rooms} }, opts)
+
+	mux := http.NewServeMux()
+	mux.Handle("/ws", h)
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(*port)))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("listening %s\n", ln.Addr())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	<-sig
+	if *cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
+	if *memprofile != "" {
+		if f, err := os.Create(*memprofile); err == nil {
+			_ = pprof.WriteHeapProfile(f)
+			_ = f.Close()
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = h.Shutdown(ctx)
+	_ = tree.Shutdown(ctx)
+	_ = srv.Shutdown(ctx)
+}
+
+// warmDispatcher is an experiment (-warm-dispatcher), not part of wsactor:
+// protoactor's default dispatcher starts a new goroutine for every batch of
+// messages an idle actor receives, and the actor's call chain then grows
+// that goroutine's small stack by copying (runtime.newstack/copystack: 17%
+// of this server's CPU in the echo scenario). This dispatcher hands the
+// batch to an idle long-lived worker, whose stack has already grown, or
+// starts a new worker when none is idle (so it never blocks and a blocking
+// Receive cannot starve others); a worker exits after idle without work.
+type warmDispatcher struct {
+	work       chan func() // unbuffered: a send succeeds only to an idle worker
+	throughput int
+	idle       time.Duration
+}
+
+func (d *warmDispatcher) Schedule(fn func()) {
+	select {
+	case d.work <- fn:
+	default:
+		go d.worker(fn)
+	}
+}
+
+func (d *warmDispatcher) Throughput() int { return d.throughput }
+
+func (d *warmDispatcher) worker(fn func()) {
+	t := time.NewTimer(d.idle)
+	defer t.Stop()
+	for {
+		fn()
+		t.Reset(d.idle)
+		select {
+		case fn = <-d.work:
+		case <-t.C:
+			return
+		}
+	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return v
+	}
+	return def
+}

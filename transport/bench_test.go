@@ -1,0 +1,226 @@
+package transport_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/wsactor/wsactor/transport"
+)
+
+// benchPeers is a set of server Conns over loopback TCP whose clients read
+// and discard frames without allocating, counting them. Allocations counted
+// by a benchmark are therefore the server side's.
+type benchPeers struct {
+	srv     *httptest.Server
+	conns   []*transport.Conn
+	clients []net.Conn
+	readers sync.WaitGroup
+
+	total  atomic.Int64 // frames read by all clients
+	target atomic.Int64
+	mu     sync.Mutex
+	cond   *sync.Cond
+}
+
+type discardHandler struct{}
+
+func (discardHandler) HandleMessage(*transport.Conn, transport.MessageType, []byte) {}
+func (discardHandler) HandleClose(*transport.Conn, transport.CloseInfo)             {}
+
+func newBenchPeers(b *testing.B, n int, opts *transport.AcceptOptions, deflate bool) *benchPeers {
+	b.Helper()
+	p := &benchPeers{}
+	p.cond = sync.NewCond(&p.mu)
+	accepted := make(chan *transport.Conn, n)
+	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := transport.Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		c.Start(discardHandler{})
+		accepted <- c
+	}))
+	url := "ws" + strings.TrimPrefix(p.srv.URL, "http")
+	for range n {
+		d := &websocket.Dialer{EnableCompression: deflate}
+		ws, _, err := d.Dial(url, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c := <-accepted
+		if c.Compressed() != deflate {
+			b.Fatalf("deflate negotiated: %v, want %v", c.Compressed(), deflate)
+		}
+		p.conns = append(p.conns, c)
+		p.clients = append(p.clients, ws.NetConn())
+		p.readers.Add(1)
+		// The server sends nothing before the benchmark does, so gorilla
+		// has buffered nothing past the handshake.
+		go p.read(bufio.NewReaderSize(ws.NetConn(), 32<<10))
+	}
+	return p
+}
+
+// read counts server frames (unmasked) until the connection ends.
+func (p *benchPeers) read(br *bufio.Reader) {
+	defer p.readers.Done()
+	var hdr [8]byte
+	for {
+		if _, err := io.ReadFull(br, hdr[:2]); err != nil {
+			return
+		}
+		n := int(hdr[1] & 0x7f)
+		switch n {
+		case 126:
+			if _, err := io.ReadFull(br, hdr[:2]); err != nil {
+				return
+			}
+			n = int(binary.BigEndian.Uint16(hdr[:2]))
+		case 127:
+			if _, err := io.ReadFull(br, hdr[:8]); err != nil {
+				return
+			}
+			n = int(binary.BigEndian.Uint64(hdr[:8]))
+		}
+		if _, err := br.Discard(n); err != nil {
+			return
+		}
+		if hdr[0]&0x0f >= 0x8 {
+			continue // control frame
+		}
+		if p.total.Add(1) == p.target.Load() {
+			p.mu.Lock()
+			p.cond.Broadcast()
+			p.mu.Unlock()
+		}
+	}
+}
+
+// waitTotal waits until the clients have read x data frames in all.
+func (p *benchPeers) waitTotal(x int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.target.Store(x)
+	for p.total.Load() < x {
+		p.cond.Wait()
+	}
+}
+
+func (p *benchPeers) close(b *testing.B) {
+	for _, c := range p.clients {
+		_ = c.Close()
+	}
+	for _, c := range p.conns {
+		select {
+		case <-c.Done():
+		case <-time.After(10 * time.Second):
+			b.Errorf("server connection did not end")
+			c.Abort()
+		}
+	}
+	p.srv.Close()
+	p.readers.Wait()
+}
+
+// BenchmarkConnSend measures Conn.Send on one server connection over
+// loopback TCP, timed until the client has read every frame.
+//
+//   - burst: b.N frames queued back to back (at most 512 in flight), so
+//     the writer batches queued frames into one writev.
+//   - one-by-one: each frame is sent only after the client read the
+//     previous one, so every Send starts the writer goroutine and costs one
+//     write: the latency path.
+//
+// allocs/op includes the Frame that each op makes (transport.NewFrame).
+func BenchmarkConnSend(b *testing.B) {
+	for _, size := range []int{64, 1024} {
+		for _, mode := range []string{"burst", "one-by-one"} {
+			b.Run(fmt.Sprintf("%s/size=%d", mode, size), func(b *testing.B) {
+				p := newBenchPeers(b, 1, &transport.AcceptOptions{ConnOptions: transport.ConnOptions{
+					Queue: transport.QueueOptions{Messages: 4096, Bytes: 64 << 20},
+				}}, false)
+				defer p.close(b)
+				payload := bytes.Repeat([]byte("x"), size)
+				c := p.conns[0]
+				const window = 512
+				b.ReportAllocs()
+				b.SetBytes(int64(size))
+				b.ResetTimer()
+				for i := range int64(b.N) {
+					switch {
+					case mode == "one-by-one" && i > 0:
+						p.waitTotal(i)
+					case mode == "burst" && i >= window:
+						p.waitTotal(i - window + 1)
+					}
+					if err := c.Send(transport.NewFrame(transport.MessageBinary, payload)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				p.waitTotal(int64(b.N))
+			})
+		}
+	}
+}
+
+// BenchmarkFrameDeflate measures one prepared Frame (1 KiB of JSON) sent to
+// N connections that all negotiated permessage-deflate: one op is one
+// frame, made and sent to every connection, timed until every client has
+// read it. compressions/frame proves the frame is compressed once however
+// many recipients it has; allocs/recipient is the server's heap
+// allocations per recipient.
+func BenchmarkFrameDeflate(b *testing.B) {
+	payload := func() []byte {
+		var buf bytes.Buffer
+		for i := 0; buf.Len() < 1024; i++ {
+			fmt.Fprintf(&buf, `{"player":%d,"x":%d,"y":%d},`, i, i*7%100, i*13%100)
+		}
+		return buf.Bytes()[:1024]
+	}()
+	for _, n := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("recipients=%d", n), func(b *testing.B) {
+			p := newBenchPeers(b, n, &transport.AcceptOptions{ConnOptions: transport.ConnOptions{
+				Compression: transport.Compression{Mode: transport.CompressionEnabled, Threshold: 512},
+				Queue:       transport.QueueOptions{Messages: 4096, Bytes: 64 << 20},
+			}}, true)
+			defer p.close(b)
+			const window = 256
+			comps := transport.Compressions()
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range int64(b.N) {
+				if i >= window {
+					p.waitTotal((i - window + 1) * int64(n))
+				}
+				f := transport.NewFrame(transport.MessageText, payload)
+				for _, c := range p.conns {
+					if err := c.Send(f); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			p.waitTotal(int64(b.N) * int64(n))
+			b.StopTimer()
+			runtime.ReadMemStats(&after)
+			b.ReportMetric(float64(transport.Compressions()-comps)/float64(b.N), "compressions/frame")
+			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N)/float64(n), "allocs/recipient")
+		})
+	}
+}
