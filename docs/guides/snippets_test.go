@@ -18,7 +18,7 @@ func TestSnippets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs = append(docs, "../migrating-from-ws.md")
+	docs = append(docs, "../migrating-from-ws.md", "../../README.md")
 	sources := goSources(t, "../..")
 	for _, doc := range docs {
 		for _, s := range goSnippets(t, doc) {
