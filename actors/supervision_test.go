@@ -118,7 +118,7 @@ func TestDecodeHook(t *testing.T) {
 
 func TestHeartbeatKillsSilentClientOnce(t *testing.T) {
 	events := make(chan any, 16)
-	hb := supervisor.HeartbeatOptions{Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond}
+	hb := supervisor.HeartbeatOptions{Interval: 100 * time.Millisecond, Timeout: 400 * time.Millisecond}
 	h, url, _ := testServer(t, echoProducer(events), &actors.HandlerOptions{Heartbeat: hb})
 
 	// A client that completes the handshake and then never reads: gorilla
@@ -330,7 +330,7 @@ func TestShutdownThousandConnections(t *testing.T) {
 func TestHeartbeatSparesPeerOfSlowActor(t *testing.T) {
 	events := make(chan any, 16)
 	release := make(chan struct{})
-	hb := supervisor.HeartbeatOptions{Interval: 30 * time.Millisecond, Timeout: 30 * time.Millisecond}
+	hb := supervisor.HeartbeatOptions{Interval: 50 * time.Millisecond, Timeout: 100 * time.Millisecond}
 	_, url, _ := testServer(t, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			switch m := ctx.Message().(type) {
