@@ -239,16 +239,7 @@ func (a *connActor) deliver(ctx actor.Context, msg any) {
 	defer func() {
 		if r := recover(); r != nil {
 			pe := &PanicError{Value: r, Message: msg, Stack: debug.Stack()}
-			p := a.policies.handlerPanic
-			if a.panics == nil {
-				a.panics = supervisor.NewCounter(p.Budget)
-			}
-			if p.Directive == supervisor.Resume && a.panics.Fail(time.Now()) {
-				a.conn.log.Error().Str("panic", pe.Error()).Bytes("stack", pe.Stack).Msg("connection handler panicked; resuming, message dropped")
-				return
-			}
-			a.conn.log.Error().Str("panic", pe.Error()).Bytes("stack", pe.Stack).Msg("connection handler panicked; closing with 1011")
-			a.conn.t.CloseWithError(transport.StatusInternalError, "internal error", pe)
+			a.onPanic(a.conn.t, pe, a.policies.handlerPanic, &a.panics, "connection handler panicked; resuming, message dropped")
 		}
 	}()
 	if msg == ctx.Message() {
@@ -256,6 +247,22 @@ func (a *connActor) deliver(ctx actor.Context, msg any) {
 		return
 	}
 	a.user.Receive(withMessage{ctx, msg})
+}
+
+// onPanic logs pe once with its stack and applies policy p against the
+// failure counter *c (made on first use): within budget under Resume it logs
+// resumed, otherwise it closes the connection with 1011.
+func (a *connActor) onPanic(t *transport.Conn, pe *PanicError, p supervisor.Policy, c **supervisor.Counter, resumed string) {
+	if *c == nil {
+		*c = supervisor.NewCounter(p.Budget)
+	}
+	ev := a.conn.log.Error().Str("panic", pe.Error()).Bytes("stack", pe.Stack)
+	if p.Directive == supervisor.Resume && (*c).Fail(time.Now()) {
+		ev.Msg(resumed)
+		return
+	}
+	ev.Msg("panic past its budget; closing with 1011")
+	t.CloseWithError(transport.StatusInternalError, "internal error", pe)
 }
 
 // withMessage presents a message the connection actor made up (Opened,
@@ -275,16 +282,7 @@ func (a *connActor) HandleMessage(t *transport.Conn, typ MessageType, data []byt
 	if a.policies.decode != nil {
 		v, err, panicked := a.safeDecode(typ, data)
 		if panicked != nil {
-			p := a.policies.decodeFail
-			if a.decodes == nil {
-				a.decodes = supervisor.NewCounter(p.Budget)
-			}
-			if p.Directive == supervisor.Resume && a.decodes.Fail(time.Now()) {
-				a.conn.log.Error().Str("panic", panicked.Error()).Bytes("stack", panicked.Stack).Msg("decoder panicked; reader resumes with the next message")
-				return
-			}
-			a.conn.log.Error().Str("panic", panicked.Error()).Bytes("stack", panicked.Stack).Msg("decoder panicked past its budget; closing with 1011")
-			t.CloseWithError(transport.StatusInternalError, "internal error", panicked)
+			a.onPanic(t, panicked, a.policies.decodeFail, &a.decodes, "decoder panicked; reader resumes with the next message")
 			return
 		}
 		if err != nil {
