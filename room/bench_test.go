@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -24,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/internal/wstest"
 	"github.com/wsactor/wsactor/room"
 	"github.com/wsactor/wsactor/supervisor"
 	"github.com/wsactor/wsactor/transport"
@@ -102,19 +102,12 @@ type fixture struct {
 	roomNS  atomic.Int64 // time spent in State.Broadcast
 	clients []io.Closer
 	readers sync.WaitGroup
-
-	// Delivery accounting: clients add every frame to total; a waiter
-	// sets target and sleeps on cond until total reaches it.
-	total  atomic.Int64
-	target atomic.Int64
-	mu     sync.Mutex
-	cond   *sync.Cond
+	frames  *wstest.FrameCounter // data frames read by all clients
 }
 
 func newFixture(b *testing.B, network string, n int, mailbox bool) *fixture {
 	b.Helper()
-	fx := &fixture{n: n, system: actors.NewSystem(zerolog.Nop())}
-	fx.cond = sync.NewCond(&fx.mu)
+	fx := &fixture{n: n, system: actors.NewSystem(zerolog.Nop()), frames: wstest.NewFrameCounter()}
 	tree, err := supervisor.New(fx.system)
 	if err != nil {
 		b.Fatal(err)
@@ -243,53 +236,19 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	return h.conn, bufio.NewReadWriter(bufio.NewReader(h.conn), bufio.NewWriter(h.conn)), nil
 }
 
-// readFrames reads server frames (unmasked) without allocating and counts
-// them until the connection ends.
+// readFrames counts the data frames a client reads until its connection ends.
 func (fx *fixture) readFrames(br *bufio.Reader) {
 	defer fx.readers.Done()
-	var hdr [8]byte
-	for {
-		if _, err := io.ReadFull(br, hdr[:2]); err != nil {
-			return
-		}
-		n := int(hdr[1] & 0x7f)
-		switch n {
-		case 126:
-			if _, err := io.ReadFull(br, hdr[:2]); err != nil {
-				return
-			}
-			n = int(binary.BigEndian.Uint16(hdr[:2]))
-		case 127:
-			if _, err := io.ReadFull(br, hdr[:8]); err != nil {
-				return
-			}
-			n = int(binary.BigEndian.Uint64(hdr[:8]))
-		}
-		if _, err := br.Discard(n); err != nil {
-			return
-		}
-		if fx.total.Add(1) == fx.target.Load() {
-			fx.mu.Lock()
-			fx.cond.Broadcast()
-			fx.mu.Unlock()
-		}
-	}
+	fx.frames.Read(br)
 }
 
-// waitTotal waits until clients have read x frames in all.
-func (fx *fixture) waitTotal(x int64) {
-	fx.mu.Lock()
-	defer fx.mu.Unlock()
-	fx.target.Store(x)
-	for fx.total.Load() < x {
-		fx.cond.Wait()
-	}
-}
+// waitTotal waits until the clients have read x data frames in all.
+func (fx *fixture) waitTotal(x int64) { fx.frames.WaitTotal(x) }
 
 func (fx *fixture) run(b *testing.B) {
 	const window = 256 // broadcasts in flight
 	n := int64(fx.n)
-	base := fx.total.Load()
+	base := fx.frames.Total()
 	fx.roomNS.Store(0)
 	var before, after runtime.MemStats
 	runtime.GC()

@@ -3,21 +3,19 @@ package transport_test
 import (
 	"bufio"
 	"bytes"
-	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wsactor/wsactor/internal/wstest"
 	"github.com/wsactor/wsactor/transport"
 )
 
@@ -29,11 +27,7 @@ type benchPeers struct {
 	conns   []*transport.Conn
 	clients []net.Conn
 	readers sync.WaitGroup
-
-	total  atomic.Int64 // frames read by all clients
-	target atomic.Int64
-	mu     sync.Mutex
-	cond   *sync.Cond
+	frames  *wstest.FrameCounter // data frames read by all clients
 }
 
 type discardHandler struct{}
@@ -43,8 +37,7 @@ func (discardHandler) HandleClose(*transport.Conn, transport.CloseInfo)         
 
 func newBenchPeers(b *testing.B, n int, opts *transport.AcceptOptions, deflate bool) *benchPeers {
 	b.Helper()
-	p := &benchPeers{}
-	p.cond = sync.NewCond(&p.mu)
+	p := &benchPeers{frames: wstest.NewFrameCounter()}
 	accepted := make(chan *transport.Conn, n)
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := transport.Accept(w, r, opts)
@@ -75,50 +68,14 @@ func newBenchPeers(b *testing.B, n int, opts *transport.AcceptOptions, deflate b
 	return p
 }
 
-// read counts server frames (unmasked) until the connection ends.
+// read counts the data frames a client reads until its connection ends.
 func (p *benchPeers) read(br *bufio.Reader) {
 	defer p.readers.Done()
-	var hdr [8]byte
-	for {
-		if _, err := io.ReadFull(br, hdr[:2]); err != nil {
-			return
-		}
-		n := int(hdr[1] & 0x7f)
-		switch n {
-		case 126:
-			if _, err := io.ReadFull(br, hdr[:2]); err != nil {
-				return
-			}
-			n = int(binary.BigEndian.Uint16(hdr[:2]))
-		case 127:
-			if _, err := io.ReadFull(br, hdr[:8]); err != nil {
-				return
-			}
-			n = int(binary.BigEndian.Uint64(hdr[:8]))
-		}
-		if _, err := br.Discard(n); err != nil {
-			return
-		}
-		if hdr[0]&0x0f >= 0x8 {
-			continue // control frame
-		}
-		if p.total.Add(1) == p.target.Load() {
-			p.mu.Lock()
-			p.cond.Broadcast()
-			p.mu.Unlock()
-		}
-	}
+	p.frames.Read(br)
 }
 
 // waitTotal waits until the clients have read x data frames in all.
-func (p *benchPeers) waitTotal(x int64) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.target.Store(x)
-	for p.total.Load() < x {
-		p.cond.Wait()
-	}
-}
+func (p *benchPeers) waitTotal(x int64) { p.frames.WaitTotal(x) }
 
 func (p *benchPeers) close(b *testing.B) {
 	for _, c := range p.clients {
