@@ -1,18 +1,15 @@
 package transport
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
 	"path"
-	"reflect"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // AcceptOptions configures the server side of the handshake. A nil
@@ -35,12 +32,16 @@ type AcceptOptions struct {
 	OriginPatterns []string
 
 	// Subprotocols lists the subprotocols the server speaks. The first one the
-	// client offers (in the client's order) that is in this list is chosen.
+	// client offers (in the client's order, from every
+	// Sec-WebSocket-Protocol header) that is in this list is chosen.
 	// With none in common, the upgrade proceeds without a subprotocol, as
 	// RFC 6455 allows; check [Conn.Subprotocol] to refuse such clients.
 	Subprotocols []string
 
 	// HandshakeTimeout bounds writing the 101 response. Zero means 10s.
+	// Reading the request happens before Accept is called, so the
+	// http.Server bounds it with its ReadHeaderTimeout, which [NewServer]
+	// sets to the same 10s.
 	HandshakeTimeout time.Duration
 
 	// ReadBufferSize is the size of the per-connection read buffer.
@@ -48,7 +49,9 @@ type AcceptOptions struct {
 	// connection holds its read buffer for its whole life, and an idle one
 	// needs little (this saves about 3.8 KB of RSS per idle connection; see
 	// docs/performance.md). A larger buffer takes bursts of small inbound
-	// messages with fewer read calls.
+	// messages with fewer read calls. The one exception is a client that
+	// sent frames right behind its request, before the 101: the server's
+	// buffer holds them, so the connection keeps reading through it.
 	ReadBufferSize int
 
 	// TrustedProxies lists the networks whose X-Forwarded-For is believed
@@ -59,13 +62,26 @@ type AcceptOptions struct {
 // defaultServerReadBuffer is AcceptOptions.ReadBufferSize's default.
 const defaultServerReadBuffer = 1024
 
-// writePool is shared by every connection: gorilla takes a buffer from it
-// only for its own rare control writes, so idle connections hold none.
-var writePool sync.Pool
-
-// Accept validates the upgrade request (method and headers, origin,
-// authentication), upgrades the connection and returns it. On failure it has
-// already written the HTTP error response; the returned error says why.
+// Accept validates the upgrade request (see below), takes over the
+// connection and answers 101 Switching Protocols. On failure it has already
+// answered with an HTTP error (unless the connection could not be taken
+// over); the returned error says why:
+//
+//   - not an upgrade request (no "Connection: upgrade" and
+//     "Upgrade: websocket"): 426 with Upgrade: websocket, [ErrNotWebSocket];
+//   - an upgrade request that breaks RFC 6455: a 4xx, [ErrBadHandshake]. A
+//     method other than GET gets 405; HTTP/1.0, a malformed
+//     Sec-WebSocket-Key or a body get 400; a missing Sec-WebSocket-Version
+//     gets 400 and one other than 13 gets 426, both with
+//     Sec-WebSocket-Version: 13 (RFC 6455 section 4.4);
+//   - a refused Origin: 403, [ErrOriginNotAllowed];
+//   - refused by Authenticate: 401 or the [HTTPError]'s status, wrapping the
+//     hook's error.
+//
+// The ResponseWriter must support hijacking (see
+// [http.ResponseController.Hijack]), as HTTP/1.x servers' do. Bytes the
+// client sent after its request (frames it did not wait to send) are kept
+// for the connection to read, as Node's ws keeps them.
 //
 // The returned Conn is not yet reading: call [Conn.Start].
 func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn, error) {
@@ -80,10 +96,10 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	if o.ReadBufferSize <= 0 {
 		o.ReadBufferSize = defaultServerReadBuffer
 	}
-	if !websocket.IsWebSocketUpgrade(r) {
-		w.Header().Set("Upgrade", "websocket")
-		http.Error(w, "Upgrade Required: this is a WebSocket endpoint", http.StatusUpgradeRequired)
-		return nil, ErrNotWebSocket
+	key, rf := checkUpgradeRequest(r)
+	if rf != nil {
+		rf.write(w)
+		return nil, rf.err
 	}
 	if err := checkOrigin(r, o.OriginPatterns); err != nil {
 		http.Error(w, "Forbidden: origin not allowed", http.StatusForbidden)
@@ -108,37 +124,64 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 				}
 			}
 			http.Error(w, http.StatusText(status), status)
-			return nil, fmt.Errorf("transport: authenticate: %w", err)
+			return nil, &authError{status: status, err: err}
 		}
 		principal = p
 	}
+	subprotocol := selectSubprotocol(requestSubprotocols(r.Header), o.Subprotocols)
+	compress := o.Compression.Mode == CompressionEnabled && acceptableDeflateOffer(r.Header)
 
-	up := websocket.Upgrader{
-		HandshakeTimeout: o.HandshakeTimeout,
-		ReadBufferSize:   o.ReadBufferSize,
-		WriteBufferPool:  &writePool,
-		CheckOrigin:      func(*http.Request) bool { return true }, // checked above
-		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
-			http.Error(w, reason.Error(), status)
-		},
-	}
-	if sp := selectSubprotocol(websocket.Subprotocols(r), o.Subprotocols); sp != "" {
-		up.Subprotocols = []string{sp}
-	}
-	switch o.Compression.Mode {
-	case CompressionEnabled:
-		up.EnableCompression = acceptableDeflateOffer(r.Header)
-	}
-	ws, err := up.Upgrade(w, r, nil)
+	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		return nil, fmt.Errorf("transport: upgrade: %w", err)
+		http.Error(w, "Internal Server Error: the connection cannot be taken over", http.StatusInternalServerError)
+		return nil, fmt.Errorf("transport: hijack: %w", err)
 	}
-	c := newConn(ws, true, up.EnableCompression && deflateNegotiated(ws), o.ConnOptions)
+	// The HTTP server's reader may already hold the client's first frames;
+	// keep it then. Otherwise read through a buffer of our own size (the
+	// server's 4 KiB one is dropped with the rest of its connection).
+	br := brw.Reader
+	if br.Buffered() == 0 {
+		br = bufio.NewReaderSize(nc, o.ReadBufferSize)
+	}
+	if err := nc.SetWriteDeadline(time.Now().Add(o.HandshakeTimeout)); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("transport: writing the 101 response: %w", err)
+	}
+	if _, err := nc.Write(appendServerHandshake(nil, key, subprotocol, compress)); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("transport: writing the 101 response: %w", err)
+	}
+	if err := nc.SetWriteDeadline(time.Time{}); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("transport: writing the 101 response: %w", err)
+	}
+	c := newConn(nc, br, true, subprotocol, compress, o.ConnOptions)
 	c.request = r
 	c.principal = principal
 	c.clientIP = ClientIP(r, o.TrustedProxies)
 	return c, nil
 }
+
+// authError is Accept's error for a request that Authenticate refused. It
+// wraps the hook's error, and says "transport:" once even when that error is
+// an *HTTPError, whose own message starts with it.
+type authError struct {
+	status int // the status answered
+	err    error
+}
+
+func (e *authError) Error() string {
+	cause := e.err
+	if he, ok := e.err.(*HTTPError); ok {
+		cause = he.Err
+	}
+	if cause == nil {
+		return fmt.Sprintf("transport: authenticate: refused with %d", e.status)
+	}
+	return fmt.Sprintf("transport: authenticate: refused with %d: %v", e.status, cause)
+}
+
+func (e *authError) Unwrap() error { return e.err }
 
 // ErrNotWebSocket is returned by Accept for a request that is not a WebSocket
 // upgrade; it has been answered with 426 Upgrade Required.
@@ -180,13 +223,4 @@ func selectSubprotocol(offered, supported []string) string {
 		}
 	}
 	return ""
-}
-
-// deflateNegotiated reads whether gorilla enabled permessage-deflate on ws.
-// gorilla v1.5.3 does not export it; its unexported compression-writer field is
-// set exactly when the 101 response carried the extension. TestDeflateNegotiated
-// pins this against the wire.
-func deflateNegotiated(ws *websocket.Conn) bool {
-	f := reflect.ValueOf(ws).Elem().FieldByName("newCompressionWriter")
-	return f.IsValid() && !f.IsNil()
 }

@@ -503,6 +503,9 @@ func protocolErrorCases(t *testing.T) []struct {
 	yes, no := true, false
 	masked := func(b0 byte, p []byte) []byte { return encodeClientFrame(b0, p) }
 	z := deflateMessage(t, []byte("compressed, but not negotiated"))
+	cont := dataFrames(t, true, MessageText, []byte("first half "), []byte("second half"))
+	cont[1][0] |= rsv1Bit
+	rsv1Cont := bytes.Join(cont, nil)
 	return []struct {
 		name    string
 		bytes   []byte
@@ -535,6 +538,11 @@ func protocolErrorCases(t *testing.T) []struct {
 		{"fragmented pong", append(serverFrame(opPong, []byte("p")), serverFrame(0x80|opContinuation, []byte("q"))...), nil},
 		{"continuation without a start", serverFrame(0x80|opContinuation, []byte("x")), nil},
 		{"unfinished continuation without a start", serverFrame(opContinuation, []byte("x")), nil},
+		// RFC 7692 section 6.1: RSV1 marks a compressed message's first
+		// frame only.
+		{"RSV1 on a ping with deflate", serverFrame(0x80|rsv1Bit|opPing, []byte("rsv1")), &yes},
+		{"RSV1 on a continuation with deflate", rsv1Cont, &yes},
+		{"close frame with a 1-byte payload", serverFrame(0x80|opClose, []byte{0x03}), nil},
 		{"new message inside a fragmented one", append(serverFrame(byte(MessageText), []byte("a")), serverFrame(0x80|byte(MessageText), []byte("b"))...), nil},
 		{"64-bit length with the top bit set", frameHeader(0x80|byte(MessageBinary), 1<<63, nil), nil},
 	}
@@ -642,40 +650,6 @@ func TestServerCorruptCompressedData(t *testing.T) {
 	}
 }
 
-// TestClientDeflateRSV1Gaps pins two RFC 7692 section 6.1 rules that
-// gorilla/websocket v1.5.3 (our frame parser) does not enforce: RSV1 on a
-// control frame or on a continuation frame should fail the connection, but
-// is ignored. These subtests document the current, lenient behaviour; if a
-// gorilla upgrade starts enforcing the rules they fail, and should be turned
-// into 1002 cases in protocolErrorCases. See docs/conformance.md.
-func TestClientDeflateRSV1Gaps(t *testing.T) {
-	t.Parallel()
-	t.Run("RSV1 on a ping", func(t *testing.T) {
-		t.Parallel()
-		_, rec, p := dialRaw(t, rawServerConfig{deflate: true}, nil)
-		p.send(0x80|rsv1Bit|opPing, []byte("rsv1"))
-		p.expectPong([]byte("rsv1")) // RFC 7692: should be a 1002
-		p.send(0x80|opClose, closePayloadOf(1000, ""))
-		p.expectClose(StatusNormalClosure)
-		p.expectEOF()
-		rec.waitClose(t)
-	})
-	t.Run("RSV1 on a continuation", func(t *testing.T) {
-		t.Parallel()
-		_, rec, p := dialRaw(t, rawServerConfig{deflate: true}, nil)
-		fs := dataFrames(t, true, MessageText, []byte("first half "), []byte("second half"))
-		fs[1][0] |= rsv1Bit
-		p.write(fs...)
-		if m := rec.next(t); string(m.data) != "first half second half" { // RFC 7692: should be a 1002
-			t.Fatalf("got %q", m.data)
-		}
-		p.send(0x80|opClose, closePayloadOf(1000, ""))
-		p.expectClose(StatusNormalClosure)
-		p.expectEOF()
-		rec.waitClose(t)
-	})
-}
-
 // closePayloadCases are close frame payloads from the peer: valid ones are
 // echoed (wantCode is the echoed code, reported in HandleClose), invalid ones
 // (fail) fail the connection with 1002. gap marks a case where our parser
@@ -703,15 +677,12 @@ func closePayloadCases() []closePayloadCase {
 		closePayloadCase{name: "payload of 126 bytes", payload: closePayloadOf(1000, strings.Repeat("x", 124)), wantCode: StatusProtocolError, fail: true},
 		closePayloadCase{name: "invalid UTF-8 reason", payload: closePayloadOf(1000, "bad \xff"), wantCode: StatusProtocolError, fail: true},
 		closePayloadCase{name: "reason with a surrogate", payload: closePayloadOf(1000, "\xed\xa0\x80"), wantCode: StatusProtocolError, fail: true},
-		// IANA registers 1014 (bad gateway) and Node's ws accepts it;
-		// gorilla refuses it (our server may send it, see validSendCode).
-		closePayloadCase{name: "code 1014", payload: closePayloadOf(1014, ""), wantCode: StatusProtocolError, fail: true,
-			gap: "1014 is registered with IANA; gorilla refuses it"},
+		// IANA registers 1014 (bad gateway) and Node's ws accepts it, so
+		// we do (our endpoints still send 1011 for it, see validSendCode).
+		closePayloadCase{name: "code 1014", payload: closePayloadOf(1014, "r"), wantCode: 1014},
 		// RFC 6455 5.5.1: a body must start with a 2-byte code, so a
-		// 1-byte payload is a protocol error (Autobahn 7.3.2). gorilla
-		// reads it as "no status" and the endpoint echoes an empty close.
-		closePayloadCase{name: "1-byte payload", payload: []byte{0x03}, wantCode: StatusNoStatusReceived,
-			gap: "a 1-byte close payload should be a 1002; gorilla treats it as no status code"},
+		// 1-byte payload is a protocol error (Autobahn 7.3.2).
+		closePayloadCase{name: "1-byte payload", payload: []byte{0x03}, wantCode: StatusProtocolError, fail: true},
 	)
 }
 
@@ -926,25 +897,44 @@ func TestClientDropsAfterClose(t *testing.T) {
 	})
 }
 
-// TestClientHandshakeChecks: the client fails the handshake when the server's
-// 101 does not match what it asked for (RFC 6455 4.1, RFC 7692 5).
+// TestClientHandshakeChecks: the client fails the handshake, with
+// ErrBadHandshake, when the server's 101 does not match what it asked for
+// (RFC 6455 4.1, RFC 7692 5 and 7).
 func TestClientHandshakeChecks(t *testing.T) {
 	t.Parallel()
 	off := &DialOptions{ConnOptions: ConnOptions{Compression: Compression{Mode: CompressionDisabled}}}
+	ext := func(v string) rawServerConfig {
+		return rawServerConfig{header: []string{"Sec-WebSocket-Extensions: " + v}}
+	}
 	for _, tc := range []struct {
 		name string
 		cfg  rawServerConfig
 		opts *DialOptions
-		bad  bool // the error wraps websocket.ErrBadHandshake
 	}{
-		{"wrong Sec-WebSocket-Accept", rawServerConfig{accept: acceptKey("something else")}, nil, true},
-		{"deflate answered but not offered", rawServerConfig{header: []string{"Sec-WebSocket-Extensions: " + deflateAnswer}}, off, true},
-		// gorilla's own check: "websocket: invalid compression negotiation".
-		{"deflate with context takeover", rawServerConfig{header: []string{"Sec-WebSocket-Extensions: permessage-deflate"}}, nil, false},
-		{"extension not offered", rawServerConfig{header: []string{"Sec-WebSocket-Extensions: x-unknown"}}, nil, true},
-		{"deflate after a malformed extension", rawServerConfig{header: []string{"Sec-WebSocket-Extensions: x=y, " + deflateAnswer}}, nil, true},
-		{"subprotocol not offered", rawServerConfig{header: []string{"Sec-WebSocket-Protocol: chat"}}, nil, true},
-		{"subprotocol not among those offered", rawServerConfig{header: []string{"Sec-WebSocket-Protocol: v3"}}, &DialOptions{Subprotocols: []string{"v1", "v2"}}, true},
+		{"wrong Sec-WebSocket-Accept", rawServerConfig{accept: acceptKey("something else")}, nil},
+		{"two Sec-WebSocket-Accept", rawServerConfig{header: []string{"Sec-WebSocket-Accept: " + acceptKey("something else")}}, nil},
+		{"deflate answered but not offered", ext(deflateAnswer), off},
+		// We offered server_no_context_takeover; the server must keep it.
+		{"deflate with context takeover", ext("permessage-deflate"), nil},
+		{"deflate with client_no_context_takeover only", ext("permessage-deflate; client_no_context_takeover"), nil},
+		// We did not offer client_max_window_bits (RFC 7692 7.1.2.2).
+		{"client_max_window_bits answered", ext(deflateAnswer + "; client_max_window_bits=10"), nil},
+		{"client_max_window_bits without a value", ext(deflateAnswer + "; client_max_window_bits"), nil},
+		{"server_max_window_bits 7", ext(deflateAnswer + "; server_max_window_bits=7"), nil},
+		{"server_max_window_bits 16", ext(deflateAnswer + "; server_max_window_bits=16"), nil},
+		{"server_max_window_bits 010", ext(deflateAnswer + "; server_max_window_bits=010"), nil},
+		{"server_max_window_bits without a value", ext(deflateAnswer + "; server_max_window_bits"), nil},
+		{"no-context flag with a value", ext("permessage-deflate; server_no_context_takeover=1"), nil},
+		{"unknown deflate parameter", ext(deflateAnswer + "; x"), nil},
+		{"repeated deflate parameter", ext(deflateAnswer + "; server_no_context_takeover"), nil},
+		{"deflate answered twice", ext(deflateAnswer + ", " + deflateAnswer), nil},
+		{"extension not offered", ext("x-unknown"), nil},
+		{"deflate and an extension not offered", ext(deflateAnswer + ", x-unknown"), nil},
+		{"deflate after a malformed extension", ext("x=y, " + deflateAnswer), nil},
+		{"subprotocol not offered", rawServerConfig{header: []string{"Sec-WebSocket-Protocol: chat"}}, nil},
+		{"subprotocol not among those offered", rawServerConfig{header: []string{"Sec-WebSocket-Protocol: v3"}}, &DialOptions{Subprotocols: []string{"v1", "v2"}}},
+		{"two subprotocols", rawServerConfig{header: []string{"Sec-WebSocket-Protocol: v1, v2"}}, &DialOptions{Subprotocols: []string{"v1", "v2"}}},
+		{"two subprotocol headers", rawServerConfig{header: []string{"Sec-WebSocket-Protocol: v1", "Sec-WebSocket-Protocol: v2"}}, &DialOptions{Subprotocols: []string{"v1", "v2"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -955,11 +945,36 @@ func TestClientHandshakeChecks(t *testing.T) {
 				waitDone(t, c)
 				t.Fatal("Dial succeeded")
 			}
-			if tc.bad && !errors.Is(err, websocket.ErrBadHandshake) {
-				t.Errorf("Dial error %v does not wrap websocket.ErrBadHandshake", err)
+			if !errors.Is(err, ErrBadHandshake) {
+				t.Errorf("Dial error %v does not wrap ErrBadHandshake", err)
+			}
+			if n := strings.Count(err.Error(), "transport:"); n != 1 {
+				t.Errorf("Dial error %q has %d \"transport:\" prefixes, want 1", err, n)
 			}
 			t.Logf("Dial: %v", err)
 		})
+	}
+
+	// Answers RFC 7692 allows: the server may leave out
+	// client_no_context_takeover and limit its own window.
+	for _, answer := range []string{
+		"permessage-deflate; server_no_context_takeover",
+		deflateAnswer + "; server_max_window_bits=8",
+		deflateAnswer + "; server_max_window_bits=\"10\"",
+		"permessage-deflate;server_no_context_takeover;server_max_window_bits=15",
+	} {
+		c, p, err := tryDialRaw(t, ext(answer), nil)
+		if err != nil {
+			t.Errorf("answer %q: %v", answer, err)
+			continue
+		}
+		if !c.Compressed() {
+			t.Errorf("answer %q: Compressed() = false", answer)
+		}
+		c.Start(newRecorder(false))
+		c.Abort()
+		waitDone(t, c)
+		p.conn.Close()
 	}
 
 	// What the client offered is accepted.

@@ -1,14 +1,13 @@
 package transport
 
 import (
+	"bufio"
 	"net"
 	"net/http"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // Handler receives a connection's inbound messages and its end. Both methods
@@ -36,8 +35,8 @@ type outItem struct {
 // exists only while there is something to write; reads are done by one reader
 // goroutine started by [Conn.Start]. See the package documentation.
 type Conn struct {
-	ws       *websocket.Conn
 	nc       net.Conn
+	br       *bufio.Reader // reads nc; owned by the reader goroutine
 	isServer bool
 	compress bool
 	opts     ConnOptions
@@ -62,7 +61,6 @@ type Conn struct {
 	q          []outItem // data lane, oldest first
 	qHead      int       // index of the oldest live item in q
 	qBytes     int
-	pong       *Frame // control lane: latest pong to send (only the latest is owed)
 	ping       *Frame // control lane: ping to send
 	closeFrame *Frame // close frame to write after the data lane
 	closeQueue bool   // a close frame is queued or written: no more data
@@ -77,25 +75,38 @@ type Conn struct {
 	writing    bool
 	closeWrote chan struct{} // closed when the close frame is written or writing failed
 	scratch    []byte        // client-side encode buffer, owned by the writer
+
+	// Writer state for owed pongs and for cutting a backlog short
+	// (write.go), guarded by mu.
+	pongs     []*Frame      // control lane: owed pongs, oldest first, at most maxOwedPongs
+	batchHeld bool          // the writer holds a batch taken from the queue
+	inWrite   bool          // the writer is writing that batch (a cut interrupts it)
+	cut       bool          // drop the held batch's unwritten messages, finishing the frame in flight
+	cutDone   chan struct{} // closed when the writer has settled the cut; nil if none is pending
+	dropped   int           // data messages accepted and later dropped unwritten, in all
+	// closeWrittenAt is when our close frame was written (unix nanos, 0
+	// before): the close timeout counts from it. Atomic, for the reader.
+	closeWrittenAt atomic.Int64
 }
 
-func newConn(ws *websocket.Conn, isServer, compress bool, opts ConnOptions) *Conn {
-	c := &Conn{
-		ws:         ws,
-		nc:         ws.NetConn(),
-		isServer:   isServer,
-		compress:   compress,
-		opts:       opts,
-		done:       make(chan struct{}),
-		closeWrote: make(chan struct{}),
+// newConn wraps an upgraded socket. br, if not nil, is a reader over nc that
+// may already hold bytes read past the handshake; the connection reads
+// through it.
+func newConn(nc net.Conn, br *bufio.Reader, isServer bool, subprotocol string, compress bool, opts ConnOptions) *Conn {
+	if br == nil {
+		br = bufio.NewReaderSize(nc, defaultReadBuffer)
 	}
-	c.subprotocol = ws.Subprotocol()
+	c := &Conn{
+		nc:          nc,
+		br:          br,
+		isServer:    isServer,
+		compress:    compress,
+		subprotocol: subprotocol,
+		opts:        opts,
+		done:        make(chan struct{}),
+		closeWrote:  make(chan struct{}),
+	}
 	c.lastSeen.Store(time.Now().UnixNano())
-	// gorilla would write pongs and close replies itself, racing our writer;
-	// route them through our queue instead.
-	ws.SetPingHandler(c.onPing)
-	ws.SetPongHandler(c.onPong)
-	ws.SetCloseHandler(c.onClose)
 	return c
 }
 

@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,46 +17,78 @@ type Extension struct {
 
 // ParseExtensions parses every Sec-WebSocket-Extensions header of h
 // (RFC 6455 section 9.1). Malformed offers are skipped; quoted values are
-// unquoted.
+// unquoted. A repeated parameter keeps its last value.
 func ParseExtensions(h http.Header) []Extension {
 	var out []Extension
-	for _, line := range h.Values("Sec-WebSocket-Extensions") {
-		for _, offer := range splitOutsideQuotes(line, ',') {
-			parts := splitOutsideQuotes(offer, ';')
-			name := strings.TrimSpace(parts[0])
-			if !isToken(name) {
-				continue
-			}
-			ext := Extension{Name: name, Params: map[string]string{}}
-			ok := true
-			for _, p := range parts[1:] {
-				k, v, hasV := strings.Cut(p, "=")
-				k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-				if hasV && len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-					v = v[1 : len(v)-1]
-				}
-				if !isToken(k) || (hasV && !isToken(v)) {
-					ok = false
-					break
-				}
-				ext.Params[k] = v
-			}
-			if ok {
-				out = append(out, ext)
-			}
+	for _, e := range parseExtensionList(h) {
+		if e.ok {
+			out = append(out, e.Extension)
 		}
 	}
 	return out
 }
 
+// parsedExtension is one element of a Sec-WebSocket-Extensions list with
+// what a strict reader needs to know about it.
+type parsedExtension struct {
+	Extension
+	ok  bool // the element is well formed (tokens, or quoted tokens)
+	dup bool // a parameter appears more than once
+}
+
+// parseExtensionList parses every element of every Sec-WebSocket-Extensions
+// header of h, malformed ones included. Empty elements are skipped, as
+// RFC 9110 section 5.6.1 asks of list recipients.
+func parseExtensionList(h http.Header) []parsedExtension {
+	var out []parsedExtension
+	for _, line := range h.Values("Sec-WebSocket-Extensions") {
+		for _, elem := range splitOutsideQuotes(line, ',') {
+			if strings.TrimSpace(elem) == "" {
+				continue
+			}
+			out = append(out, parseExtension(elem))
+		}
+	}
+	return out
+}
+
+func parseExtension(elem string) parsedExtension {
+	parts := splitOutsideQuotes(elem, ';')
+	name := strings.TrimSpace(parts[0])
+	e := parsedExtension{Extension: Extension{Name: name, Params: map[string]string{}}, ok: isToken(name)}
+	for _, p := range parts[1:] {
+		k, v, hasV := strings.Cut(p, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if hasV && len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+			v = v[1 : len(v)-1]
+		}
+		if !isToken(k) || (hasV && !isToken(v)) {
+			e.ok = false
+			break
+		}
+		if _, seen := e.Params[k]; seen {
+			e.dup = true
+		}
+		e.Params[k] = v
+	}
+	return e
+}
+
+// deflateExtension is the only permessage-deflate variant wsactor speaks
+// (see [Compression]): our client's offer, and our server's answer.
+const deflateExtension = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+
 // acceptableDeflateOffer reports whether the client offered a
 // permessage-deflate variant wsactor can honour: no context takeover on both
 // sides (which wsactor always asks for and clients must accept) and the
-// default server window. An offer that demands a smaller server window is
-// declined rather than answered with parameters we would not keep.
+// default server window. Offers are tried in the client's order of
+// preference and the first acceptable one wins, as in Node's ws; an offer
+// that demands a smaller server window, or repeats a parameter (RFC 7692
+// section 5), is declined rather than answered with parameters we would not
+// keep.
 func acceptableDeflateOffer(h http.Header) bool {
-	for _, e := range ParseExtensions(h) {
-		if e.Name != "permessage-deflate" {
+	for _, e := range parseExtensionList(h) {
+		if e.Name != "permessage-deflate" || !e.ok || e.dup {
 			continue
 		}
 		ok := true
@@ -63,21 +97,79 @@ func acceptableDeflateOffer(h http.Header) bool {
 			case "server_no_context_takeover", "client_no_context_takeover":
 				ok = ok && v == ""
 			case "client_max_window_bits":
-				if v != "" {
-					n, err := strconv.Atoi(v)
-					ok = ok && err == nil && n >= 8 && n <= 15
-				}
+				ok = ok && (v == "" || validWindowBits(v))
 			case "server_max_window_bits":
 				ok = ok && v == "15"
 			default:
 				ok = false
 			}
 		}
-		// gorilla takes the first permessage-deflate offer; only accept when
-		// that first one is acceptable, so both agree.
-		return ok
+		if ok {
+			return true
+		}
 	}
 	return false
+}
+
+// errMalformedExtensions is the reason a 101 whose Sec-WebSocket-Extensions
+// cannot be parsed is refused.
+var errMalformedExtensions = errors.New("malformed Sec-WebSocket-Extensions")
+
+// readDeflateAnswer reads a 101 response's answer to our permessage-deflate
+// offer (deflateExtension) and reports whether the server accepted it
+// (RFC 7692 section 7). It fails on a malformed extensions header, on more
+// than one permessage-deflate, and on parameters our offer does not allow:
+// server_no_context_takeover, which we offered, must be kept; the server
+// may add client_no_context_takeover (RFC 7692 lets it omit it, although we
+// offered it, and we reset our compressor per message anyway) and limit its
+// own window with server_max_window_bits 8 to 15 (our inflater takes any
+// window); client_max_window_bits, which we did not offer, and any other
+// parameter fail. Extensions other than permessage-deflate are left to
+// checkServerChoice.
+func readDeflateAnswer(h http.Header) (bool, error) {
+	found := false
+	for _, e := range parseExtensionList(h) {
+		if !e.ok {
+			return false, fmt.Errorf("%w: %q", errMalformedExtensions, h.Values("Sec-WebSocket-Extensions"))
+		}
+		if e.Name != "permessage-deflate" {
+			continue
+		}
+		if found {
+			return false, errors.New("permessage-deflate answered twice")
+		}
+		found = true
+		if e.dup {
+			return false, errors.New("permessage-deflate answered with a repeated parameter")
+		}
+		if _, ok := e.Params["server_no_context_takeover"]; !ok {
+			return false, errors.New("permessage-deflate answered without server_no_context_takeover, which was offered")
+		}
+		for k, v := range e.Params {
+			switch k {
+			case "server_no_context_takeover", "client_no_context_takeover":
+				if v != "" {
+					return false, fmt.Errorf("permessage-deflate parameter %s=%q takes no value", k, v)
+				}
+			case "server_max_window_bits":
+				if !validWindowBits(v) {
+					return false, fmt.Errorf("permessage-deflate server_max_window_bits=%q is not 8 to 15", v)
+				}
+			case "client_max_window_bits":
+				return false, errors.New("permessage-deflate answered with client_max_window_bits, which was not offered")
+			default:
+				return false, fmt.Errorf("permessage-deflate answered with unknown parameter %q", k)
+			}
+		}
+	}
+	return found, nil
+}
+
+// validWindowBits reports whether v is a window size RFC 7692 section
+// 7.1.2 allows: 8 to 15, in decimal without leading zeros.
+func validWindowBits(v string) bool {
+	n, err := strconv.Atoi(v)
+	return err == nil && n >= 8 && n <= 15 && strconv.Itoa(n) == v
 }
 
 func splitOutsideQuotes(s string, sep byte) []string {

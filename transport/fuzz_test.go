@@ -23,8 +23,6 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
-
-	"github.com/gorilla/websocket"
 )
 
 // FuzzCheckOrigin: checkOrigin never panics, only ever refuses with
@@ -115,7 +113,7 @@ func FuzzSelectSubprotocol(f *testing.F) {
 		for _, line := range strings.Split(header, "\n") {
 			r.Header.Add("Sec-WebSocket-Protocol", line)
 		}
-		offered := websocket.Subprotocols(r)
+		offered := requestSubprotocols(r.Header)
 		sup := strings.Split(supported, ",")
 		got := selectSubprotocol(offered, sup)
 		if got != "" && (!slices.Contains(offered, got) || !slices.Contains(sup, got)) {
@@ -142,16 +140,6 @@ func FuzzSelectSubprotocol(f *testing.F) {
 			t.Fatalf("client offering %q, server choosing %q: %v", offered, other, err)
 		}
 	})
-}
-
-// validReceivedCode is RFC 6455 section 7.4 from the receiver's side: the
-// codes a close frame may carry.
-func validReceivedCode(code StatusCode) bool {
-	switch {
-	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014, code >= 3000 && code <= 4999:
-		return true
-	}
-	return false
 }
 
 // FuzzCloseFrame: the close payload we send (closePayload, truncateUTF8 and
@@ -455,4 +443,54 @@ func FuzzReadMessage(f *testing.F) {
 			t.Fatalf("read %d bytes from the reader with a limit of %d", r.read, limit)
 		}
 	})
+}
+
+// FuzzUTF8Stream: checking a text message fragment by fragment (utf8Prefix,
+// as the reader does) accepts exactly what utf8.Valid accepts for the whole
+// message, wherever the fragments are cut, and refuses an invalid message no
+// later than the fragment that shows it.
+func FuzzUTF8Stream(f *testing.F) {
+	f.Add([]byte("héllo wörld €𝄞"), []byte{1, 2, 3})
+	f.Add([]byte("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80edited"), []byte{5, 1})
+	f.Add([]byte("\xf4\x90\x80\x80"), []byte{1, 1, 1})
+	f.Add([]byte("\xf0\x9f\x98"), []byte{2})
+	f.Add([]byte("\xed\xa0\x80"), []byte{1})
+	f.Add([]byte("\xc0\xaf"), []byte{1})
+	f.Fuzz(func(t *testing.T, msg, cuts []byte) {
+		done, ok := 0, true
+		end := 0
+		for i := 0; ok && end < len(msg); i++ {
+			step := len(msg) - end
+			if i < len(cuts) {
+				step = min(step, int(cuts[i]%8)+1)
+			}
+			end += step
+			done, ok = utf8Prefix(msg[:end], done)
+			if ok != extendable(msg[:end]) {
+				t.Fatalf("%q: utf8Prefix says %v, but extendable to valid UTF-8 is %v", msg[:end], ok, !ok)
+			}
+		}
+		whole := ok && done == len(msg)
+		if whole != utf8.Valid(msg) {
+			t.Fatalf("%q cut by %v: streamed %v, utf8.Valid %v", msg, cuts, whole, utf8.Valid(msg))
+		}
+	})
+}
+
+// extendable reports whether some bytes appended to p make it valid UTF-8.
+// Only the second byte's range depends on the first, so trying the edges of
+// every second-byte range, then 0x80s, is exhaustive.
+func extendable(p []byte) bool {
+	if utf8.Valid(p) {
+		return true
+	}
+	for k := 1; k <= 3; k++ {
+		for _, b := range []byte{0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf} {
+			s := append(append([]byte(nil), p...), b, 0x80, 0x80)
+			if utf8.Valid(s[:len(p)+k]) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -85,6 +85,22 @@ type ConnOptions struct {
 	// after decompression. A larger message closes the connection with
 	// StatusMessageTooBig. Zero means 1 MiB; a negative value means no limit.
 	ReadLimit int64
+	// MessageFrames is the most frames one message may take to arrive,
+	// counting the control frames the peer sends while it is under way; a
+	// message with more closes the connection with StatusMessageTooBig
+	// (ErrTooManyFrames). It bounds the work of assembling one message from
+	// tiny or empty fragments, which ReadLimit alone does not. Zero means
+	// ReadLimit/16 (65,536 for the default 1 MiB), at least 64, or 1<<20
+	// when there is no read limit.
+	MessageFrames int
+	// MessageTimeout is how long one message may take from its first frame
+	// to its last; a slower one closes the connection with
+	// StatusPolicyViolation (ErrMessageTimeout). It is checked whenever
+	// bytes arrive, so a peer that starts a message and then trickles
+	// fragments, pings or payload bytes cannot hold the connection open;
+	// a peer that goes silent instead is the heartbeat's to end. Zero
+	// means 60s.
+	MessageTimeout time.Duration
 	// WriteTimeout bounds each write to the socket; a write that takes longer
 	// closes the connection. Zero means 10s.
 	WriteTimeout time.Duration
@@ -105,11 +121,26 @@ const (
 	defaultQueueMsgs    = 1024
 	defaultQueueBytes   = 4 << 20
 	defaultHandshake    = 10 * time.Second
+
+	defaultMessageTimeout = 60 * time.Second
+	// defaultReadBuffer is the read buffer of a connection built without one.
+	defaultReadBuffer = 1024
 )
 
 func (o ConnOptions) withDefaults() ConnOptions {
 	if o.ReadLimit == 0 {
 		o.ReadLimit = defaultReadLimit
+	}
+	if o.MessageFrames <= 0 {
+		switch {
+		case o.ReadLimit < 0:
+			o.MessageFrames = 1 << 20
+		default:
+			o.MessageFrames = int(max(o.ReadLimit/16, 64))
+		}
+	}
+	if o.MessageTimeout <= 0 {
+		o.MessageTimeout = defaultMessageTimeout
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = defaultWriteTimeout

@@ -1,106 +1,86 @@
 package transport
 
 import (
+	"bytes"
 	"compress/flate"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
-	"reflect"
+	"sync"
 	"time"
 	"unicode/utf8"
-
-	"github.com/gorilla/websocket"
 )
 
-func (c *Conn) touch() { c.lastSeen.Store(time.Now().UnixNano()) }
+// The reader: RFC 6455 frames and RFC 7692 permessage-deflate, parsed by us
+// from the socket. One goroutine per connection runs readLoop; it owns the
+// message being assembled and everything below, so none of it is locked.
+//
+// Which close code answers what (docs/conformance.md has the table):
+//   - a broken frame (reserved bits or opcodes, a fragmented or oversized
+//     control frame, a continuation out of place, the wrong masking, a
+//     64-bit length with the top bit set, a bad close payload): 1002, and
+//     reading stops, since the framing can no longer be trusted;
+//   - a message over ReadLimit (compressed or inflated), or with more than
+//     MessageFrames frames: 1009; a message not finished within
+//     MessageTimeout: 1008; invalid UTF-8 in a text message, or compressed
+//     data that does not inflate: 1007. The framing is intact, so the reader
+//     goes on reading frames (dropping data) until the peer's close frame or
+//     the close timeout.
 
-func (c *Conn) onPing(data string) error {
-	c.touch()
-	c.mu.Lock()
-	if !c.closeQueue && c.broken == nil {
-		c.pong = newControlFrame(opPong, []byte(data))
-		c.kickLocked()
-	}
-	c.mu.Unlock()
-	return nil
+// wireHeader is one parsed frame header.
+type wireHeader struct {
+	fin    bool
+	rsv1   bool
+	op     byte
+	masked bool
+	key    [4]byte
+	length int64
 }
 
-func (c *Conn) onPong(string) error {
-	c.touch()
-	if at := c.pingAt.Swap(0); at != 0 {
-		c.rtt.Store(time.Now().UnixNano() - at)
-	}
-	return nil
+// violation is a peer's protocol error: the connection is failed with 1002.
+type violation struct{ reason string }
+
+func (v *violation) Error() string { return "transport: protocol error: " + v.reason }
+
+// errPeerClosed ends reading when the peer's close frame has arrived.
+var errPeerClosed = errors.New("transport: peer sent close")
+
+// assembly is the data message being read.
+type assembly struct {
+	active     bool
+	typ        MessageType
+	compressed bool
+	dropping   bool // refused or closing: payload is skipped, nothing delivered
+	frames     int  // frames (control frames included) since the message began
+	deadline   int64
+	buf        []byte
+	valid      int // buf[:valid] is checked UTF-8 (uncompressed text)
 }
 
-// onClose runs on the reader when the peer's close frame arrives: it answers
-// with our own close frame (echoing the code) unless we already sent one.
-func (c *Conn) onClose(code int, text string) error {
-	c.touch()
-	c.mu.Lock()
-	c.peerClose = &CloseError{Code: StatusCode(code), Reason: text}
-	if c.closeQueue {
-		c.mu.Unlock()
-		return nil
-	}
-	c.closeQueue, c.byPeer = true, true
-	echo := StatusCode(code)
-	c.closeCode = echo
-	c.closeFrame = newControlFrame(opClose, closePayload(echo, ""))
-	c.kickLocked()
-	c.mu.Unlock()
-	return nil
+// deflateTail ends a permessage-deflate message for the inflater: the sync
+// flush marker the sender removed (RFC 7692 section 7.2.2) and an empty final
+// stored block, so flate reports io.EOF at the message's end.
+var deflateTail = []byte{0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff}
+
+// readChunk is the most payload read between two checks of the message
+// deadline, so a frame trickled in slowly is still bounded by it.
+const readChunk = 64 << 10
+
+// touch records that bytes arrived from the peer and returns the time.
+func (c *Conn) touch() int64 {
+	now := time.Now().UnixNano()
+	c.lastSeen.Store(now)
+	return now
 }
 
 // readLoop is the connection's only reader. It hands each message to the
 // Handler and, once the peer's close frame, an error or the close timeout ends
 // reading, closes the socket and reports the end.
 func (c *Conn) readLoop() {
-	var err error
-	for {
-		var (
-			typ int
-			r   io.Reader
-		)
-		typ, r, err = c.ws.NextReader()
-		if err != nil {
-			break
-		}
-		c.touch()
-		c.mu.Lock()
-		draining := c.closeQueue
-		c.mu.Unlock()
-		if draining {
-			// After our close frame, data is dropped (RFC 6455 7.1.1). Do
-			// not read r: that would inflate compressed messages. The next
-			// NextReader skips the message's frames raw.
-			continue
-		}
-		var data []byte
-		data, err = readMessage(r, c.opts.ReadLimit)
-		if errors.Is(err, ErrMessageTooBig) {
-			c.closeWith(StatusMessageTooBig, "message too big", ErrMessageTooBig, false)
-			continue
-		}
-		if c.isInflateError(err) {
-			// Corrupt or truncated deflate data: fail with 1007 (as Node's
-			// ws does) rather than drop TCP as if the peer had.
-			c.closeWith(StatusInvalidFramePayloadData, "invalid compressed data", fmt.Errorf("transport: inflate: %w", err), false)
-			continue
-		}
-		if err != nil {
-			break
-		}
-		if typ == websocket.TextMessage && !utf8.Valid(data) {
-			c.closeWith(StatusInvalidFramePayloadData, "invalid UTF-8", ErrInvalidUTF8, false)
-			continue
-		}
-		c.pausedAt.Store(time.Now().UnixNano())
-		c.h.HandleMessage(c, MessageType(typ), data)
-		c.pausedAt.Store(0)
-		c.touch()
-	}
+	err := c.readFrames()
 	info, linger := c.teardown(err)
 	c.h.HandleClose(c, info)
 	if linger {
@@ -109,39 +89,388 @@ func (c *Conn) readLoop() {
 	close(c.done)
 }
 
+// closing reports whether a close frame has been queued (by either side).
+func (c *Conn) closing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeQueue
+}
+
+// fail closes the connection with code because of the current message and
+// drops the rest of it. The framing is intact: reading goes on.
+func (c *Conn) fail(m *assembly, code StatusCode, reason string, cause error) {
+	c.closeWith(code, reason, cause, false)
+	m.dropping = true
+	m.buf = nil
+}
+
+// readFrames reads until the peer's close frame (errPeerClosed), a protocol
+// violation (*violation) or an I/O error, and returns which.
+func (c *Conn) readFrames() error {
+	var (
+		m   assembly
+		ctl [maxControlPayload]byte
+	)
+	for {
+		h, err := c.readHeader()
+		if err != nil {
+			return err
+		}
+		now := c.touch()
+		if v := c.checkHeader(&h, m.active); v != nil {
+			return v
+		}
+		if m.active {
+			m.frames++
+			if !m.dropping {
+				switch {
+				case m.frames > c.opts.MessageFrames:
+					c.fail(&m, StatusMessageTooBig, "too many frames in one message", ErrTooManyFrames)
+				case now > m.deadline:
+					c.fail(&m, StatusPolicyViolation, "message not finished in time", ErrMessageTimeout)
+				}
+			}
+		}
+
+		if h.op >= opClose {
+			p := ctl[:h.length]
+			if _, err := io.ReadFull(c.br, p); err != nil {
+				return err
+			}
+			if h.masked {
+				maskBytes(h.key, p)
+			}
+			switch h.op {
+			case opPing:
+				c.queuePong(bytes.Clone(p))
+			case opPong:
+				if at := c.pingAt.Swap(0); at != 0 {
+					c.rtt.Store(now - at)
+				}
+			case opClose:
+				if v := c.onPeerClose(p); v != nil {
+					return v
+				}
+				return errPeerClosed
+			}
+			continue
+		}
+
+		if h.op != opContinuation {
+			m = assembly{
+				active:     true,
+				typ:        MessageType(h.op),
+				compressed: h.rsv1,
+				frames:     1,
+				deadline:   now + int64(c.opts.MessageTimeout),
+				dropping:   c.closing(),
+			}
+		} else if !m.dropping && c.closing() {
+			m.dropping, m.buf = true, nil
+		}
+		if !m.dropping && c.opts.ReadLimit >= 0 && int64(len(m.buf))+h.length > wireLimit(c.opts.ReadLimit, m.compressed) {
+			c.fail(&m, StatusMessageTooBig, "message too big", ErrMessageTooBig)
+		}
+		if m.dropping {
+			if err := c.skipPayload(h.length); err != nil {
+				return err
+			}
+		} else if err := c.readPayload(&m, &h); err != nil {
+			return err
+		}
+		if !h.fin {
+			continue
+		}
+		if !m.dropping {
+			if data, ok := c.finish(&m); ok {
+				c.pausedAt.Store(time.Now().UnixNano())
+				c.h.HandleMessage(c, m.typ, data)
+				c.pausedAt.Store(0)
+			}
+		}
+		m = assembly{}
+	}
+}
+
+// readHeader reads and parses one frame header.
+func (c *Conn) readHeader() (wireHeader, error) {
+	var h wireHeader
+	p, err := c.br.Peek(2)
+	if err != nil {
+		if len(p) > 0 && err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return h, err
+	}
+	n := 2
+	switch p[1] & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if p[1]&maskBit != 0 {
+		n += 4
+	}
+	if p, err = c.br.Peek(n); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return h, err
+	}
+	h.fin = p[0]&finBit != 0
+	h.rsv1 = p[0]&rsv1Bit != 0
+	h.op = p[0] & 0x0f
+	h.masked = p[1]&maskBit != 0
+	switch l := p[1] & 0x7f; l {
+	case 126:
+		h.length = int64(binary.BigEndian.Uint16(p[2:]))
+	case 127:
+		u := binary.BigEndian.Uint64(p[2:])
+		if u>>63 != 0 {
+			h.length = -1 // refused by checkHeader
+		} else {
+			h.length = int64(u)
+		}
+	default:
+		h.length = int64(l)
+	}
+	if h.masked {
+		copy(h.key[:], p[n-4:n])
+	}
+	if p[0]&0x30 != 0 {
+		h.op |= 0x80 // RSV2 or RSV3: refused by checkHeader
+	}
+	_, _ = c.br.Discard(n)
+	return h, nil
+}
+
+// checkHeader applies RFC 6455 section 5 and RFC 7692 section 6 to a frame
+// header, given whether a fragmented message is under way.
+func (c *Conn) checkHeader(h *wireHeader, inMessage bool) *violation {
+	switch {
+	case h.op&0x80 != 0:
+		return &violation{"reserved bits RSV2/RSV3 set"}
+	case h.length < 0:
+		return &violation{"frame length with the most significant bit set"}
+	case c.isServer && !h.masked:
+		return &violation{"unmasked frame from a client"}
+	case !c.isServer && h.masked:
+		return &violation{"masked frame from a server"}
+	}
+	switch h.op {
+	case opClose, opPing, opPong:
+		switch {
+		case !h.fin:
+			return &violation{"fragmented control frame"}
+		case h.length > maxControlPayload:
+			return &violation{fmt.Sprintf("control frame with a %d-byte payload", h.length)}
+		case h.rsv1:
+			return &violation{"RSV1 set on a control frame"}
+		}
+	case opContinuation:
+		switch {
+		case !inMessage:
+			return &violation{"continuation frame outside a message"}
+		case h.rsv1:
+			return &violation{"RSV1 set on a continuation frame"}
+		}
+	case byte(MessageText), byte(MessageBinary):
+		switch {
+		case inMessage:
+			return &violation{"new message before the previous one ended"}
+		case h.rsv1 && !c.compress:
+			return &violation{"RSV1 set without permessage-deflate"}
+		}
+	default:
+		return &violation{fmt.Sprintf("reserved opcode %d", h.op)}
+	}
+	return nil
+}
+
+// readPayload appends the frame's payload to the message, unmasked, in chunks
+// that each refresh LastSeen and check the message deadline, and checks
+// uncompressed text as it arrives so invalid UTF-8 fails at once.
+func (c *Conn) readPayload(m *assembly, h *wireHeader) error {
+	n := int(h.length)
+	if n == 0 {
+		return nil
+	}
+	start := len(m.buf)
+	if cap(m.buf)-start < n {
+		// Exact for a message in one frame; doubling for fragments, but
+		// never past ReadLimit (start+n is within it, checked by the caller).
+		want := start + max(n, start)
+		if lim := wireLimit(c.opts.ReadLimit, m.compressed); lim >= 0 && int64(want) > lim {
+			want = max(int(lim), start+n)
+		}
+		grown := make([]byte, start, want)
+		copy(grown, m.buf)
+		m.buf = grown
+	}
+	for off := 0; off < n; {
+		end := min(n, off+readChunk)
+		k, err := c.br.Read(m.buf[start+off : start+end])
+		if k > 0 {
+			seg := m.buf[start+off : start+off+k]
+			if h.masked {
+				maskAt(h.key, off, seg)
+			}
+			off += k
+			m.buf = m.buf[:start+off]
+			if now := c.touch(); now > m.deadline && off < n {
+				c.fail(m, StatusPolicyViolation, "message not finished in time", ErrMessageTimeout)
+				return c.skipPayload(int64(n - off))
+			}
+		}
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	if m.typ == MessageText && !m.compressed {
+		v, ok := utf8Prefix(m.buf, m.valid)
+		if !ok {
+			c.fail(m, StatusInvalidFramePayloadData, "invalid UTF-8", ErrInvalidUTF8)
+			return nil
+		}
+		m.valid = v
+	}
+	return nil
+}
+
+// wireLimit is the most payload bytes a message may take on the wire: the
+// read limit, and for a compressed message the limit plus deflate's worst
+// case overhead for incompressible data (5 bytes per 65,535-byte stored
+// block), so that whatever inflates to at most the limit is read, and the
+// compressed bytes held while a message arrives stay bounded too.
+func wireLimit(limit int64, compressed bool) int64 {
+	if !compressed || limit > math.MaxInt64/2 {
+		return limit
+	}
+	return limit + 5*(limit/65535+1) + 16
+}
+
+// skipPayload reads and drops n payload bytes.
+func (c *Conn) skipPayload(n int64) error {
+	for n > 0 {
+		k, err := c.br.Discard(int(min(n, readChunk)))
+		n -= int64(k)
+		if k > 0 {
+			c.touch()
+		}
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// finish completes a message: inflates it if compressed and checks text.
+// It returns false when the message failed the connection.
+func (c *Conn) finish(m *assembly) ([]byte, bool) {
+	data := m.buf
+	if m.compressed {
+		var err error
+		data, err = inflate(append(m.buf, deflateTail...), c.opts.ReadLimit)
+		switch {
+		case errors.Is(err, ErrMessageTooBig):
+			c.fail(m, StatusMessageTooBig, "message too big", ErrMessageTooBig)
+			return nil, false
+		case err != nil:
+			c.fail(m, StatusInvalidFramePayloadData, "invalid compressed data", fmt.Errorf("transport: inflate: %w", err))
+			return nil, false
+		}
+		if m.typ == MessageText && !utf8.Valid(data) {
+			c.fail(m, StatusInvalidFramePayloadData, "invalid UTF-8", ErrInvalidUTF8)
+			return nil, false
+		}
+	} else if m.typ == MessageText && m.valid != len(data) {
+		// The message ends inside a character.
+		c.fail(m, StatusInvalidFramePayloadData, "invalid UTF-8", ErrInvalidUTF8)
+		return nil, false
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return data, true
+}
+
+// onPeerClose checks the peer's close payload (RFC 6455 sections 5.5.1 and
+// 7.4) and answers it with our close frame unless we sent one first.
+func (c *Conn) onPeerClose(p []byte) *violation {
+	code, reason := StatusNoStatusReceived, ""
+	switch {
+	case len(p) == 1:
+		return &violation{"close frame with a 1-byte payload"}
+	case len(p) >= 2:
+		code = StatusCode(binary.BigEndian.Uint16(p))
+		if !validReceivedCode(code) {
+			return &violation{fmt.Sprintf("invalid close code %d", int(code))}
+		}
+		if !utf8.Valid(p[2:]) {
+			return &violation{"invalid UTF-8 in close reason"}
+		}
+		reason = string(p[2:])
+	}
+	c.mu.Lock()
+	c.peerClose = &CloseError{Code: code, Reason: reason}
+	// The peer reads nothing more: what is not on the wire yet is lost,
+	// and our close frame goes out next, after the frame in flight
+	// (RFC 6455 5.5.1: "as soon as practical").
+	dropped, _ := c.dropUnwrittenLocked()
+	defer func() {
+		for _, d := range dropped {
+			d(ErrClosed)
+		}
+	}()
+	if !c.closeQueue {
+		c.closeQueue, c.byPeer = true, true
+		c.closeCode = code
+		// Echo the code (RFC 6455 5.5.1), whatever it is: the peer sent it.
+		var echo []byte
+		if code != StatusNoStatusReceived {
+			echo = binary.BigEndian.AppendUint16(nil, uint16(code))
+		}
+		c.closeFrame = newControlFrame(opClose, echo)
+		c.kickLocked()
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// validReceivedCode reports whether a close frame may carry code (RFC 6455
+// section 7.4 and the IANA registry, as Node's ws checks it).
+func validReceivedCode(code StatusCode) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014, code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
+}
+
 // teardown ends the TCP connection the way the closing handshake says (or
 // asks the caller to linger first) and returns what the handler is told.
 func (c *Conn) teardown(readErr error) (info CloseInfo, linger bool) {
-	var ce *websocket.CloseError
-	peerClosed := errors.As(readErr, &ce)
-	if peerClosed && ce.Code == websocket.CloseAbnormalClosure {
-		// gorilla reports a stream that ended without a close frame (EOF,
-		// also mid-frame) as a CloseError with 1006; no close frame arrived
-		// (gorilla refuses a received 1006), so this is not a peer close.
-		peerClosed, readErr = false, io.ErrUnexpectedEOF
+	var v *violation
+	protoErr := errors.As(readErr, &v)
+	if protoErr {
+		// Queued data is written first (as Node's ws does), then our 1002;
+		// a no-op if we were closing already.
+		c.closeWith(StatusProtocolError, v.reason, fmt.Errorf("%w: %s", ErrProtocol, v.reason), false)
 	}
-	protoErr := !peerClosed && isProtocolError(readErr)
-	// gorilla writes its own 1002 for every protocol error it reports except
-	// ErrReadLimit (a 64-bit frame length with the top bit set, or a message
-	// length that overflows): for that one, send ours.
-	ownClose := protoErr && errors.Is(readErr, websocket.ErrReadLimit)
-	if ownClose {
-		c.closeWith(StatusProtocolError, "invalid frame length", nil, true)
-	}
+	peerClosed := readErr == errPeerClosed
 
 	c.mu.Lock()
 	info = CloseInfo{Err: c.cause}
 	switch {
 	case peerClosed:
-		info.Code, info.Reason, info.ByPeer = StatusCode(ce.Code), ce.Text, c.byPeer
-	case protoErr:
-		// gorilla has already written a 1002 close frame.
-		info.Code, info.Reason = StatusProtocolError, readErr.Error()
-		info.Err = errors.Join(ErrProtocol, readErr)
-		c.closeQueue = true
-		if !ownClose {
-			c.closeSent = true
-		}
+		info.Code, info.Reason, info.ByPeer = c.peerClose.Code, c.peerClose.Reason, c.byPeer
 	case c.closeQueue && !c.byPeer:
 		info.Code, info.Reason = c.closeCode, c.closeText
 		if info.Err == nil {
@@ -162,26 +491,17 @@ func (c *Conn) teardown(readErr error) (info CloseInfo, linger bool) {
 	c.closeQueue = true
 	c.mu.Unlock()
 
-	linger = false
 	switch {
 	case peerClosed:
 		// Both close frames are out once the writer has put ours on the
 		// wire. A server then closes TCP at once (it closes first, RFC 6455
 		// 7.1.1); a client waits for the server's FIN.
-		select {
-		case <-c.closeWrote:
-		case <-time.After(c.opts.WriteTimeout):
-		}
+		c.waitCloseWritten(c.opts.WriteTimeout)
 		linger = !c.isServer
 	case protoErr:
-		if ownClose {
-			select {
-			case <-c.closeWrote:
-			case <-time.After(c.opts.WriteTimeout):
-			}
-		}
-		// The peer may still be sending: half-close and drain, so our 1002
-		// reaches it instead of a reset.
+		// The peer may still be sending: once our close frame is out,
+		// half-close and drain, so it reaches the peer instead of a reset.
+		c.waitCloseWritten(c.opts.CloseTimeout)
 		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
 			_ = cw.CloseWrite()
 		}
@@ -202,6 +522,16 @@ func (c *Conn) teardown(readErr error) (info CloseInfo, linger bool) {
 	return info, linger
 }
 
+// waitCloseWritten waits, at most d, for our close frame to be written.
+func (c *Conn) waitCloseWritten(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-c.closeWrote:
+	case <-t.C:
+	}
+}
+
 // linger waits, at most the close timeout, for the peer to end the TCP
 // connection, discarding what it still sends, then closes the socket.
 func (c *Conn) linger() {
@@ -215,42 +545,54 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// isProtocolError tells gorilla's protocol errors (it has already sent 1002)
-// from I/O errors. gorilla reports them as plain errors prefixed "websocket: ".
-func isProtocolError(err error) bool {
-	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
-		return false
+// maskAt unmasks b, which starts at payload offset off.
+func maskAt(key [4]byte, off int, b []byte) {
+	if r := off & 3; r != 0 {
+		key = [4]byte{key[r], key[(r+1)&3], key[(r+2)&3], key[(r+3)&3]}
 	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return false
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		return false
-	}
-	return len(err.Error()) > 11 && err.Error()[:11] == "websocket: "
+	maskBytes(key, b)
 }
 
-// isInflateError tells a decompression failure (corrupt or truncated deflate
-// data in a compressed message) from I/O and protocol errors, which gorilla
-// passes through compress/flate unchanged. A bare io.ErrUnexpectedEOF is
-// flate's for a truncated stream, or the socket's (crypto/tls ends a stream
-// so mid-record): gorilla records every error of its own frame reader in its
-// unexported readErr, so the error is flate's when that is still nil
-// (pinned by the "truncated stored block" cases of the CorruptCompressedData
-// tests).
-func (c *Conn) isInflateError(err error) bool {
-	var ce flate.CorruptInputError
-	var ie flate.InternalError
-	if errors.As(err, &ce) || errors.As(err, &ie) {
-		return true
+// utf8Prefix checks p[done:] (p[:done] was checked before and ends on a
+// character boundary), allowing p to end inside a character whose bytes so
+// far are a valid start. It returns the new boundary, or false as soon as
+// the bytes cannot be UTF-8 whatever follows.
+func utf8Prefix(p []byte, done int) (int, bool) {
+	tail := p[done:]
+	cut := len(tail)
+	for i := len(tail) - 1; i >= 0 && i >= len(tail)-3; i-- {
+		if utf8.RuneStart(tail[i]) {
+			// FullRune is false only for a valid but incomplete start
+			// (it checks the second and third bytes' ranges).
+			if !utf8.FullRune(tail[i:]) {
+				cut = i
+			}
+			break
+		}
 	}
-	if err != io.ErrUnexpectedEOF || !c.compress {
-		return false
+	if !utf8.Valid(tail[:cut]) {
+		return done, false
 	}
-	f := reflect.ValueOf(c.ws).Elem().FieldByName("readErr")
-	return f.IsValid() && f.Kind() == reflect.Interface && f.IsNil()
+	return done + cut, true
+}
+
+// flateReaders pools inflaters (about 40 KB each), so a connection holds
+// none between messages.
+var flateReaders sync.Pool
+
+// inflate decompresses one permessage-deflate message (with deflateTail
+// appended), refusing output over limit without producing it.
+func inflate(p []byte, limit int64) ([]byte, error) {
+	src := bytes.NewReader(p)
+	fr, _ := flateReaders.Get().(io.ReadCloser)
+	if fr == nil {
+		fr = flate.NewReader(src)
+	} else if err := fr.(flate.Resetter).Reset(src, nil); err != nil {
+		return nil, err
+	}
+	data, err := readMessage(fr, limit)
+	flateReaders.Put(fr)
+	return data, err
 }
 
 // readMessage reads one message, refusing it once it exceeds limit bytes

@@ -60,8 +60,8 @@ func (s StatusCode) String() string {
 }
 
 // validSendCode reports whether code may be put in a close frame we send.
-// 1014 is registered, but gorilla (our own reader, on both sides) refuses it,
-// so it is sent as 1011.
+// 1014 is registered (and our reader accepts it), but gorilla/websocket
+// peers refuse it, so it is sent as 1011.
 func validSendCode(code StatusCode) bool {
 	switch {
 	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1013, code >= 3000 && code <= 4999:
@@ -108,6 +108,14 @@ var (
 	// ErrInvalidUTF8 is the cause when a peer sent a text message that is not
 	// valid UTF-8; the connection is closed with StatusInvalidFramePayloadData.
 	ErrInvalidUTF8 = errors.New("transport: invalid UTF-8 in text message")
+	// ErrTooManyFrames is the cause when a peer's message took more than
+	// MessageFrames frames; the connection is closed with
+	// StatusMessageTooBig.
+	ErrTooManyFrames = errors.New("transport: too many frames in one message")
+	// ErrMessageTimeout is the cause when a peer's message was not finished
+	// within MessageTimeout; the connection is closed with
+	// StatusPolicyViolation.
+	ErrMessageTimeout = errors.New("transport: message not finished in time")
 	// ErrProtocol is the cause when a peer broke the WebSocket protocol; the
 	// connection is closed with StatusProtocolError.
 	ErrProtocol = errors.New("transport: protocol error")
