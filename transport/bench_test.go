@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
@@ -180,4 +181,118 @@ func BenchmarkFrameDeflate(b *testing.B) {
 			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N)/float64(n), "allocs/recipient")
 		})
 	}
+}
+
+// countHandler counts delivered messages and signals when want have arrived.
+type countHandler struct {
+	n    int
+	want int
+	done chan struct{}
+}
+
+func (h *countHandler) HandleMessage(*transport.Conn, transport.MessageType, []byte) {
+	h.n++
+	if h.n == h.want {
+		close(h.done)
+	}
+}
+func (*countHandler) HandleClose(*transport.Conn, transport.CloseInfo) {}
+
+// BenchmarkConnRead measures the reader: b.N masked client messages of
+// size bytes, written back to back over loopback TCP (pre-encoded, so the
+// client costs nothing per op), parsed, unmasked, checked (text: UTF-8) and
+// handed to a Handler that counts them. Messages are one frame each, or
+// split into 4 fragments ("frag").
+func BenchmarkConnRead(b *testing.B) {
+	for _, bc := range []struct {
+		name  string
+		size  int
+		text  bool
+		frags int
+	}{
+		{"binary-64", 64, false, 1},
+		{"text-64", 64, true, 1},
+		{"text-16KiB", 16 << 10, true, 1},
+		{"text-16KiB-frag", 16 << 10, true, 4},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			payload := bytes.Repeat([]byte("héllo wörld "), bc.size/13+1)[:bc.size]
+			for !utf8Valid(payload) {
+				payload = payload[:len(payload)-1]
+			}
+			op := byte(2)
+			if bc.text {
+				op = 1
+			}
+			var msg []byte
+			step := (len(payload) + bc.frags - 1) / bc.frags
+			for i := 0; i < len(payload); i += step {
+				b0 := byte(0)
+				if i == 0 {
+					b0 = op
+				}
+				if i+step >= len(payload) {
+					b0 |= 0x80
+				}
+				msg = append(msg, maskedFrame(b0, payload[i:min(i+step, len(payload))])...)
+			}
+			h := &countHandler{want: b.N, done: make(chan struct{})}
+			accepted := make(chan *transport.Conn, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, err := transport.Accept(w, r, nil)
+				if err != nil {
+					return
+				}
+				c.Start(h)
+				accepted <- c
+			}))
+			defer srv.Close()
+			ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c := <-accepted
+			nc := ws.NetConn()
+			batch := bytes.Repeat(msg, max(1, (64<<10)/len(msg)))
+			perBatch := len(batch) / len(msg)
+			b.SetBytes(int64(len(payload)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for sent := 0; sent < b.N; sent += perBatch {
+				k := min(perBatch, b.N-sent)
+				if _, err := nc.Write(batch[:k*len(msg)]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			<-h.done
+			b.StopTimer()
+			_ = nc.Close()
+			<-c.Done()
+		})
+	}
+}
+
+func utf8Valid(p []byte) bool { return utf8.Valid(p) }
+
+// maskedFrame encodes one client frame with a fixed mask key.
+func maskedFrame(b0 byte, p []byte) []byte {
+	key := [4]byte{0x12, 0x34, 0x56, 0x78}
+	out := []byte{b0, 0x80}
+	switch n := len(p); {
+	case n < 126:
+		out[1] |= byte(n)
+	case n <= 0xffff:
+		out[1] |= 126
+		out = append(out, byte(n>>8), byte(n))
+	default:
+		out[1] |= 127
+		for s := 56; s >= 0; s -= 8 {
+			out = append(out, byte(uint64(n)>>s))
+		}
+	}
+	out = append(out, key[:]...)
+	for i, c := range p {
+		out = append(out, c^key[i&3])
+	}
+	return out
 }
