@@ -33,6 +33,17 @@
 // frames until the peer's close frame arrives or the close timeout passes, so a
 // peer that is still sending sees the close code rather than a reset.
 //
+// # Serving
+//
+// Serve WebSocket endpoints with the *http.Server that [NewServer] returns,
+// not with http.ListenAndServe or http.Serve, whose servers have no timeouts
+// and let slow clients hold connections for as long as they like. NewServer
+// sets ReadHeaderTimeout to the default handshake timeout (10s), so that the
+// handshake timeout bounds reading the upgrade request too, and sets
+// ReadTimeout, IdleTimeout and MaxHeaderBytes. None of them applies to a
+// connection once upgraded: net/http clears the deadlines of a hijacked
+// connection.
+//
 // # Concurrency
 //
 // All methods of Conn are safe for concurrent use. A Handler's methods are

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/transport"
 )
 
 // greeter is the behaviour of one connection. Its state (how many messages
@@ -90,7 +91,7 @@ func Example_program() {
 
 	mux := http.NewServeMux()
 	mux.Handle("/ws", h)
-	srv := &http.Server{Addr: ":8080", Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := transport.NewServer(":8080", mux) // an http.Server with timeouts and limits
 	go func() {
 		if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
 			log.Fatal(err)

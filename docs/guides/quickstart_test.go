@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/transport"
 )
 
 // The README's quick start, compiled and run: an echo server and a client,
@@ -38,8 +39,11 @@ func Example_quickStart() {
 		&actors.HandlerOptions{Logger: logger})
 	mux := http.NewServeMux()
 	mux.Handle("/ws", h) // any mux or router; several handlers per server
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	go http.Serve(ln, mux) // or http.ListenAndServe(":8080", mux)
+	// Header, read and idle timeouts: never http.Serve or http.ListenAndServe,
+	// which have none.
+	srv := transport.NewServer("127.0.0.1:0", mux) // in a program, ":8080"
+	ln, _ := net.Listen("tcp", srv.Addr)
+	go srv.Serve(ln) // or srv.ListenAndServe()
 	url := "ws://" + ln.Addr().String() + "/ws"
 
 	// A client is a connection actor too.
@@ -60,8 +64,8 @@ func Example_quickStart() {
 	_ = conn.SendText("hello")
 	fmt.Println("echo:", <-got)
 
-	_ = h.Shutdown(ctx) // closes every connection with 1001 and waits
+	_ = h.Shutdown(ctx)   // closes every connection with 1001 and waits
+	_ = srv.Shutdown(ctx) // then the HTTP server
 	<-conn.Transport().Done()
-	ln.Close()
 	// Output: echo: hello
 }

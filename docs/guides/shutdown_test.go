@@ -10,6 +10,8 @@ import (
 	"net/http/httptest"
 	"time"
 
+	"github.com/wsactor/wsactor/transport"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
@@ -30,7 +32,7 @@ func Example_gracefulShutdown() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := transport.NewServer(ln.Addr().String(), h) // header, read and idle timeouts
 	go func() { _ = srv.Serve(ln) }()
 
 	client, _, err := websocket.DefaultDialer.Dial("ws://"+ln.Addr().String(), nil)

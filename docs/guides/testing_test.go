@@ -13,6 +13,7 @@ import (
 
 	"github.com/wsactor/wsactor/actors"
 	"github.com/wsactor/wsactor/room"
+	"github.com/wsactor/wsactor/transport"
 )
 
 // startGreeter serves the greeter behaviour on loopback for one test. The
@@ -24,7 +25,9 @@ func startGreeter(t *testing.T) string {
 	system := actors.NewSystem(logger.Level(zerolog.WarnLevel))
 	h := actors.NewHandler(system, func() actor.Actor { return &greeter{} },
 		&actors.HandlerOptions{Logger: logger})
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config = transport.NewServer("", h) // the timeouts your program serves with
+	srv.Start()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

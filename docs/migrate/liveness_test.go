@@ -16,12 +16,24 @@ import (
 
 	"github.com/wsactor/wsactor/actors"
 	"github.com/wsactor/wsactor/supervisor"
+	"github.com/wsactor/wsactor/transport"
 )
 
 // ws README FAQ: "How to detect and close broken connections?", the
-// server side. The isAlive sweep is built in: connections idle for Interval
-// are pinged, and those silent (no pong, nothing) for Interval+Timeout are
-// terminated. The zero value is ws's 30s; a negative Interval turns it off.
+// server side, as a program sets it (compiled, not run). The isAlive sweep
+// is built in: connections idle for Interval are pinged, and those silent
+// (no pong, nothing) for Interval+Timeout are terminated. The zero value is
+// ws's 30s, as here; a negative Interval turns it off.
+func Example_heartbeatServerProgram() {
+	system := actors.NewSystem(zerolog.Nop())
+	var opts actors.HandlerOptions
+	opts.Heartbeat = supervisor.HeartbeatOptions{Interval: 30 * time.Second, Timeout: 30 * time.Second}
+	h := actors.NewHandler(system, func() actor.Actor { return &echo{} }, &opts)
+	log.Fatal(transport.NewServer(":8080", h).ListenAndServe())
+}
+
+// The server-side heartbeat at work, on a 50 ms clock so that the example
+// ends at once: a client that never answers is terminated.
 func Example_heartbeatServer() {
 	system := actors.NewSystem(zerolog.Nop())
 	closed := make(chan error, 1)
@@ -46,9 +58,24 @@ func Example_heartbeatServer() {
 	// Output: terminated: true
 }
 
-// ws README FAQ, the client side: a client that stops hearing from its
-// server terminates the connection. DialOptions.Heartbeat pings a silent
-// server itself, so it works with any server, pinging or not.
+// ws README FAQ, the client side, as a program sets it (compiled, not run):
+// a client that stops hearing from its server terminates the connection.
+// DialOptions.Heartbeat pings a server silent for Interval itself, so it
+// works with any server, pinging or not, and drops one silent for
+// Interval+Timeout.
+func Example_heartbeatClientProgram() {
+	system := actors.NewSystem(zerolog.Nop())
+	var opts actors.DialOptions
+	opts.Heartbeat = &supervisor.HeartbeatOptions{Interval: 30 * time.Second, Timeout: 30 * time.Second}
+	ctx, cancel := dialTimeout()
+	defer cancel()
+	if _, _, err := actors.Dial(ctx, system, "wss://example.com/ws", func() actor.Actor { return &echo{} }, &opts); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// The client-side heartbeat at work, on a 50 ms clock so that the example
+// ends at once, against a server that never answers a ping.
 func Example_heartbeatClient() {
 	up := websocket.Upgrader{}
 	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -11,13 +11,13 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/transport"
 )
 
 // ws README: "Simple server".
@@ -34,7 +34,7 @@ func Example_simpleServer() {
 			}
 		})
 	}, nil)
-	url, stop := serve(h) // in a program: http.ListenAndServe(":8080", h)
+	url, stop := serve(h) // in a program: transport.NewServer(":8080", h).ListenAndServe()
 	defer stop()
 
 	c, _, err := websocket.DefaultDialer.Dial(url, nil)
@@ -52,11 +52,12 @@ func Example_simpleServer() {
 }
 
 // ws README: "External HTTP/S server". A Handler is an http.Handler: mount
-// it on any server, TLS or not. (Compiled, not run.)
+// it on any server, TLS or not; transport.NewServer's has the timeouts a
+// server on the Internet needs. (Compiled, not run.)
 func Example_externalHTTPSServerProgram() {
 	system := actors.NewSystem(zerolog.Nop())
 	h := actors.NewHandler(system, func() actor.Actor { return &echo{} }, nil)
-	srv := &http.Server{Addr: ":8443", Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := transport.NewServer(":8443", h) // set srv.TLSConfig here if you need to
 	log.Fatal(srv.ListenAndServeTLS("/path/to/cert.pem", "/path/to/key.pem"))
 }
 
@@ -64,7 +65,9 @@ func Example_externalHTTPSServerProgram() {
 func Example_externalHTTPSServer() {
 	system := actors.NewSystem(zerolog.Nop())
 	h := actors.NewHandler(system, func() actor.Actor { return &echo{} }, nil)
-	srv := httptest.NewTLSServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config = transport.NewServer("", h)
+	srv.StartTLS()
 	defer srv.Close()
 	defer h.Shutdown(context.Background())
 
@@ -126,7 +129,7 @@ func Example_multipleServersSharingOneHTTPServer() {
 	mux := http.NewServeMux()
 	mux.Handle("/foo", foo)
 	mux.Handle("/bar", bar)
-	srv := httptest.NewServer(mux) // or &http.Server{Addr: ":8080", Handler: mux}
+	srv := httptest.NewServer(mux) // in a program: transport.NewServer(":8080", mux)
 	defer func() {
 		ctx := context.Background()
 		_ = errors.Join(foo.Shutdown(ctx), bar.Shutdown(ctx))

@@ -13,15 +13,16 @@ import (
 	"github.com/wsactor/wsactor/internal/exampletest"
 )
 
-func TestMain(m *testing.M) { exampletest.VerifyNoLeaks(m) }
+func TestMain(m *testing.M) { exampletest.Main(m, main) }
 
 // start runs the example on a loopback port, as main does; stop is what
 // SIGINT does.
 func start(t *testing.T) (addr string, stop func() error, out *exampletest.Buffer) {
 	t.Helper()
 	out = new(exampletest.Buffer)
+	logs := exampletest.NewLogWriter(t, nil)
 	r := exampletest.Start(t, func(ctx context.Context) error {
-		return run(ctx, []string{"-addr", "127.0.0.1:0"}, out)
+		return run(ctx, []string{"-addr", "127.0.0.1:0"}, out, logs)
 	})
 	return out.Wait(t, regexp.MustCompile(`listening on ws://(\S+) `))[1], r.Stop, out
 }
@@ -130,3 +131,9 @@ func TestBroadcast(t *testing.T) {
 		t.Fatalf("output:\n%s", out.String())
 	}
 }
+
+// TestHelp: -h prints the usage and exits 0, with no log line.
+func TestHelp(t *testing.T) { exampletest.CheckHelp(t, "broadcast", "addr") }
+
+// TestLogColour: logs are coloured on a terminal only.
+func TestLogColour(t *testing.T) { exampletest.CheckLogColour(t, newLogger) }

@@ -12,15 +12,16 @@ import (
 	"io"
 	"log"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/transport"
 )
 
 func main() {
@@ -39,15 +40,16 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	addr := fs.String("addr", "localhost:8080", "listen address")
 	verbose := fs.Bool("v", false, "log every connection and room event")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -h: the usage is printed, and that is all
+		}
 		return err
 	}
 	level := zerolog.InfoLevel
 	if *verbose {
 		level = zerolog.DebugLevel
 	}
-	_, isFile := out.(*os.File)
-	logger := zerolog.New(zerolog.ConsoleWriter{Out: out, TimeFormat: time.TimeOnly, NoColor: !isFile}).
-		Level(level).With().Timestamp().Logger()
+	logger := newLogger(out).Level(level)
 	system := actors.NewSystem(logger.Level(zerolog.WarnLevel))
 
 	ln, err := net.Listen("tcp", *addr)
@@ -59,7 +61,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		_ = ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: app, ReadHeaderTimeout: 10 * time.Second}
+	srv := transport.NewServer(*addr, app) // header, read and idle timeouts
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info().Msgf("chat on http://%s (Ctrl-C to stop)", ln.Addr())
@@ -80,4 +82,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	logger.Info().Msg("shut down")
 	return nil
+}
+
+// newLogger writes human-readable logs to w, in colour only when w is a
+// terminal: a file or a pipe gets plain text.
+func newLogger(w io.Writer) zerolog.Logger {
+	f, ok := w.(*os.File)
+	colour := ok && isatty.IsTerminal(f.Fd())
+	return zerolog.New(zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !colour}).
+		With().Timestamp().Logger()
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/wsactor/wsactor/internal/exampletest"
 )
 
-func TestMain(m *testing.M) { exampletest.VerifyNoLeaks(m) }
+func TestMain(m *testing.M) { exampletest.Main(m, main) }
 
 // waitTimeout bounds every wait for one expected event.
 const waitTimeout = 15 * time.Second
@@ -57,3 +57,9 @@ func startChat(t *testing.T, addr string) *chatServer {
 	}
 	return s
 }
+
+// TestHelp: -h prints the usage and exits 0, with no log line.
+func TestHelp(t *testing.T) { exampletest.CheckHelp(t, "chat", "addr", "v") }
+
+// TestLogColour: logs are coloured on a terminal only.
+func TestLogColour(t *testing.T) { exampletest.CheckLogColour(t, newLogger) }

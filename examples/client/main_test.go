@@ -19,16 +19,18 @@ import (
 
 	"github.com/wsactor/wsactor/actors"
 	"github.com/wsactor/wsactor/internal/exampletest"
+	"github.com/wsactor/wsactor/transport"
 )
 
-func TestMain(m *testing.M) { exampletest.VerifyNoLeaks(m) }
+func TestMain(m *testing.M) { exampletest.Main(m, main) }
 
 // startClient runs the example with fast timings; stop is what SIGINT does.
 func startClient(t *testing.T, args ...string) (out *exampletest.Buffer, stop func() error) {
 	t.Helper()
 	args = append([]string{"-every", "20ms", "-backoff-min", "10ms", "-backoff-max", "50ms"}, args...)
 	out = new(exampletest.Buffer)
-	r := exampletest.Start(t, func(ctx context.Context) error { return run(ctx, args, out) })
+	logs := exampletest.NewLogWriter(t, nil)
+	r := exampletest.Start(t, func(ctx context.Context) error { return run(ctx, args, out, logs) })
 	return out, r.Stop
 }
 
@@ -53,7 +55,7 @@ func startEcho(t *testing.T, addr string) *echoServer {
 			}
 		})
 	}, nil)
-	s := &echoServer{h: h, srv: &http.Server{Handler: h}, url: "ws://" + ln.Addr().String() + "/ws"}
+	s := &echoServer{h: h, srv: transport.NewServer("", h), url: "ws://" + ln.Addr().String() + "/ws"}
 	go func() { _ = s.srv.Serve(ln) }()
 	t.Cleanup(s.stop)
 	return s
@@ -126,7 +128,7 @@ func TestRefusedHandshakeIsAnError(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	out := new(exampletest.Buffer)
-	if err := run(ctx, []string{"-url", srv.URL}, out); err == nil || !strings.Contains(err.Error(), "401") {
+	if err := run(ctx, []string{"-url", srv.URL}, out, exampletest.NewLogWriter(t, nil)); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("run: %v, want the 401\n%s", err, out.String())
 	}
 }
@@ -219,3 +221,11 @@ func TestDialsThroughProxy(t *testing.T) {
 		t.Fatalf("proxy was asked for %q, want [%s]", proxy.hosts, want)
 	}
 }
+
+// TestHelp: -h prints the usage and exits 0, with no log line.
+func TestHelp(t *testing.T) {
+	exampletest.CheckHelp(t, "client", "url", "proxy", "heartbeat", "every", "backoff-min", "backoff-max")
+}
+
+// TestLogColour: logs are coloured on a terminal only.
+func TestLogColour(t *testing.T) { exampletest.CheckLogColour(t, newLogger) }

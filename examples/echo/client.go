@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/transport"
 )
 
 // rttClient is the ws README's round-trip-time demo as a client actor: it
@@ -24,6 +25,7 @@ type rttClient struct {
 func (c *rttClient) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actors.Opened:
+		fmt.Fprintf(c.out, "connected (permessage-deflate: %v)\n", m.Conn.Transport().Compressed())
 		_ = m.Conn.Ping(nil) // the pong updates Conn.RTT
 		c.sendNow(m.Conn)
 	case *actors.Message:
@@ -50,13 +52,15 @@ func (c *rttClient) sendNow(conn *actors.Conn) {
 	_ = conn.SendText(strconv.FormatInt(time.Now().UnixNano(), 10))
 }
 
-// runClient dials url, exchanges count messages and returns once the
-// connection has closed.
-func runClient(ctx context.Context, system *actor.ActorSystem, url string, count int, out io.Writer) error {
+// runClient dials url, offering permessage-deflate as compression says,
+// exchanges count messages and returns once the connection has closed.
+func runClient(ctx context.Context, system *actor.ActorSystem, url string, count int, compression transport.Compression, out io.Writer) error {
 	done := make(chan struct{})
+	var opts actors.DialOptions
+	opts.Compression = compression
 	_, _, err := actors.Dial(ctx, system, url, func() actor.Actor {
 		return &rttClient{out: out, count: count, done: done}
-	}, nil)
+	}, &opts)
 	if err != nil {
 		return err
 	}

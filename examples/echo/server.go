@@ -15,7 +15,8 @@ type echo struct {
 func (e *echo) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actors.Opened:
-		m.Conn.Logger().Info().Str("client", m.Conn.ClientIP().String()).Msg("connected")
+		m.Conn.Logger().Info().Str("client", m.Conn.ClientIP().String()).
+			Bool("permessage-deflate", m.Conn.Transport().Compressed()).Msg("connected")
 	case *actors.Message:
 		e.received++
 		if err := m.Conn.Send(m.Type, m.Data); err != nil {

@@ -9,20 +9,32 @@ import (
 	"github.com/wsactor/wsactor/internal/exampletest"
 )
 
-// TestGameBrowser loads the page in headless Chromium, sees a snapshot drawn
-// on the canvas (the pixel under the player's own dot has its colour), holds
-// an arrow key and sees the dot move. The screenshot goes to
+// TestGameBrowser loads the page in headless Chromium. On a 390 px wide
+// touch screen the page fits the screen, its icon loads, and a pointer held
+// on the board moves the player's dot toward it. On a desktop it sees a
+// snapshot drawn on the canvas (the pixel under the player's own dot has its
+// colour), holds an arrow key and sees the dot move. No page fails to load a
+// resource (such as a favicon). The screenshots go to
 // $WSACTOR_ARTIFACTS/TestGameBrowser, or the test's temp dir.
 func TestGameBrowser(t *testing.T) {
 	b := exampletest.RequireBrowser(t)
 	g := startRun(t, "-tick", "20ms")
 	out := exampletest.ArtifactDir(t)
 	p := b.RunNode(t, "testdata/game.js", out, g.URL)
+	phone := p.Next(t, "phone")
+	exampletest.CheckPhone(t, phone)
+	var touched struct {
+		Moved int `json:"moved"`
+	}
+	if err := json.Unmarshal(phone.Result, &touched); err != nil || touched.Moved == 0 {
+		t.Errorf("phone result %s: the held pointer did not move the dot (%v)", phone.Result, err)
+	}
 	done := p.Next(t, "done")
 	p.Wait(t)
 	for _, ev := range p.All("pageerror") {
 		t.Errorf("page error: %s", ev.Raw)
 	}
+	exampletest.CheckResourcesLoaded(t, p)
 	var res struct {
 		Me       int      `json:"me"`
 		Color    string   `json:"color"`

@@ -18,7 +18,7 @@ import (
 	"github.com/wsactor/wsactor/internal/exampletest"
 )
 
-func TestMain(m *testing.M) { exampletest.VerifyNoLeaks(m) }
+func TestMain(m *testing.M) { exampletest.Main(m, main) }
 
 // waitTimeout bounds every wait for one expected event.
 const waitTimeout = 15 * time.Second
@@ -203,3 +203,9 @@ func find(s snapshot, id int) (player, bool) {
 	}
 	return player{}, false
 }
+
+// TestHelp: -h prints the usage and exits 0, with no log line.
+func TestHelp(t *testing.T) { exampletest.CheckHelp(t, "game", "addr", "tick", "v") }
+
+// TestLogColour: logs are coloured on a terminal only.
+func TestLogColour(t *testing.T) { exampletest.CheckLogColour(t, newLogger) }

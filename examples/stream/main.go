@@ -26,7 +26,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
+
+	"github.com/wsactor/wsactor/transport"
 )
 
 func main() {
@@ -47,13 +50,16 @@ func run(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer
 	serverOnly := fs.Bool("server-only", false, "only run the server")
 	linger := fs.Duration("q", time.Second, "after stdin ends, wait until the server has been quiet this long")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -h: the usage is printed, and that is all
+		}
 		return err
 	}
 	if *connect != "" {
 		return pipe(ctx, *connect, in, out, *linger)
 	}
 
-	logger := zerolog.New(zerolog.ConsoleWriter{Out: errOut, TimeFormat: time.TimeOnly}).With().Timestamp().Logger()
+	logger := newLogger(errOut)
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("stream: %w", err)
@@ -61,7 +67,7 @@ func run(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer
 	streams := newStreamServer(logger)
 	mux := http.NewServeMux()
 	mux.Handle("/upper", streams)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := transport.NewServer(*addr, mux) // header, read and idle timeouts
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	url := "ws://" + ln.Addr().String() + "/upper"
@@ -87,4 +93,13 @@ func run(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer
 	}
 	fmt.Fprintln(errOut, "shut down")
 	return err
+}
+
+// newLogger writes human-readable logs to w, in colour only when w is a
+// terminal: a file or a pipe gets plain text.
+func newLogger(w io.Writer) zerolog.Logger {
+	f, ok := w.(*os.File)
+	colour := ok && isatty.IsTerminal(f.Fd())
+	return zerolog.New(zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !colour}).
+		With().Timestamp().Logger()
 }

@@ -16,7 +16,10 @@ import (
 // The stream example does not use protoactor, so unlike the others it
 // ignores no goroutine (exampletest.VerifyNoLeaks ignores protoactor's
 // dead-letter throttle).
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	exampletest.RunAsMain(main)
+	goleak.VerifyTestMain(m)
+}
 
 // program is one run of the example with its own stdin, stdout and stderr.
 type program struct {
@@ -102,3 +105,11 @@ func TestServerShutdownEndsClient(t *testing.T) {
 	server.wait(t)
 	client.wait(t) // the server's 1001 is a normal end of stream
 }
+
+// TestHelp: -h prints the usage and exits 0, with no log line.
+func TestHelp(t *testing.T) {
+	exampletest.CheckHelp(t, "stream", "addr", "connect", "server-only", "q")
+}
+
+// TestLogColour: logs are coloured on a terminal only.
+func TestLogColour(t *testing.T) { exampletest.CheckLogColour(t, newLogger) }

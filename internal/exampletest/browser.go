@@ -237,3 +237,51 @@ func (p *NodeProc) All(kind string) []NodeEvent {
 	}
 	return out
 }
+
+// PhoneResult is what a browser script reports, as the result of its
+// "phone" event, about a page on a phone-sized screen.
+type PhoneResult struct {
+	Viewport int            `json:"viewport"` // the screen's width in CSS pixels
+	Widths   map[string]int `json:"widths"`   // the page's scrollWidth at each step
+	Icon     struct {
+		Href   string `json:"href"`
+		Status int    `json:"status"`
+		Width  int    `json:"width"` // the decoded image's width; 0 if it did not decode
+	} `json:"icon"`
+}
+
+// CheckPhone fails the test unless ev, a "phone" event, reports a page
+// that never got wider than the screen (nothing to scroll sideways) and
+// whose icon (the declared one, or /favicon.ico) loaded and decoded. It
+// returns the result for further checks.
+func CheckPhone(t testing.TB, ev NodeEvent) PhoneResult {
+	t.Helper()
+	var r PhoneResult
+	if err := json.Unmarshal(ev.Result, &r); err != nil {
+		t.Fatalf("phone result %s: %v", ev.Result, err)
+	}
+	if r.Viewport <= 0 || len(r.Widths) == 0 {
+		t.Fatalf("phone result %s: want the viewport and the page's widths", ev.Result)
+	}
+	for step, w := range r.Widths {
+		if w > r.Viewport {
+			t.Errorf("on a %d px wide phone the page is %d px wide at %q: it scrolls sideways", r.Viewport, w, step)
+		}
+	}
+	if r.Icon.Status != 200 || r.Icon.Width == 0 {
+		t.Errorf("the page's icon %s: status %d, width %d; want 200 and an image", r.Icon.Href, r.Icon.Status, r.Icon.Width)
+	}
+	return r
+}
+
+// CheckResourcesLoaded fails the test if a page of the script logged a
+// resource it failed to load, such as Chromium's "Failed to load resource:
+// the server responded with a status of 404" for a missing favicon.
+func CheckResourcesLoaded(t testing.TB, p *NodeProc) {
+	t.Helper()
+	for _, ev := range p.All("console") {
+		if strings.Contains(ev.Raw, "Failed to load resource") && strings.Contains(ev.Raw, "status of 4") {
+			t.Errorf("a page failed to load a resource: %s", ev.Raw)
+		}
+	}
+}

@@ -117,3 +117,11 @@ func TestImportedOnlyByTests(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestTerminal(t *testing.T) {
+	term := NewTerminal(t)
+	fmt.Fprintln(term.File, "hello")
+	if got := term.Output(); !strings.Contains(got, "hello") {
+		t.Fatalf("the terminal shows %q", got)
+	}
+}

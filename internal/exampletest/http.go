@@ -11,15 +11,19 @@ import (
 	"time"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/transport"
 )
 
-// Serve runs h on a loopback HTTP server and returns its ws:// URL. stop
-// shuts down h first (closing its WebSockets with 1001 and waiting for
+// Serve runs h on a loopback HTTP server with transport.NewServer's
+// timeouts and limits, as a program serves it, and returns its ws:// URL.
+// stop shuts down h first (closing its WebSockets with 1001 and waiting for
 // them), then the server: httptest's Close does not wait for hijacked
 // connections. It takes no testing.TB because the docs' Example functions,
 // which have none, call it; the caller must call stop.
 func Serve(h *actors.Handler) (url string, stop func()) {
-	srv := httptest.NewServer(h)
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config = transport.NewServer("", h)
+	srv.Start()
 	return "ws" + strings.TrimPrefix(srv.URL, "http"), func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

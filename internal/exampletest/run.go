@@ -76,7 +76,8 @@ type LogWriter struct {
 	found    bool
 }
 
-// NewLogWriter returns a LogWriter logging to t that looks for re.
+// NewLogWriter returns a LogWriter logging to t that looks for re; with a
+// nil re it only logs.
 func NewLogWriter(t testing.TB, re *regexp.Regexp) *LogWriter {
 	t.Helper()
 	w := &LogWriter{t: t, re: re, match: make(chan []string, 1)}
@@ -98,7 +99,10 @@ func (w *LogWriter) Write(p []byte) (int, error) {
 	}
 	line := strings.TrimRight(string(p), "\n")
 	w.t.Log(line)
-	if m := w.re.FindStringSubmatch(line); m != nil && !w.found {
+	if w.re == nil || w.found {
+		return len(p), nil
+	}
+	if m := w.re.FindStringSubmatch(line); m != nil {
 		w.found = true
 		w.match <- m
 	}

@@ -112,7 +112,7 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Printf("listening %s\n", ln.Addr())
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := transport.NewServer(ln.Addr().String(), mux) // header, read and idle timeouts
 	go func() { _ = srv.Serve(ln) }()
 
 	sig := make(chan os.Signal, 1)

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsactor/wsactor/transport"
+
 	"github.com/asynkron/protoactor-go/actor"
 	pcluster "github.com/asynkron/protoactor-go/cluster"
 	"github.com/asynkron/protoactor-go/cluster/clusterproviders/etcd"
@@ -105,7 +107,7 @@ func runNode(ctx context.Context, args []string, out io.Writer) error {
 		}
 		writeJSON(w, m)
 	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := transport.NewServer(ln.Addr().String(), mux) // header, read and idle timeouts
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	fmt.Fprintf(out, "READY http=%s remote=%s\n", label, node.Address())

@@ -7,7 +7,9 @@
 //
 // Environment: CHROMIUM, the browser binary (default /usr/bin/chromium).
 //
-// Prints one JSON line per event: "restart" once two tabs have chatted (the
+// Prints one JSON line per event: "phone" with what a 390 px wide phone
+// shows (the page's width at each step and whether its icon loaded),
+// "restart" once two tabs have chatted (the
 // test then restarts the server on the same port), "done" with the
 // screenshots once both tabs reconnected and chatted again, "console" and
 // "pageerror" from the pages, or "error" if a step failed.
@@ -42,6 +44,49 @@ async function say(page, text, seeAt) {
   }
 }
 
+// PHONE is the viewport of a common phone (CSS pixels).
+const PHONE = { width: 390, height: 844 };
+
+// iconCheck loads the page's declared icon (or /favicon.ico if it declares
+// none) and reports its address, HTTP status and decoded width.
+async function iconCheck(page) {
+  return page.evaluate(async () => {
+    const link = document.querySelector('link[rel~="icon"]');
+    const href = link ? link.href : new URL('/favicon.ico', location.href).href;
+    const res = await fetch(href);
+    const img = new Image();
+    img.src = href;
+    await img.decode().catch(() => {});
+    return { href, status: res.status, width: img.naturalWidth };
+  });
+}
+
+// phone joins a room of its own on a phone-sized touch screen, says
+// something long, and reports the page's width (which must not exceed the
+// screen's) at the form and in the room, and the icon check.
+async function phone(browser) {
+  const context = await browser.newContext({ viewport: PHONE, isMobile: true, hasTouch: true });
+  try {
+    const page = await context.newPage();
+    page.on('console', (m) => emit({ event: 'console', page: 'phone', type: m.type(), text: m.text() }));
+    page.on('pageerror', (e) => emit({ event: 'pageerror', page: 'phone', error: String(e) }));
+    await page.goto(url, { timeout: STEP });
+    const width = () => page.evaluate(() => document.documentElement.scrollWidth);
+    const widths = { form: await width() };
+    await page.fill('#name', 'someone-with-a-rather-long-nickname');
+    await page.fill('#room', 'a-room-with-a-rather-long-name');
+    await page.click('#join-button');
+    await page.waitForSelector('body[data-state="joined"]', { timeout: STEP });
+    await say(page, 'a message long enough to wrap on a phone, with an unbroken word: ' + 'x'.repeat(60), [page]);
+    widths.joined = await width();
+    const screenshot = path.join(outDir, 'chat-phone.png');
+    await page.screenshot({ path: screenshot });
+    return { viewport: PHONE.width, widths, icon: await iconCheck(page), screenshots: [screenshot] };
+  } finally {
+    await context.close();
+  }
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -51,6 +96,8 @@ async function main() {
   });
   try {
     emit({ event: 'browser', version: browser.version() });
+    const onPhone = await phone(browser);
+    emit({ event: 'phone', result: onPhone, screenshots: onPhone.screenshots });
     const context = await browser.newContext({ viewport: { width: 900, height: 500 } });
     // Two tabs of one browser profile.
     const alice = await open(context, 'alice');

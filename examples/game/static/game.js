@@ -1,6 +1,7 @@
 'use strict';
 // The game page: draws every snapshot the server sends, and sends the
-// direction of the arrow keys (or WASD) whenever it changes. The server owns
+// direction of the arrow keys (or WASD), or toward the finger or mouse held
+// on the board, whenever it changes. The server owns
 // the state; the page only draws it. After a disconnect it reconnects with
 // capped exponential backoff and full jitter.
 
@@ -23,6 +24,7 @@ const game = (window.game = {
   ping: 0,
 });
 const held = new Set();
+let pointer = null; // where a finger or the mouse is held on the board, in board coordinates
 
 function status(state, text) {
   document.body.dataset.state = state;
@@ -49,6 +51,7 @@ function connect() {
     } else if (msg.type === 'state') {
       game.last = msg;
       render(msg);
+      if (pointer) sendDirection(); // our dot moved: steer toward the pointer again
     }
   };
   ws.onclose = (ev) => {
@@ -63,13 +66,21 @@ function send(msg) {
   if (game.ws && game.ws.readyState === WebSocket.OPEN) game.ws.send(JSON.stringify(msg));
 }
 
-// sendDirection tells the server where the held keys point, if that changed.
+// sendDirection tells the server where the held keys point (or, with no key
+// held, which way the held pointer is from our dot), if that changed.
 function sendDirection() {
   let dx = 0;
   let dy = 0;
   for (const k of held) {
     dx += KEYS[k][0];
     dy += KEYS[k][1];
+  }
+  const me = game.last && game.last.players.find((p) => p.id === game.me);
+  if (held.size === 0 && pointer && me) {
+    const ex = pointer.x - me.x;
+    const ey = pointer.y - me.y;
+    dx = Math.abs(ex) > RADIUS ? ex : 0;
+    dy = Math.abs(ey) > RADIUS ? ey : 0;
   }
   dx = Math.sign(dx);
   dy = Math.sign(dy);
@@ -112,6 +123,27 @@ addEventListener('keydown', (ev) => key(ev, true));
 addEventListener('keyup', (ev) => key(ev, false));
 addEventListener('blur', () => {
   held.clear();
+  pointer = null;
   sendDirection();
 });
+
+// Touch (and mouse): hold a finger on the board and the dot moves toward it.
+function aim(ev) {
+  const r = canvas.getBoundingClientRect();
+  pointer = { x: ((ev.clientX - r.left) * canvas.width) / r.width, y: ((ev.clientY - r.top) * canvas.height) / r.height };
+  sendDirection();
+}
+canvas.addEventListener('pointerdown', (ev) => {
+  canvas.setPointerCapture(ev.pointerId);
+  aim(ev);
+});
+canvas.addEventListener('pointermove', (ev) => {
+  if (pointer) aim(ev);
+});
+for (const type of ['pointerup', 'pointercancel']) {
+  canvas.addEventListener(type, () => {
+    pointer = null;
+    sendDirection();
+  });
+}
 connect();
