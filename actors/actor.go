@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -37,7 +38,7 @@ type redialer struct {
 type connActor struct {
 	user     actor.Actor
 	conn     *Conn
-	credits  chan struct{} // inbound messages in the mailbox, bounded
+	inbox    *inbox        // received messages not yet handled, bounded
 	stopped  chan struct{} // closed on Stopped: the reader stops waiting
 	root     *actor.RootContext
 	log      zerolog.Logger
@@ -47,6 +48,14 @@ type connActor struct {
 	panics   *supervisor.Counter // lazily made on the first panic
 	decodes  *supervisor.Counter
 	hb       *supervisor.Heartbeat // client heartbeat, owned by this actor
+
+	// A panic past its budget ends the session. failing (actor only): the
+	// handler panicked, so no more messages are delivered; panicCause (actor
+	// only): the PanicError the close reports; readFailed: the decoder
+	// panicked, so the reader posts no more messages. Reset per session.
+	failing    bool
+	panicCause *PanicError
+	readFailed atomic.Bool
 
 	redial  *redialer
 	attempt int
@@ -80,21 +89,40 @@ func (a *connActor) Receive(ctx actor.Context) {
 			a.opened = nil
 		}
 	case *Message:
-		a.deliver(ctx, m)
-		<-a.credits
+		// Only the reader's messages hold inbox space; clear the mark before
+		// the behaviour sees m, so a copy it sends on does not release twice.
+		admitted, held := m.admitted, m.held
+		m.admitted, m.held = false, 0
+		if !a.failing {
+			a.deliver(ctx, m)
+		}
+		if admitted {
+			a.inbox.release(held)
+		}
+	case *panicClose:
+		if m.t == a.conn.t {
+			a.panicCause = m.err
+			// Close, not CloseWithError: replies already queued for earlier
+			// messages are written before the close frame.
+			a.conn.t.Close(transport.StatusInternalError, "internal error")
+		}
 	case *Send:
 		a.send(ctx, m)
 	case *Close:
 		a.conn.t.Close(m.Code, m.Reason)
 	case *closedEvent:
-		a.conn.log.Debug().Int("code", int(m.info.Code)).AnErr("cause", m.info.Err).Bool("by_peer", m.info.ByPeer).Msg("connection closed")
+		info := m.info
+		if a.panicCause != nil && !info.ByPeer && info.Code == transport.StatusInternalError {
+			info.Err = a.panicCause // our 1011 for a panic past its budget
+		}
+		a.conn.log.Debug().Int("code", int(info.Code)).AnErr("cause", info.Err).Bool("by_peer", info.ByPeer).Msg("connection closed")
 		if a.hb != nil {
 			a.hb.Remove(a.conn.t)
 		}
-		a.deliverClosed(ctx, m.info.Code, m.info.Reason, m.info.ByPeer, m.info.Err)
-		if a.redial != nil && a.redial.dial != nil && !a.stopping && !(m.info.Err == nil && !m.info.ByPeer) {
+		a.deliverClosed(ctx, info.Code, info.Reason, info.ByPeer, info.Err)
+		if a.redial != nil && a.redial.dial != nil && !a.stopping && !(info.Err == nil && !info.ByPeer) {
 			a.attempt = 0
-			a.scheduleRedial(ctx, m.info.Err)
+			a.scheduleRedial(ctx, info.Err)
 			return
 		}
 		ctx.Stop(ctx.Self())
@@ -146,6 +174,8 @@ func (a *connActor) Receive(ctx actor.Context) {
 // open starts a session on a.conn: Opened, then the reader.
 func (a *connActor) open(ctx actor.Context) {
 	a.closed = false
+	a.failing, a.panicCause = false, nil
+	a.readFailed.Store(false) // the previous session's reader has returned
 	a.conn.pid = ctx.Self()
 	a.conn.log = a.log.With().Str("conn", ctx.Self().Id).Str("remote", a.conn.t.RemoteAddr().String()).Logger()
 	a.conn.log.Debug().Msg("connection opened")
@@ -234,12 +264,17 @@ func (a *connActor) deliverClosed(ctx actor.Context, code StatusCode, reason str
 // deliver runs the user's Receive with msg as the current message. A panic
 // is logged once with its stack, then the HandlerPanic policy applies:
 // resume (the message is dropped, state kept) while within budget, else
-// close the connection with 1011.
+// close the connection with 1011. That close goes through the mailbox, so
+// *Send messages already in it (replies to earlier messages) are written
+// first; received messages still queued are dropped.
 func (a *connActor) deliver(ctx actor.Context, msg any) {
 	defer func() {
 		if r := recover(); r != nil {
 			pe := &PanicError{Value: r, Message: msg, Stack: debug.Stack()}
-			a.onPanic(a.conn.t, pe, a.policies.handlerPanic, &a.panics, "connection handler panicked; resuming, message dropped")
+			if !a.onPanic(pe, a.policies.handlerPanic, &a.panics, "connection handler panicked; resuming, message dropped") {
+				a.failing = true
+				ctx.Send(ctx.Self(), &panicClose{t: a.conn.t, err: pe})
+			}
 		}
 	}()
 	if msg == ctx.Message() {
@@ -250,19 +285,27 @@ func (a *connActor) deliver(ctx actor.Context, msg any) {
 }
 
 // onPanic logs pe once with its stack and applies policy p against the
-// failure counter *c (made on first use): within budget under Resume it logs
-// resumed, otherwise it closes the connection with 1011.
-func (a *connActor) onPanic(t *transport.Conn, pe *PanicError, p supervisor.Policy, c **supervisor.Counter, resumed string) {
+// failure counter *c (made on first use): it reports true when the panic is
+// within budget under Resume (logged as resumed); false means the caller
+// closes the connection with 1011.
+func (a *connActor) onPanic(pe *PanicError, p supervisor.Policy, c **supervisor.Counter, resumed string) bool {
 	if *c == nil {
 		*c = supervisor.NewCounter(p.Budget)
 	}
 	ev := a.conn.log.Error().Str("panic", pe.Error()).Bytes("stack", pe.Stack)
 	if p.Directive == supervisor.Resume && (*c).Fail(time.Now()) {
 		ev.Msg(resumed)
-		return
+		return true
 	}
 	ev.Msg("panic past its budget; closing with 1011")
-	t.CloseWithError(transport.StatusInternalError, "internal error", pe)
+	return false
+}
+
+// panicClose asks the actor to close session t with 1011 after a panic past
+// its budget. It travels through the mailbox behind what was sent before it.
+type panicClose struct {
+	t   *transport.Conn
+	err *PanicError
 }
 
 // withMessage presents a message the connection actor made up (Opened,
@@ -275,14 +318,22 @@ type withMessage struct {
 func (c withMessage) Message() any { return c.msg }
 
 // HandleMessage implements transport.Handler on the reader goroutine: it runs
-// the Decode hook (if any), waits for a slot in the inbox (backpressure),
-// then posts to the mailbox.
+// the Decode hook (if any), waits for room in the inbox (backpressure: the
+// reader reads nothing more meanwhile), then posts to the mailbox.
 func (a *connActor) HandleMessage(t *transport.Conn, typ MessageType, data []byte) {
+	if a.readFailed.Load() {
+		return // the decoder panicked past its budget; the 1011 is on its way
+	}
 	var value any
 	if a.policies.decode != nil {
 		v, err, panicked := a.safeDecode(typ, data)
 		if panicked != nil {
-			a.onPanic(t, panicked, a.policies.decodeFail, &a.decodes, "decoder panicked; reader resumes with the next message")
+			if !a.onPanic(panicked, a.policies.decodeFail, &a.decodes, "decoder panicked; reader resumes with the next message") {
+				// Messages already posted are still handled and their
+				// replies written; then the actor closes with 1011.
+				a.readFailed.Store(true)
+				a.root.Send(a.conn.pid, &panicClose{t: t, err: panicked})
+			}
 			return
 		}
 		if err != nil {
@@ -291,12 +342,12 @@ func (a *connActor) HandleMessage(t *transport.Conn, typ MessageType, data []byt
 		}
 		value = v
 	}
-	select {
-	case a.credits <- struct{}{}:
-	case <-a.stopped:
+	// data is held at its buffer's capacity, which may exceed its length.
+	held := cap(data)
+	if !a.inbox.acquire(a.conn, held, a.stopped) {
 		return
 	}
-	a.root.Send(a.conn.pid, &Message{Conn: a.conn, Type: typ, Data: data, Value: value})
+	a.root.Send(a.conn.pid, &Message{Conn: a.conn, Type: typ, Data: data, Value: value, admitted: true, held: held})
 }
 
 func (a *connActor) safeDecode(typ MessageType, data []byte) (v any, err error, pe *PanicError) {
@@ -313,6 +364,71 @@ func (a *connActor) safeDecode(typ MessageType, data []byte) (v any, err error, 
 func (a *connActor) HandleClose(_ *transport.Conn, info transport.CloseInfo) {
 	a.root.Send(a.conn.pid, &closedEvent{info: info})
 }
+
+// inbox bounds the received messages a connection holds: posted by the
+// reader and not yet handled by the actor (the one being handled counts until
+// its Receive returns). It counts messages (InboxLimit) and bytes
+// (InboxBytes). Its one waiter is the connection's reader.
+type inbox struct {
+	maxMsgs  int
+	maxBytes int // < 0: no byte budget
+
+	mu      sync.Mutex
+	msgs    int
+	bytes   int
+	waiting bool          // the reader waits on freed
+	freed   chan struct{} // closed by release while waiting
+}
+
+func newInbox(maxMsgs, maxBytes int) *inbox {
+	return &inbox{maxMsgs: maxMsgs, maxBytes: maxBytes, freed: make(chan struct{})}
+}
+
+// acquire waits until a message holding n bytes fits, takes its room and
+// reports true; it reports false once stop is closed. A message fits when
+// fewer than maxMsgs messages are held and the bytes held stay within
+// maxBytes; into an empty inbox any message fits, so one larger than the
+// budget is admitted alone.
+func (b *inbox) acquire(c *Conn, n int, stop <-chan struct{}) bool {
+	for {
+		b.mu.Lock()
+		if b.msgs < b.maxMsgs && (b.msgs == 0 || b.maxBytes < 0 || b.bytes+n <= b.maxBytes) {
+			b.msgs++
+			b.bytes += n
+			b.mu.Unlock()
+			return true
+		}
+		b.waiting = true
+		freed := b.freed
+		msgs, bytes := b.msgs, b.bytes
+		b.mu.Unlock()
+		if h := inboxWaitHook.Load(); h != nil {
+			(*h)(c, msgs, bytes)
+		}
+		select {
+		case <-freed:
+		case <-stop:
+			return false
+		}
+	}
+}
+
+// release returns the room of a handled message that held n bytes.
+func (b *inbox) release(n int) {
+	b.mu.Lock()
+	b.msgs--
+	b.bytes -= n
+	if b.waiting {
+		b.waiting = false
+		close(b.freed)
+		b.freed = make(chan struct{})
+	}
+	b.mu.Unlock()
+}
+
+// inboxWaitHook, set only by tests, is called by a reader about to wait for
+// room in its inbox, with what the inbox holds.
+var inboxWaitHook atomic.Pointer[func(c *Conn, msgs, bytes int)]
 
 // ErrDecode is the Closed.Err (wrapping the decoder's error) of a connection
 // closed with 1007 because HandlerOptions.Decode refused a message.

@@ -55,7 +55,13 @@ func (c *Conn) SendNotify(f *transport.Frame, done func(error)) error {
 	return c.t.SendNotify(f, done)
 }
 
-// Close starts the closing handshake; queued messages are written first.
+// Close starts the closing handshake and returns at once. Messages already
+// queued are written first (each write bounded by WriteTimeout, so a peer
+// that stops reading is cut off), then the close frame; CloseTimeout counts
+// from that close frame being written. To drop the backlog instead (your own
+// deadline passed), call Transport().DiscardQueued() after Close: the frame
+// being written is finished and the close frame goes next. See
+// [transport.Conn.Close].
 func (c *Conn) Close(code StatusCode, reason string) { c.t.Close(code, reason) }
 
 // Ping sends a ping; the pong updates RTT.

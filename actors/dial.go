@@ -19,10 +19,14 @@ type DialOptions struct {
 	// DialOptions configures the handshake and the connection: headers,
 	// subprotocols, proxy, TLS, compression (on by default), timeouts.
 	transport.DialOptions
-	// Logger receives the connection's logs. The zero value logs nothing.
+	// Logger receives the connection's logs. The zero value means the
+	// system's logger, as in HandlerOptions; zerolog.Nop() logs nothing.
 	Logger zerolog.Logger
 	// InboxLimit is as in HandlerOptions. Zero means 64.
 	InboxLimit int
+	// InboxBytes is as in HandlerOptions. Zero means 4 MiB; negative turns
+	// the byte budget off.
+	InboxBytes int
 	// Props adds protoactor props options to the connection actor.
 	Props []actor.PropsOption
 	// HandlerPanic is as in HandlerOptions.
@@ -68,7 +72,13 @@ func Dial(ctx context.Context, system *actor.ActorSystem, url string, producer a
 		o = *opts
 	}
 	if o.InboxLimit <= 0 {
-		o.InboxLimit = 64
+		o.InboxLimit = defaultInboxLimit
+	}
+	if o.InboxBytes == 0 {
+		o.InboxBytes = defaultInboxBytes
+	}
+	if isZeroLogger(o.Logger) {
+		o.Logger = systemLogger(system)
 	}
 	t, resp, err := transport.Dial(ctx, url, &o.DialOptions)
 	if err != nil {
@@ -79,7 +89,7 @@ func Dial(ctx context.Context, system *actor.ActorSystem, url string, producer a
 	a := &connActor{
 		user:     producer(),
 		conn:     c,
-		credits:  make(chan struct{}, o.InboxLimit),
+		inbox:    newInbox(o.InboxLimit, o.InboxBytes),
 		stopped:  make(chan struct{}),
 		root:     system.Root,
 		log:      o.Logger,

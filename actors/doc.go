@@ -30,10 +30,14 @@
 // # Failures
 //
 // A panic in the user's Receive is recovered by the connection actor and
-// logged once with its stack; then HandlerOptions.HandlerPanic applies: by
-// default the actor resumes (the message is dropped, state and socket kept)
-// up to 3 times a minute, and past that the connection closes with 1011. The
-// process and every other connection carry on.
+// logged once with its stack, to HandlerOptions.Logger or, when that is left
+// zero, to the logger the actor system was built with ([NewSystem]); then
+// HandlerOptions.HandlerPanic applies: by default the actor resumes (the
+// message is dropped, state and socket kept) up to 3 times a minute, and past
+// that the connection closes with 1011. Replies sent before the fatal panic
+// (with Conn methods, or as [*Send] messages already in the actor's mailbox)
+// are written before the close frame; received messages still waiting are
+// dropped. The process and every other connection carry on.
 //
 // # Heartbeats and reconnects
 //
@@ -47,8 +51,25 @@
 // # Reads and backpressure
 //
 // Each connection has one reader goroutine. It delivers messages into the
-// actor's mailbox in order and stops reading from the socket while
-// [HandlerOptions.InboxLimit] messages are waiting to be handled, so a peer
-// that sends faster than its actor handles is slowed down by TCP instead of
-// growing memory.
+// actor's mailbox in order. A message holds room in the connection's inbox
+// from the moment the reader posts it until the actor's Receive for it
+// returns. The reader stops reading from the socket while the inbox holds
+// [HandlerOptions.InboxLimit] messages (64) or while the next message would
+// take it past [HandlerOptions.InboxBytes] (4 MiB), so a peer that sends
+// faster than its actor handles is slowed down by TCP instead of growing
+// memory.
+//
+// Bytes are counted after inflation, by the capacity of each message's Data
+// buffer. A message larger than InboxBytes is admitted alone, into an empty
+// inbox. The received messages a connection holds therefore stay under
+// max(InboxBytes, ReadLimit+1) + ReadLimit+1 bytes: the inbox, plus the one
+// message its reader holds while it waits. With the defaults (ReadLimit 1
+// MiB) that is 5 MiB + 1 byte, whether the peer sends 1 MiB or, with
+// permessage-deflate, 1 KiB per message. The bound counts live memory
+// (what is left after a garbage collection): Go's collector lets the heap grow
+// to about twice the live heap by default (GOGC=100), and a message being
+// read or inflated makes short-lived copies. It does not count a Decode
+// hook's Value, data a Receive keeps after it returns (e.g. in a room's
+// queue), or the outbound queue (transport.QueueOptions.Bytes, 4 MiB by
+// default).
 package actors

@@ -31,6 +31,13 @@ func TestInboundFloodMemoryBounded(t *testing.T) {
 		})
 	}, &actors.HandlerOptions{InboxLimit: inbox})
 	c := dial(t, url)
+	waiting := make(chan struct{}, 1)
+	defer actors.SetInboxWaitHook(func(*actors.Conn, int, int) {
+		select {
+		case waiting <- struct{}{}:
+		default:
+		}
+	})()
 
 	runtime.GC()
 	var before runtime.MemStats
@@ -48,8 +55,13 @@ func TestInboundFloodMemoryBounded(t *testing.T) {
 		}
 		writeErr <- nil
 	}()
-	// The actor is stuck; let the client push until TCP buffers fill.
-	time.Sleep(300 * time.Millisecond)
+	// The actor is stuck on the first message; wait until the reader has
+	// filled the inbox and waits for room.
+	select {
+	case <-waiting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reader never waited for inbox room")
+	}
 	runtime.GC()
 	var during runtime.MemStats
 	runtime.ReadMemStats(&during)

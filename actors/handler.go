@@ -22,8 +22,10 @@ type HandlerOptions struct {
 	// origins, subprotocols, read limit, queue policy, compression, timeouts.
 	transport.AcceptOptions
 
-	// Logger receives the handler's logs; each connection's logger adds its
-	// id. The zero value logs nothing.
+	// Logger receives the handler's logs, panics with their stacks included;
+	// each connection's logger adds its id. The zero value means the logger
+	// the actor system was built with ([NewSystem] or [LoggerFactory]; for
+	// another system, its slog logger). zerolog.Nop() logs nothing.
 	Logger zerolog.Logger
 
 	// Tree is the supervision tree connection actors are spawned in. Nil makes
@@ -31,9 +33,24 @@ type HandlerOptions struct {
 	// may share one tree; then the caller shuts the tree down.
 	Tree *supervisor.Tree
 
-	// InboxLimit is how many received messages may wait in a connection's
-	// mailbox before its reader stops reading from the socket. Zero means 64.
+	// InboxLimit is how many received messages a connection may hold before
+	// its reader stops reading from the socket: posted to the mailbox and not
+	// yet handled (the one being handled counts until its Receive returns).
+	// Zero means 64.
 	InboxLimit int
+
+	// InboxBytes is the byte budget of the same inbox: the reader stops
+	// reading while the messages held would exceed it. A message counts the
+	// capacity of its Data buffer, after inflation (a compressed message
+	// counts what it inflated to): at least its length, more when the reader
+	// grew the buffer by doubling, never more than ReadLimit+1. A message
+	// that does not fit waits until earlier ones are handled; one larger
+	// than the budget is admitted alone, into an empty inbox. So a
+	// connection holds at most max(InboxBytes, ReadLimit+1) bytes of
+	// received messages, plus the one message (at most ReadLimit+1 bytes) its
+	// reader holds while it waits. Zero means 4 MiB; a negative value turns
+	// the byte budget off (InboxLimit alone applies).
+	InboxBytes int
 
 	// MaxConnections refuses upgrades with 503 and Retry-After once this many
 	// connections are open, before anything is spawned. Zero means no limit.
@@ -62,7 +79,7 @@ type HandlerOptions struct {
 
 	// Props lets the caller add protoactor props options (middleware, a
 	// dispatcher) to every connection actor. The mailbox is always unbounded:
-	// InboxLimit bounds it.
+	// InboxLimit and InboxBytes bound it.
 	Props []actor.PropsOption
 }
 
@@ -95,15 +112,21 @@ var ErrTooManyConnections = errors.New("actors: connection limit reached")
 var ErrDraining = errors.New("actors: handler is shutting down")
 
 // NewHandler returns a Handler that runs producer's actor for every
-// connection. system should come from [NewSystem] so protoactor logs to the
-// same logger.
+// connection. system should come from [NewSystem]: protoactor then logs to
+// the same logger, and so does the Handler when opts leaves Logger zero.
 func NewHandler(system *actor.ActorSystem, producer actor.Producer, opts *HandlerOptions) *Handler {
 	h := &Handler{system: system, producer: producer, conns: map[*Conn]struct{}{}, empty: make(chan struct{})}
 	if opts != nil {
 		h.opts = *opts
 	}
 	if h.opts.InboxLimit <= 0 {
-		h.opts.InboxLimit = 64
+		h.opts.InboxLimit = defaultInboxLimit
+	}
+	if h.opts.InboxBytes == 0 {
+		h.opts.InboxBytes = defaultInboxBytes
+	}
+	if isZeroLogger(h.opts.Logger) {
+		h.opts.Logger = systemLogger(system)
 	}
 	h.hb = supervisor.NewHeartbeat(h.opts.Heartbeat)
 	h.tree = h.opts.Tree
@@ -114,11 +137,13 @@ func NewHandler(system *actor.ActorSystem, producer actor.Producer, opts *Handle
 	return h
 }
 
-// Len returns the number of open connections (actors not yet stopped).
+// Len returns the number of connections MaxConnections counts: open ones
+// (actors not yet stopped) and upgrades admitted but not yet spawned. Once a
+// client's handshake has succeeded, its connection is counted.
 func (h *Handler) Len() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return len(h.conns)
+	return len(h.conns) + h.reserved
 }
 
 // ServeHTTP upgrades r and spawns its connection actor.
@@ -187,7 +212,7 @@ func (h *Handler) start(ctx context.Context, t *transport.Conn) (*Conn, error) {
 	a := &connActor{
 		user:    h.producer(),
 		conn:    c,
-		credits: make(chan struct{}, h.opts.InboxLimit),
+		inbox:   newInbox(h.opts.InboxLimit, h.opts.InboxBytes),
 		stopped: make(chan struct{}),
 		root:    h.system.Root,
 		log:     h.opts.Logger,
@@ -234,8 +259,22 @@ func (h *Handler) forget(c *Conn) {
 
 // Shutdown stops accepting upgrades (503), closes every connection with 1001
 // (going away), and waits until every connection actor has stopped and its
-// socket is closed, or until ctx is done (then it returns ctx's error). If the
-// Handler owns its supervision tree, the tree is shut down too.
+// socket is closed, or until ctx is done. If the Handler owns its supervision
+// tree, the tree is shut down too.
+//
+// Each connection first writes the messages already queued for it, for as
+// long as ctx lasts (every write is still bounded by WriteTimeout), then its
+// 1001 close frame; the close timeout counts from that close frame being
+// written, so a slow reader gets its whole backlog and then 1001.
+//
+// When ctx ends first, every connection still open drops the messages it has
+// not written yet, finishes the frame it is writing (its peer never sees a
+// partial frame) and sends its 1001 close frame next (see
+// [transport.Conn.DiscardQueued]). Shutdown then returns at once a
+// *ShutdownError, which says how many connections and messages were cut and
+// wraps ctx's error. Those connections end in the background, within
+// WriteTimeout (the rest of the frame in flight and the close frame) plus
+// CloseTimeout; call Shutdown again with a new ctx to wait for them.
 //
 // Call it before http.Server.Shutdown, which does not wait for hijacked
 // connections; actor.ActorSystem.Shutdown stops no actors.
@@ -254,10 +293,54 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	select {
 	case <-h.empty:
 	case <-ctx.Done():
-		return fmt.Errorf("actors: shutdown with %d connections open: %w", h.Len(), ctx.Err())
+		return h.cutShort(ctx.Err())
 	}
 	if h.ownsTree && h.tree != nil {
 		return h.tree.Shutdown(ctx)
 	}
 	return nil
 }
+
+// cutShort ends the drain of every connection still open, once Shutdown's
+// context is done, and reports what that cut.
+func (h *Handler) cutShort(cause error) *ShutdownError {
+	h.mu.Lock()
+	conns := make([]*Conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	e := &ShutdownError{Open: len(conns), Err: cause}
+	for _, c := range conns {
+		if n := c.t.DiscardQueued(); n > 0 {
+			e.Cut++
+			e.Messages += n
+		}
+	}
+	return e
+}
+
+// ShutdownError is the error [Handler.Shutdown] returns when its context
+// ended before every connection had closed. It wraps the context's error, so
+// errors.Is(err, context.DeadlineExceeded) holds; use errors.As to read the
+// counts.
+type ShutdownError struct {
+	// Open is how many connections were still open when the context ended.
+	Open int
+	// Cut is how many of them still had messages queued and not written,
+	// and Messages how many such messages they dropped in all. Their peers
+	// get every message written before the cut, whole, and then the 1001
+	// close frame.
+	Cut      int
+	Messages int
+	// Err is the context's error.
+	Err error
+}
+
+func (e *ShutdownError) Error() string {
+	return fmt.Sprintf("actors: shutdown: %d connections still open, %d cut short with %d unwritten messages dropped: %v",
+		e.Open, e.Cut, e.Messages, e.Err)
+}
+
+// Unwrap returns the context's error.
+func (e *ShutdownError) Unwrap() error { return e.Err }

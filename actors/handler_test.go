@@ -401,6 +401,13 @@ func TestInboxLimitPausesReading(t *testing.T) {
 	h, url, _ := testServer(t, func() actor.Actor { return &slow{got: got, release: release} },
 		&actors.HandlerOptions{InboxLimit: 4})
 	c := dial(t, url)
+	waiting := make(chan int, 1)
+	defer actors.SetInboxWaitHook(func(_ *actors.Conn, msgs, _ int) {
+		select {
+		case waiting <- msgs:
+		default:
+		}
+	})()
 	const n = 200
 	go func() {
 		for i := range n {
@@ -409,9 +416,16 @@ func TestInboxLimitPausesReading(t *testing.T) {
 			}
 		}
 	}()
-	// While the actor is stuck, the reader may have taken at most InboxLimit
-	// messages into the mailbox (plus the one being handled).
-	time.Sleep(200 * time.Millisecond)
+	// While the actor is stuck, the reader takes InboxLimit messages (the
+	// one being handled among them), then waits for room.
+	select {
+	case msgs := <-waiting:
+		if msgs != 4 {
+			t.Fatalf("reader waits with %d messages held, want 4", msgs)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reader never waited for inbox room")
+	}
 	once.Do(func() { close(release) })
 	for i := range n {
 		select {

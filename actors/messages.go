@@ -50,6 +50,11 @@ type Message struct {
 	// decoder). Decoding runs on the connection's reader goroutine, off the
 	// actor.
 	Value any
+
+	// Set by the reader: the message holds held bytes of its connection's
+	// inbox until it has been handled.
+	admitted bool
+	held     int
 }
 
 // Text returns Data as a string.
@@ -132,4 +137,5 @@ func (*closedEvent) IgnoreDeadLetterLogging() {}
 func (*Message) IgnoreDeadLetterLogging()     {}
 func (*Send) IgnoreDeadLetterLogging()        {}
 func (*Close) IgnoreDeadLetterLogging()       {}
+func (*panicClose) IgnoreDeadLetterLogging()  {}
 func (*Sent) IgnoreDeadLetterLogging()        {}

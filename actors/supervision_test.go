@@ -190,6 +190,9 @@ func TestClientHeartbeatAndReconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// On failure the client would go on reconnecting (and logging to the
+	// system's test logger) after the test: stop it first.
+	t.Cleanup(func() { system.Root.StopFuture(first.PID()).Wait() })
 	var last *actors.Conn
 	for i := range 2 {
 		waitFor[*actors.Opened](t, events)
@@ -388,7 +391,7 @@ func TestReconnectStopsOnRefusal(t *testing.T) {
 	events := make(chan any, 16)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, _, err := actors.Dial(ctx, system, url, func() actor.Actor {
+	conn, _, err := actors.Dial(ctx, system, url, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			switch m := ctx.Message().(type) {
 			case *actors.Reconnecting, *actor.Stopped:
@@ -399,6 +402,7 @@ func TestReconnectStopsOnRefusal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { system.Root.StopFuture(conn.PID()).Wait() })
 	waitFor[*actors.Reconnecting](t, events) // after the 1012
 	waitFor[*actor.Stopped](t, events)       // the 401 ends it
 	if n := sessions.Load(); n != 2 {

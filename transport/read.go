@@ -304,6 +304,12 @@ func (c *Conn) readPayload(m *assembly, h *wireHeader) error {
 		if lim := wireLimit(c.opts.ReadLimit, m.compressed); lim >= 0 && int64(want) > lim {
 			want = max(int(lim), start+n)
 		}
+		if h.fin {
+			want = start + n
+			if m.compressed {
+				want += len(deflateTail) // finish appends it in place
+			}
+		}
 		grown := make([]byte, start, want)
 		copy(grown, m.buf)
 		m.buf = grown
@@ -591,6 +597,7 @@ func inflate(p []byte, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	data, err := readMessage(fr, limit)
+	src.Reset(nil) // the pooled inflater keeps src: it must not pin p
 	flateReaders.Put(fr)
 	return data, err
 }
