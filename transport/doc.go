@@ -26,10 +26,14 @@
 //
 // # Reads
 //
-// Reading uses gorilla/websocket's frame parser. Messages larger than the read
-// limit are refused with 1009 without reading (or inflating) them into memory,
-// text that is not valid UTF-8 is refused with 1007, and protocol errors close
-// with 1002. After a close frame is sent the reader keeps draining the peer's
+// The reader parses frames itself (RFC 6455, and RFC 7692 for
+// permessage-deflate). Messages larger than the read limit are refused with
+// 1009 without reading (or inflating) them into memory, as are messages of
+// more than [ConnOptions.MessageFrames] frames; a message not finished within
+// [ConnOptions.MessageTimeout] is refused with 1008; text that is not valid
+// UTF-8 is refused with 1007 as soon as a fragment shows it; and protocol
+// errors close with 1002. Every ping is answered with its own pong (under a
+// flood of more than 16 owed, only the latest). After a close frame is sent the reader keeps draining the peer's
 // frames until the peer's close frame arrives or the close timeout passes, so a
 // peer that is still sending sees the close code rather than a reset.
 //
