@@ -64,7 +64,7 @@ type ReconnectOptions struct {
 // Dial connects to url and runs the connection as an actor made by producer,
 // exactly like a server connection: the behaviour receives Opened, Message
 // and Closed. Dial returns once Opened has been delivered. On a refused
-// handshake the error wraps websocket.ErrBadHandshake and resp holds the
+// handshake the error wraps transport.ErrBadHandshake and resp holds the
 // server's answer.
 func Dial(ctx context.Context, system *actor.ActorSystem, url string, producer actor.Producer, opts *DialOptions) (*Conn, *http.Response, error) {
 	var o DialOptions
