@@ -94,8 +94,14 @@ func (c *Conn) Compressed() bool { return c.t.Compressed() }
 // RTT returns the last measured ping round-trip time.
 func (c *Conn) RTT() time.Duration { return c.t.RTT() }
 
-// LastSeen returns when the peer last sent any frame.
+// LastSeen returns when the last frame from the peer was read (see
+// [transport.Conn.LastSeen]; the heartbeat also uses LastHeard).
 func (c *Conn) LastSeen() time.Time { return c.t.LastSeen() }
+
+// LastHeard returns when the peer was last heard from: a frame read, or on
+// Linux data reaching the socket while the reader is held by a slow
+// handler (see [transport.Conn.LastHeard]). The heartbeat judges by it.
+func (c *Conn) LastHeard() time.Time { return c.t.LastHeard() }
 
 // Transport returns the underlying transport connection.
 func (c *Conn) Transport() *transport.Conn { return c.t }

@@ -40,12 +40,19 @@
 //
 // # Heartbeats
 //
-// [Heartbeat] pings connections that have been idle for Interval and
-// terminates those that sent nothing (not even a pong) for Interval+Timeout:
-// the socket is closed, the actor stopped, and the handler's Closed carries
-// [ErrHeartbeatTimeout]; rooms drop the member when its actor stops. One
-// goroutine and one ticker serve all of a server's connections. It does not
-// use protoactor's SetReceiveTimeout, which races at the pinned version.
+// [Heartbeat] judges each connection by when its peer was last heard from:
+// when a frame from it was last read, or, on Linux, when data from it last
+// reached the socket, read or not (so pongs count even while a slow handler
+// holds the reader). A connection not heard from for Interval is pinged; one
+// not heard from for Interval+Timeout is terminated: the socket is closed,
+// the actor stopped, and the handler's Closed carries [ErrHeartbeatTimeout];
+// rooms drop the member when its actor stops. A dead peer is thus terminated
+// on time whatever its handler does. Where the kernel does not report
+// received data (other systems, sockets that are not TCP), a reader held for
+// Interval+Timeout after the last frame is terminated even if the peer is
+// alive; see [Heartbeat] for this and the peer that fills the receive buffer.
+// One goroutine and one ticker serve all of a server's connections. It does
+// not use protoactor's SetReceiveTimeout, which races at the pinned version.
 //
 // protoactor's AllForOne strategy and the Escalate directive are never used:
 // at a guardian they crash the process.

@@ -6,11 +6,17 @@ import (
 	"time"
 )
 
-// Peer is what a Heartbeat needs of a connection; Peer
+// Peer is what a Heartbeat needs of a connection; *transport.Conn
 // implements it.
 type Peer interface {
-	// LastSeen is when the peer last sent any frame.
+	// LastSeen is when the last frame was read from the peer. It stands
+	// still while the application holds the reader.
 	LastSeen() time.Time
+	// LastHeard is when the peer was last heard from: never before
+	// LastSeen, and later when data from the peer has reached the socket
+	// but not been read yet. It may cost a system call, so the Heartbeat
+	// asks only when LastSeen is at least Interval old.
+	LastHeard() time.Time
 	// LastPing is when we last pinged it.
 	LastPing() time.Time
 	// Ping queues a ping frame.
@@ -20,20 +26,21 @@ type Peer interface {
 }
 
 // ErrHeartbeatTimeout is the cause reported (in transport.CloseInfo.Err and
-// actors.Closed.Err) for a connection killed because its peer sent nothing,
-// not even a pong, within the heartbeat's Interval+Timeout.
+// actors.Closed.Err) for a connection killed because its peer was not heard
+// from, not even a pong, within the heartbeat's Interval+Timeout.
 var ErrHeartbeatTimeout = errors.New("supervisor: heartbeat timeout")
 
 // HeartbeatOptions configures liveness checks. The zero value means: ping a
-// connection that has been idle for 30s, kill it when it has sent nothing
+// connection not heard from for 30s, kill it when it has not been heard from
 // for 60s.
 type HeartbeatOptions struct {
-	// Interval is how long a connection may be idle (no inbound frame)
-	// before it is pinged. Zero means 30s (as the ws README); negative
-	// disables heartbeats.
+	// Interval is how long a connection may go unheard (see [Heartbeat])
+	// before it is pinged; it is pinged again every Interval while it stays
+	// unheard. Zero means 30s (as the ws README); negative disables
+	// heartbeats.
 	Interval time.Duration
 	// Timeout is how long after Interval a silent peer is given to answer:
-	// a connection that has sent nothing for Interval+Timeout is terminated
+	// a connection not heard from for Interval+Timeout is terminated
 	// (socket closed, actor stopped, Closed.Err is ErrHeartbeatTimeout).
 	// Zero means Interval.
 	Timeout time.Duration
@@ -51,13 +58,36 @@ func (o HeartbeatOptions) withDefaults() HeartbeatOptions {
 
 // Heartbeat pings idle connections and kills silent ones, for any number of
 // connections with one goroutine and one ticker: every tick (a tenth of
-// min(Interval, Timeout)) it looks at each connection's last inbound frame.
-// A dead peer is therefore killed between Interval+Timeout and
-// Interval+Timeout+tick after its last frame. It does not use protoactor's
-// SetReceiveTimeout, which races at the pinned version.
+// min(Interval, Timeout)) it looks at when each peer was last heard from.
 //
-// Browsers cannot see ping frames but answer them; a browser page that wants
-// to detect a dead server sends its own application-level ping message.
+// A peer is heard from when a frame from it is read ([Peer.LastSeen]) and,
+// on Linux, when data from it reaches the socket even if nothing reads it
+// ([Peer.LastHeard]): while a slow handler holds a connection's reader
+// (backpressure), the peer's pongs wait unread in the kernel, and the kernel
+// says when they came. The rule is the same whatever the handler does:
+//
+//   - a connection not heard from for Interval is pinged, and again every
+//     Interval while it stays unheard;
+//   - a connection not heard from for Interval+Timeout is terminated with
+//     ErrHeartbeatTimeout, between Interval+Timeout and
+//     Interval+Timeout+tick (to the kernel's clock tick of a few
+//     milliseconds) after the peer was last heard from.
+//
+// So a dead peer is terminated on time even behind a handler that never
+// returns, and a live peer that answers pings is kept behind a slow one.
+// A frame that waited in the socket's buffer counts again when the reader
+// reads it. Two live peers look silent and are terminated: one that has
+// filled the connection's receive buffer while the reader was held, since it
+// can send nothing more, not even a pong; and, where the kernel does not
+// report the data it has received (systems other than Linux, sockets that
+// are not TCP), any peer whose reader is held for Interval+Timeout after the
+// last frame read. Keep handlers short (see the backpressure guide) and
+// neither happens.
+//
+// It does not use protoactor's SetReceiveTimeout, which races at the pinned
+// version. Browsers cannot see ping frames but answer them; a browser page
+// that wants to detect a dead server sends its own application-level ping
+// message.
 type Heartbeat struct {
 	opts HeartbeatOptions
 	tick time.Duration
@@ -152,7 +182,10 @@ func (h *Heartbeat) sweep(now time.Time, batch []Peer) []Peer {
 }
 
 func (h *Heartbeat) check(c Peer, now time.Time) {
-	idle := now.Sub(c.LastSeen())
+	if now.Sub(c.LastSeen()) < h.opts.Interval {
+		return // read from recently: nothing to do, and no system call
+	}
+	idle := now.Sub(c.LastHeard())
 	switch {
 	case idle >= h.opts.Interval+h.opts.Timeout:
 		c.Terminate(ErrHeartbeatTimeout)

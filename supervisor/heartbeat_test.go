@@ -8,34 +8,54 @@ import (
 	"time"
 )
 
-// fakePeer answers pings (or not) on the synctest clock.
+// fakePeer answers pings (or not) on the synctest clock. While its reader is
+// held (held), a pong is not read, so LastSeen stands still; the kernel still
+// receives it, and LastHeard reports that if the peer has a kernel that
+// tells (kernel), as on Linux.
 type fakePeer struct {
-	mu         sync.Mutex
-	seen, ping time.Time
-	answers    bool
-	pings      int
-	killedAt   time.Time
-	cause      error
-	kills      int
+	mu                sync.Mutex
+	seen, heard, ping time.Time
+	answers           bool
+	held, kernel      bool
+	pings             int
+	heardCalls        int
+	killedAt          time.Time
+	cause             error
+	kills             int
 }
 
 func newFakePeer(answers bool) *fakePeer {
 	now := time.Now()
-	return &fakePeer{seen: now, answers: answers}
+	return &fakePeer{seen: now, heard: now, answers: answers}
 }
 
 func (p *fakePeer) LastSeen() time.Time { p.mu.Lock(); defer p.mu.Unlock(); return p.seen }
 func (p *fakePeer) LastPing() time.Time { p.mu.Lock(); defer p.mu.Unlock(); return p.ping }
+
+func (p *fakePeer) LastHeard() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.heardCalls++
+	if p.kernel && p.heard.After(p.seen) {
+		return p.heard
+	}
+	return p.seen
+}
+
 func (p *fakePeer) Ping([]byte) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.pings++
 	p.ping = time.Now()
 	if p.answers {
-		p.seen = time.Now() // the pong
+		p.heard = time.Now() // the pong reaches the socket
+		if !p.held {
+			p.seen = p.heard // and is read
+		}
 	}
 	return nil
 }
+
 func (p *fakePeer) Terminate(cause error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -78,6 +98,78 @@ func TestHeartbeatKillsSilentPeerOnly(t *testing.T) {
 			t.Fatalf("answering peer: %d kills, %d pings over 5 minutes", alive.kills, alive.pings)
 		}
 		alive.mu.Unlock()
+	})
+}
+
+// TestHeartbeatHeldReader pins the rule for a connection whose reader a
+// handler holds for the whole run, so no frame is read after the start: the
+// kernel's word decides, and where there is none, the frames read do.
+func TestHeartbeatHeldReader(t *testing.T) {
+	tests := []struct {
+		name     string
+		answers  bool // the peer answers pings
+		kernel   bool // LastHeard reports data that reached the socket unread
+		wantKill bool
+	}{
+		{"live peer, kernel tells", true, true, false},
+		{"dead peer, kernel tells", false, true, true},
+		{"live peer, no kernel word", true, false, true},
+		{"dead peer, no kernel word", false, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				opts := HeartbeatOptions{Interval: 30 * time.Second, Timeout: 10 * time.Second}
+				hb := NewHeartbeat(opts)
+				start := time.Now()
+				p := newFakePeer(tt.answers)
+				p.held, p.kernel = true, tt.kernel
+				hb.Add(p)
+				defer hb.Remove(p)
+
+				time.Sleep(5 * time.Minute)
+				synctest.Wait()
+
+				p.mu.Lock()
+				defer p.mu.Unlock()
+				if !tt.wantKill {
+					if p.kills != 0 || p.pings < 5 {
+						t.Fatalf("%d kills, %d pings over 5 minutes; want 0 kills, a ping every Interval", p.kills, p.pings)
+					}
+					return
+				}
+				if p.kills == 0 || !errors.Is(p.cause, ErrHeartbeatTimeout) {
+					t.Fatalf("not terminated with ErrHeartbeatTimeout: kills %d cause %v", p.kills, p.cause)
+				}
+				lo, hi := opts.Interval+opts.Timeout, opts.Interval+opts.Timeout+hb.tick
+				if d := p.killedAt.Sub(start); d < lo || d > hi {
+					t.Fatalf("killed after %v, want within [%v, %v] of the last frame", d, lo, hi)
+				}
+			})
+		})
+	}
+}
+
+// TestHeartbeatAsksLastHeardOnlyWhenStale: LastHeard may cost a system
+// call, so a connection read from within Interval is never asked.
+func TestHeartbeatAsksLastHeardOnlyWhenStale(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hb := NewHeartbeat(HeartbeatOptions{Interval: 30 * time.Second})
+		p := newFakePeer(true)
+		hb.Add(p)
+		defer hb.Remove(p)
+		for range 10 { // a frame every 10s: never idle for Interval
+			time.Sleep(10 * time.Second)
+			p.mu.Lock()
+			p.seen = time.Now()
+			p.mu.Unlock()
+		}
+		synctest.Wait()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if p.heardCalls != 0 || p.pings != 0 {
+			t.Fatalf("busy connection: LastHeard asked %d times, %d pings; want 0, 0", p.heardCalls, p.pings)
+		}
 	})
 }
 
