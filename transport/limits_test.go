@@ -58,6 +58,21 @@ func readUntilClose(t *testing.T, rc *rawClient) StatusCode {
 	}
 }
 
+// finishFailure answers the server's close (already read, with code) and
+// checks that the server's handler was told code with cause, and was given
+// no message.
+func finishFailure(t *testing.T, rc *rawClient, srv accepted, code StatusCode, cause error) {
+	t.Helper()
+	rc.finishClose(int(code))
+	info := srv.r.waitClose(t)
+	if info.Code != code || !errors.Is(info.Err, cause) {
+		t.Errorf("HandleClose = %+v, want %d with %v", info, code, cause)
+	}
+	if n := len(srv.r.msgs); n != 0 {
+		t.Errorf("%d messages delivered", n)
+	}
+}
+
 // TestEndlessFragments: the attack from issue 11 — a message of zero-length
 // continuation frames that never ends, with a ping every 2,000 frames to
 // stay "alive" — is ended with 1009 once the message has MessageFrames
@@ -90,14 +105,7 @@ func TestEndlessFragments(t *testing.T) {
 	if code != StatusMessageTooBig {
 		t.Fatalf("close code %d, want 1009", code)
 	}
-	rc.finishClose(int(code))
-	info := srv.r.waitClose(t)
-	if info.Code != StatusMessageTooBig || !errors.Is(info.Err, ErrTooManyFrames) {
-		t.Errorf("HandleClose = %+v, want 1009 with ErrTooManyFrames", info)
-	}
-	if n := len(srv.r.msgs); n != 0 {
-		t.Errorf("%d messages delivered", n)
-	}
+	finishFailure(t, rc, srv, StatusMessageTooBig, ErrTooManyFrames)
 }
 
 // TestMessageFramesLimit: a message of exactly MessageFrames frames (control
@@ -148,10 +156,7 @@ func TestMessageFramesLimit(t *testing.T) {
 			if code := readUntilClose(t, rc); code != StatusMessageTooBig {
 				t.Fatalf("close %d, want 1009", code)
 			}
-			rc.finishClose(int(StatusMessageTooBig))
-			if info := srv.r.waitClose(t); !errors.Is(info.Err, ErrTooManyFrames) {
-				t.Errorf("HandleClose = %+v, want ErrTooManyFrames", info)
-			}
+			finishFailure(t, rc, srv, StatusMessageTooBig, ErrTooManyFrames)
 		})
 	}
 }
@@ -212,14 +217,7 @@ func TestMessageTimeout(t *testing.T) {
 			}
 			close(stop)
 			wait()
-			rc.finishClose(int(code))
-			info := srv.r.waitClose(t)
-			if info.Code != StatusPolicyViolation || !errors.Is(info.Err, ErrMessageTimeout) {
-				t.Errorf("HandleClose = %+v, want 1008 with ErrMessageTimeout", info)
-			}
-			if n := len(srv.r.msgs); n != 0 {
-				t.Errorf("%d messages delivered", n)
-			}
+			finishFailure(t, rc, srv, StatusPolicyViolation, ErrMessageTimeout)
 		})
 	}
 }
@@ -247,10 +245,7 @@ func TestInvalidUTF8FailsFast(t *testing.T) {
 			if code := readUntilClose(t, rc); code != StatusInvalidFramePayloadData {
 				t.Fatalf("close %d, want 1007", code)
 			}
-			rc.finishClose(int(StatusInvalidFramePayloadData))
-			if info := srv.r.waitClose(t); !errors.Is(info.Err, ErrInvalidUTF8) {
-				t.Errorf("HandleClose = %+v, want ErrInvalidUTF8", info)
-			}
+			finishFailure(t, rc, srv, StatusInvalidFramePayloadData, ErrInvalidUTF8)
 		})
 	}
 	t.Run("split character", func(t *testing.T) {
