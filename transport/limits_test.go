@@ -271,3 +271,62 @@ func TestInvalidUTF8FailsFast(t *testing.T) {
 		}
 	})
 }
+
+// TestInvalidUTF8InChops: a text frame whose payload arrives in chops fails
+// with 1007 as soon as the chop with the invalid byte arrives, before the
+// frame is complete (Autobahn 6.4.3, 6.4.4).
+func TestInvalidUTF8InChops(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverConfig{})
+	rc := rawDial(t, s.addr())
+	srv := s.next(t)
+	payload := append([]byte("κόσμε \xf4\x90\x80\x80"), bytes.Repeat([]byte("x"), 100)...)
+	key := randomKey()
+	wire := append(frameHeader(0x80|byte(MessageText), uint64(len(payload)), key), maskedCopy(key, payload)...)
+	head := len(wire) - len(payload) + len("κόσμε \xf4\x90")
+	rc.write(wire[:head]) // the frame is not complete
+	if code := readUntilClose(t, rc); code != StatusInvalidFramePayloadData {
+		t.Fatalf("close %d, want 1007", code)
+	}
+	rc.write(wire[head:])
+	finishFailure(t, rc, srv, StatusInvalidFramePayloadData, ErrInvalidUTF8)
+}
+
+// TestHugeFrameWithoutReadLimit: with no read limit, a frame header that
+// declares 2^62 bytes is refused with 1009 instead of allocating (or
+// panicking on) its length; a declared length is never allocated ahead of
+// the bytes beyond 64 KiB.
+func TestHugeFrameWithoutReadLimit(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverConfig{opts: &AcceptOptions{ConnOptions: ConnOptions{ReadLimit: -1}}})
+	rc := rawDial(t, s.addr())
+	srv := s.next(t)
+	rc.write(frameHeader(0x80|byte(MessageBinary), 1<<62, randomKey()))
+	if code := readUntilClose(t, rc); code != StatusMessageTooBig {
+		t.Fatalf("close %d, want 1009", code)
+	}
+	_ = rc.conn.Close()
+	if info := srv.r.waitClose(t); !errors.Is(info.Err, ErrMessageTooBig) {
+		t.Errorf("HandleClose = %+v, want ErrMessageTooBig", info)
+	}
+}
+
+// TestAssemblyGrowsWithArrivals: the buffer for a frame is sized by what
+// has arrived (at most 64 KiB ahead), not by the length a header declares.
+func TestAssemblyGrowsWithArrivals(t *testing.T) {
+	var m assembly
+	m.grow(100, 1<<20)
+	if c := cap(m.buf); c != preallocMax {
+		t.Fatalf("first growth for a 1 MiB frame: cap %d, want %d", c, preallocMax)
+	}
+	m.buf = m.buf[:preallocMax]
+	m.grow(preallocMax+readChunk, 1<<20)
+	if c := cap(m.buf); c != 2*preallocMax {
+		t.Fatalf("second growth: cap %d, want %d", c, 2*preallocMax)
+	}
+	var small assembly
+	small.grow(300, 300)
+	if c := cap(small.buf); c != 300 {
+		t.Fatalf("a 300-byte frame: cap %d, want exactly 300", c)
+	}
+}

@@ -168,7 +168,7 @@ func (c *Conn) readFrames() error {
 		} else if !m.dropping && c.closing() {
 			m.dropping, m.buf = true, nil
 		}
-		if !m.dropping && c.opts.ReadLimit >= 0 && int64(len(m.buf))+h.length > wireLimit(c.opts.ReadLimit, m.compressed) {
+		if !m.dropping && tooBig(int64(len(m.buf)), h.length, c.opts.ReadLimit, m.compressed) {
 			c.fail(&m, StatusMessageTooBig, "message too big", ErrMessageTooBig)
 		}
 		if m.dropping {
@@ -293,30 +293,19 @@ func (c *Conn) checkHeader(h *wireHeader, inMessage bool) *violation {
 // uncompressed text as it arrives so invalid UTF-8 fails at once.
 func (c *Conn) readPayload(m *assembly, h *wireHeader) error {
 	n := int(h.length)
-	if n == 0 {
-		return nil
-	}
 	start := len(m.buf)
-	if cap(m.buf)-start < n {
-		// Exact for a message in one frame; doubling for fragments, but
-		// never past ReadLimit (start+n is within it, checked by the caller).
-		want := start + max(n, start)
-		if lim := wireLimit(c.opts.ReadLimit, m.compressed); lim >= 0 && int64(want) > lim {
-			want = max(int(lim), start+n)
-		}
-		if h.fin {
-			want = start + n
-			if m.compressed {
-				want += len(deflateTail) // finish appends it in place
-			}
-		}
-		grown := make([]byte, start, want)
-		copy(grown, m.buf)
-		m.buf = grown
+	// Where this frame's payload ends in m.buf: the message's end too, for
+	// a final frame, where a compressed message needs room for deflateTail.
+	end := start + n
+	if h.fin && m.compressed {
+		end += len(deflateTail)
 	}
+	checkText := m.typ == MessageText && !m.compressed
 	for off := 0; off < n; {
-		end := min(n, off+readChunk)
-		k, err := c.br.Read(m.buf[start+off : start+end])
+		if cap(m.buf) < start+off+min(n-off, readChunk) {
+			m.grow(start+off+min(n-off, readChunk), end)
+		}
+		k, err := c.br.Read(m.buf[start+off : start+min(n, off+readChunk)])
 		if k > 0 {
 			seg := m.buf[start+off : start+off+k]
 			if h.masked {
@@ -324,6 +313,16 @@ func (c *Conn) readPayload(m *assembly, h *wireHeader) error {
 			}
 			off += k
 			m.buf = m.buf[:start+off]
+			if checkText {
+				// Fail fast: in the chunk that shows the error, even in
+				// the middle of a frame (Autobahn 6.4.3, 6.4.4).
+				v, ok := utf8Prefix(m.buf, m.valid)
+				if !ok {
+					c.fail(m, StatusInvalidFramePayloadData, "invalid UTF-8", ErrInvalidUTF8)
+					return c.skipPayload(int64(n - off))
+				}
+				m.valid = v
+			}
 			if now := c.touch(); now > m.deadline && off < n {
 				c.fail(m, StatusPolicyViolation, "message not finished in time", ErrMessageTimeout)
 				return c.skipPayload(int64(n - off))
@@ -336,15 +335,22 @@ func (c *Conn) readPayload(m *assembly, h *wireHeader) error {
 			return err
 		}
 	}
-	if m.typ == MessageText && !m.compressed {
-		v, ok := utf8Prefix(m.buf, m.valid)
-		if !ok {
-			c.fail(m, StatusInvalidFramePayloadData, "invalid UTF-8", ErrInvalidUTF8)
-			return nil
-		}
-		m.valid = v
-	}
 	return nil
+}
+
+// preallocMax is the most of a frame's declared length that is allocated
+// before its bytes arrive: a header alone cannot make the reader allocate a
+// whole ReadLimit.
+const preallocMax = 64 << 10
+
+// grow makes room in m.buf for at least need bytes, doubling as the payload
+// arrives, and never past end (where the frame, or the message, ends).
+func (m *assembly) grow(need, end int) {
+	c := max(need, 2*cap(m.buf), min(end, preallocMax))
+	c = max(min(c, end), need)
+	b := make([]byte, len(m.buf), c)
+	copy(b, m.buf)
+	m.buf = b
 }
 
 // wireLimit is the most payload bytes a message may take on the wire: the
@@ -357,6 +363,16 @@ func wireLimit(limit int64, compressed bool) int64 {
 		return limit
 	}
 	return limit + 5*(limit/65535+1) + 16
+}
+
+// tooBig reports whether a message holding have bytes cannot take a frame
+// of n more under limit (no limit when negative; even then, no message may
+// come near the address space).
+func tooBig(have, n, limit int64, compressed bool) bool {
+	if n > math.MaxInt64/4-have {
+		return true
+	}
+	return limit >= 0 && have+n > wireLimit(limit, compressed)
 }
 
 // skipPayload reads and drops n payload bytes.
