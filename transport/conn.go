@@ -73,8 +73,9 @@ type Conn struct {
 	cause      error // why we closed, if not a clean close
 	broken     error // the writer failed; nothing more can be written
 	writing    bool
-	closeWrote chan struct{} // closed when the close frame is written or writing failed
-	scratch    []byte        // client-side encode buffer, owned by the writer
+	writers    sync.WaitGroup // the running writer, if any; waited for before done
+	closeWrote chan struct{}  // closed when the close frame is written or writing failed
+	scratch    []byte         // client-side encode buffer, owned by the writer
 
 	// Writer state for owed pongs and for cutting a backlog short
 	// (write.go), guarded by mu.
@@ -159,7 +160,9 @@ func (c *Conn) ReadPaused() time.Time {
 // [Conn.Ping], or 0 if none has.
 func (c *Conn) RTT() time.Duration { return time.Duration(c.rtt.Load()) }
 
-// Done is closed when the connection is closed and its Handler has been told.
+// Done is closed when everything about the connection is over: the socket is
+// closed, the Handler has been told (HandleClose has returned), and the
+// writer has stopped, so no send callback runs after Done.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
 // Buffered returns the number of data messages and payload bytes queued and

@@ -435,3 +435,48 @@ func TestPingFloodOwesBoundedPongs(t *testing.T) {
 	rc.finishClose(int(StatusNormalClosure))
 	srv.r.waitClose(t)
 }
+
+// TestDoneAfterWriter: Done is closed only once the writer has stopped, so a
+// send callback never runs after Done (issue 12, item 6). The callback of a
+// written frame blocks while the client drops the connection; Done must not
+// close until it returns.
+func TestDoneAfterWriter(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverConfig{})
+	rc := rawDial(t, s.addr())
+	srv := s.next(t)
+	release := make(chan struct{})
+	var (
+		mu    sync.Mutex
+		order []string
+	)
+	note := func(e string) {
+		mu.Lock()
+		order = append(order, e)
+		mu.Unlock()
+	}
+	if err := srv.c.SendNotify(NewFrame(MessageText, []byte("x")), func(error) {
+		<-release
+		note("callback returned")
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := rc.readFrame(); err != nil || string(f.payload) != "x" {
+		t.Fatalf("read %q, %v", f.payload, err)
+	}
+	_ = rc.conn.Close() // the reader ends while the writer is in the callback
+	srv.r.waitClose(t)
+	select {
+	case <-srv.c.Done():
+		note("done")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	<-srv.c.Done()
+	note("done")
+	mu.Lock()
+	defer mu.Unlock()
+	if order[0] != "callback returned" {
+		t.Errorf("events %q: Done was closed while a send callback was running", order)
+	}
+}

@@ -86,6 +86,9 @@ func (c *Conn) readLoop() {
 	if linger {
 		c.linger()
 	}
+	// teardown set broken, so no writer starts any more; the socket is
+	// closed, so a running one ends at once.
+	c.writers.Wait()
 	close(c.done)
 }
 

@@ -21,7 +21,8 @@ func (c *Conn) Send(f *Frame) error { return c.enqueue(f, nil) }
 // ErrWriteTimeout or an I/O error). done is not called when SendNotify itself
 // returns an error. done runs on the writer goroutine, or for a frame that is
 // dropped on whichever goroutine dropped it (a later Send, Close, or the
-// reader): it must not block and must not call back into c.
+// reader): it must not block and must not call back into c. Every call
+// happens before [Conn.Done] is closed.
 func (c *Conn) SendNotify(f *Frame, done func(error)) error { return c.enqueue(f, done) }
 
 // WriteMessage is a convenience for Send(NewFrame(typ, p)).
@@ -112,7 +113,11 @@ func (c *Conn) pushLocked(it outItem, n int) {
 func (c *Conn) kickLocked() {
 	if !c.writing && c.broken == nil {
 		c.writing = true
-		go c.writeLoop()
+		c.writers.Add(1) // under mu, before broken is set: Done's wait sees it
+		go func() {
+			defer c.writers.Done()
+			c.writeLoop()
+		}()
 	}
 }
 
