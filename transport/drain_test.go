@@ -480,3 +480,46 @@ func TestDoneAfterWriter(t *testing.T) {
 		t.Errorf("events %q: Done was closed while a send callback was running", order)
 	}
 }
+
+// TestPeerCloseDropsBacklog: when the peer closes first while a backlog it
+// does not read is queued, what is not yet written is dropped (callbacks get
+// ErrClosed), the frame in flight is finished, and our close frame goes out
+// next instead of after the backlog (RFC 6455 5.5.1, see conformance.md).
+// The client then reads whole frames, in order, and the echo of its close.
+func TestPeerCloseDropsBacklog(t *testing.T) {
+	t.Parallel()
+	q := QueueOptions{Messages: 1 << 20, Bytes: 1 << 30}
+	s := startServer(t, serverConfig{
+		opts:     &AcceptOptions{ConnOptions: ConnOptions{Queue: q}},
+		onAccept: shrinkServerBuffers,
+	})
+	rc := rawDialRcvBuf(t, s.addr(), 4<<10)
+	srv := s.next(t)
+
+	const n, size = 5000, 1 << 10
+	o := newOutcomes()
+	for i := 0; i < n; i++ {
+		if err := srv.c.SendNotify(seqFrame(i, size), o.done(i)); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	rc.writeFrame(0x80|opClose, closePayloadOf(4000, "bye"))
+	// The server has seen our close once it reports the end of the
+	// handshake; only then does the client read.
+	info := srv.r.waitClose(t)
+	if info.Code != 4000 || !info.ByPeer {
+		t.Errorf("HandleClose = %+v, want the peer's 4000", info)
+	}
+	code, _, frames := rc.readClose()
+	for i, f := range frames {
+		if !f.fin || f.op != byte(MessageBinary) || len(f.payload) != size || int(binary.BigEndian.Uint32(f.payload)) != i {
+			t.Fatalf("frame %d: fin %v, opcode %d, %d bytes; want message #%d", i, f.fin, f.op, len(f.payload), i)
+		}
+	}
+	if code != 4000 {
+		t.Errorf("close echo %d, want 4000", code)
+	}
+	if dropped := o.check(t, n, len(frames)); dropped == 0 {
+		t.Errorf("all %d messages were written after the peer's close; want the backlog dropped", n)
+	}
+}
