@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +22,28 @@ type failurePolicies struct {
 	decode       func(MessageType, []byte) (any, error)
 }
 
+// newConnActor returns the actor of connection c, whose behaviour producer
+// makes; the caller sets the remaining fields.
+func newConnActor(c *Conn, producer actor.Producer, p failurePolicies, log zerolog.Logger) *connActor {
+	a := &connActor{conn: c, policies: p, log: log, stopped: make(chan struct{})}
+	a.host = supervisor.NewHost(producer, supervisor.HostOptions{
+		Policy:    p.handlerPanic,
+		Logger:    log,
+		Name:      "connection handler",
+		GiveUp:    a.giveUp,
+		Restarted: a.restarted,
+	})
+	if p.decode != nil {
+		a.decoder = supervisor.NewHost(nil, supervisor.HostOptions{
+			Policy: p.decodeFail,
+			Logger: log,
+			Name:   "decoder",
+			GiveUp: a.giveUp,
+		})
+	}
+	return a
+}
+
 // redialer reconnects a dialed connection.
 type redialer struct {
 	dial    func(context.Context) (*transport.Conn, error)
@@ -36,7 +57,8 @@ type redialer struct {
 // the failure policies to its panics, and turns Send/Close messages into
 // writes.
 type connActor struct {
-	user     actor.Actor
+	host     *supervisor.Host // runs the user's behaviour
+	decoder  *supervisor.Host // runs policies.decode; nil without one
 	conn     *Conn
 	inbox    *inbox        // received messages not yet handled, bounded
 	stopped  chan struct{} // closed on Stopped: the reader stops waiting
@@ -45,17 +67,13 @@ type connActor struct {
 	onStop   func(*Conn) // bookkeeping of the owner (Handler)
 	opened   chan<- struct{}
 	policies failurePolicies
-	panics   *supervisor.Counter // lazily made on the first panic
-	decodes  *supervisor.Counter
 	hb       *supervisor.Heartbeat // client heartbeat, owned by this actor
 
-	// A panic past its budget ends the session. failing (actor only): the
-	// handler panicked, so no more messages are delivered; panicCause (actor
-	// only): the PanicError the close reports; readFailed: the decoder
-	// panicked, so the reader posts no more messages. Reset per session.
-	failing    bool
+	// A panic past its budget ends the session: once host has given up, no
+	// more messages are delivered; once decoder has, the reader posts no
+	// more. panicCause (actor only) is the PanicError the close reports.
+	// Reset per session.
 	panicCause *PanicError
-	readFailed atomic.Bool
 
 	redial  *redialer
 	attempt int
@@ -82,7 +100,8 @@ func (*redialed) IgnoreDeadLetterLogging() {}
 func (a *connActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		a.deliver(ctx, m)
+		a.conn.pid = ctx.Self() // for a give-up while the behaviour starts
+		a.host.Receive(ctx)
 		a.open(ctx)
 		if a.opened != nil {
 			close(a.opened)
@@ -93,8 +112,8 @@ func (a *connActor) Receive(ctx actor.Context) {
 		// the behaviour sees m, so a copy it sends on does not release twice.
 		admitted, held := m.admitted, m.held
 		m.admitted, m.held = false, 0
-		if !a.failing {
-			a.deliver(ctx, m)
+		if !a.host.Failed() {
+			a.host.Receive(ctx)
 		}
 		if admitted {
 			a.inbox.release(held)
@@ -141,7 +160,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 			a.conn.t.CloseWithError(transport.StatusGoingAway, "going away", ErrStopped)
 			a.deliverClosed(ctx, transport.StatusGoingAway, "going away", false, ErrStopped)
 		}
-		a.deliver(ctx, m)
+		a.host.Receive(ctx)
 	case *actor.Stopped:
 		a.conn.log.Debug().Msg("connection actor stopped")
 		close(a.stopped)
@@ -155,7 +174,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 		if a.hb != nil {
 			a.hb.Remove(a.conn.t)
 		}
-		a.deliver(ctx, m)
+		a.host.Receive(ctx)
 		if a.onStop != nil {
 			select {
 			case <-a.conn.t.Done():
@@ -167,19 +186,22 @@ func (a *connActor) Receive(ctx actor.Context) {
 			}
 		}
 	default:
-		a.deliver(ctx, m)
+		a.host.Receive(ctx)
 	}
 }
 
 // open starts a session on a.conn: Opened, then the reader.
 func (a *connActor) open(ctx actor.Context) {
 	a.closed = false
-	a.failing, a.panicCause = false, nil
-	a.readFailed.Store(false) // the previous session's reader has returned
+	a.panicCause = nil
 	a.conn.pid = ctx.Self()
 	a.conn.log = a.log.With().Str("conn", ctx.Self().Id).Str("remote", a.conn.t.RemoteAddr().String()).Logger()
+	a.host.SetLogger(a.conn.log)
+	if a.decoder != nil {
+		a.decoder.SetLogger(a.conn.log)
+	}
 	a.conn.log.Debug().Msg("connection opened")
-	a.deliver(ctx, &Opened{Conn: a.conn})
+	a.host.Deliver(ctx, &Opened{Conn: a.conn})
 	a.conn.t.Start(a)
 	if a.redial != nil && a.redial.hb != nil {
 		if a.hb == nil {
@@ -200,7 +222,7 @@ func (a *connActor) scheduleRedial(ctx actor.Context, cause error) {
 	}
 	delay := a.redial.backoff.Delay(a.attempt)
 	a.attempt++
-	a.deliver(ctx, &Reconnecting{Attempt: a.attempt, Delay: delay, Err: cause})
+	a.host.Deliver(ctx, &Reconnecting{Attempt: a.attempt, Delay: delay, Err: cause})
 	self, attempt := ctx.Self(), a.attempt
 	a.timer = time.AfterFunc(delay, func() {
 		t, err := a.redial.dial(a.redialCtx)
@@ -235,6 +257,13 @@ func (a *connActor) onRedialed(ctx actor.Context, m *redialed) {
 	}
 	a.attempt = 0
 	a.conn = &Conn{t: t}
+	// A new session: the behaviour may fail again (the budget's window
+	// keeps the panics already counted). The previous session's reader has
+	// returned.
+	a.host.Revive()
+	if a.decoder != nil {
+		a.decoder.Revive()
+	}
 	a.open(ctx)
 }
 
@@ -258,47 +287,26 @@ func (a *connActor) deliverClosed(ctx actor.Context, code StatusCode, reason str
 		return
 	}
 	a.closed = true
-	a.deliver(ctx, &Closed{Conn: a.conn, Code: code, Reason: reason, ByPeer: byPeer, Err: err})
+	a.host.Deliver(ctx, &Closed{Conn: a.conn, Code: code, Reason: reason, ByPeer: byPeer, Err: err})
 }
 
-// deliver runs the user's Receive with msg as the current message. A panic
-// is logged once with its stack, then the HandlerPanic policy applies:
-// resume (the message is dropped, state kept) while within budget, else
-// close the connection with 1011. That close goes through the mailbox, so
-// *Send messages already in it (replies to earlier messages) are written
-// first; received messages still queued are dropped.
-func (a *connActor) deliver(ctx actor.Context, msg any) {
-	defer func() {
-		if r := recover(); r != nil {
-			pe := &PanicError{Value: r, Message: msg, Stack: debug.Stack()}
-			if !a.onPanic(pe, a.policies.handlerPanic, &a.panics, "connection handler panicked; resuming, message dropped") {
-				a.failing = true
-				ctx.Send(ctx.Self(), &panicClose{t: a.conn.t, err: pe})
-			}
-		}
-	}()
-	if msg == ctx.Message() {
-		a.user.Receive(ctx)
-		return
-	}
-	a.user.Receive(withMessage{ctx, msg})
+// giveUp is the hosts' GiveUp: the behaviour (on the actor) or the decoder
+// (on the reader) panicked past its budget, or under supervisor.Stop. The
+// connection closes with 1011 through the mailbox, so *Send messages already
+// in it (replies to earlier messages) and messages the reader posted before
+// are handled first; the host delivers no more *Message, and the reader
+// posts no more.
+func (a *connActor) giveUp(pe *PanicError) {
+	a.root.Send(a.conn.pid, &panicClose{t: a.conn.t, err: pe})
 }
 
-// onPanic logs pe once with its stack and applies policy p against the
-// failure counter *c (made on first use): it reports true when the panic is
-// within budget under Resume (logged as resumed); false means the caller
-// closes the connection with 1011.
-func (a *connActor) onPanic(pe *PanicError, p supervisor.Policy, c **supervisor.Counter, resumed string) bool {
-	if *c == nil {
-		*c = supervisor.NewCounter(p.Budget)
+// restarted is the host's Restarted: the fresh behaviour, made after a panic
+// under supervisor.Restart, gets *Opened again for the same Conn, with
+// Restarted set, unless the connection has already closed.
+func (a *connActor) restarted(ctx actor.Context, pe *PanicError) {
+	if !a.closed {
+		a.host.Deliver(ctx, &Opened{Conn: a.conn, Restarted: pe})
 	}
-	ev := a.conn.log.Error().Str("panic", pe.Error()).Bytes("stack", pe.Stack)
-	if p.Directive == supervisor.Resume && (*c).Fail(time.Now()) {
-		ev.Msg(resumed)
-		return true
-	}
-	ev.Msg("panic past its budget; closing with 1011")
-	return false
 }
 
 // panicClose asks the actor to close session t with 1011 after a panic past
@@ -308,33 +316,21 @@ type panicClose struct {
 	err *PanicError
 }
 
-// withMessage presents a message the connection actor made up (Opened,
-// Closed, Reconnecting) as the current message.
-type withMessage struct {
-	actor.Context
-	msg any
-}
-
-func (c withMessage) Message() any { return c.msg }
-
 // HandleMessage implements transport.Handler on the reader goroutine: it runs
 // the Decode hook (if any), waits for room in the inbox (backpressure: the
 // reader reads nothing more meanwhile), then posts to the mailbox.
 func (a *connActor) HandleMessage(t *transport.Conn, typ MessageType, data []byte) {
-	if a.readFailed.Load() {
-		return // the decoder panicked past its budget; the 1011 is on its way
-	}
 	var value any
-	if a.policies.decode != nil {
-		v, err, panicked := a.safeDecode(typ, data)
-		if panicked != nil {
-			if !a.onPanic(panicked, a.policies.decodeFail, &a.decodes, "decoder panicked; reader resumes with the next message") {
-				// Messages already posted are still handled and their
-				// replies written; then the actor closes with 1011.
-				a.readFailed.Store(true)
-				a.root.Send(a.conn.pid, &panicClose{t: t, err: panicked})
-			}
-			return
+	if a.decoder != nil {
+		if a.decoder.Failed() {
+			return // the decoder panicked past its budget; the 1011 is on its way
+		}
+		var (
+			v   any
+			err error
+		)
+		if !a.decoder.Call("decode", func() { v, err = a.policies.decode(typ, data) }) {
+			return // dropped; the reader resumes with the next message
 		}
 		if err != nil {
 			t.CloseWithError(transport.StatusInvalidFramePayloadData, "invalid message", fmt.Errorf("%w: %w", ErrDecode, err))
@@ -348,16 +344,6 @@ func (a *connActor) HandleMessage(t *transport.Conn, typ MessageType, data []byt
 		return
 	}
 	a.root.Send(a.conn.pid, &Message{Conn: a.conn, Type: typ, Data: data, Value: value, admitted: true, held: held})
-}
-
-func (a *connActor) safeDecode(typ MessageType, data []byte) (v any, err error, pe *PanicError) {
-	defer func() {
-		if r := recover(); r != nil {
-			pe = &PanicError{Value: r, Message: "decode", Stack: debug.Stack()}
-		}
-	}()
-	v, err = a.policies.decode(typ, data)
-	return v, err, nil
 }
 
 // HandleClose implements transport.Handler.

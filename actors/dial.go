@@ -86,16 +86,10 @@ func Dial(ctx context.Context, system *actor.ActorSystem, url string, producer a
 	}
 	c := &Conn{t: t}
 	opened := make(chan struct{})
-	a := &connActor{
-		user:     producer(),
-		conn:     c,
-		inbox:    newInbox(o.InboxLimit, o.InboxBytes),
-		stopped:  make(chan struct{}),
-		root:     system.Root,
-		log:      o.Logger,
-		opened:   opened,
-		policies: failurePolicies{handlerPanic: o.HandlerPanic},
-	}
+	a := newConnActor(c, producer, failurePolicies{handlerPanic: o.HandlerPanic}, o.Logger)
+	a.inbox = newInbox(o.InboxLimit, o.InboxBytes)
+	a.root = system.Root
+	a.opened = opened
 	if o.Reconnect != nil || o.Heartbeat != nil {
 		a.redial = &redialer{hb: o.Heartbeat}
 		if o.Reconnect != nil {

@@ -1,8 +1,9 @@
 // Package actors makes every WebSocket connection a protoactor actor.
 //
 // A connection's behaviour is an ordinary actor.Actor written by the user. It
-// receives protoactor's lifecycle messages, then [*Opened] once, a [*Message]
-// for every data message from the peer, and [*Closed] exactly once when the
+// receives protoactor's lifecycle messages, then [*Opened] once (a fresh
+// behaviour made by a restart gets its own, see Failures), a [*Message] for
+// every data message from the peer, and [*Closed] exactly once when the
 // connection ends; after Closed the actor stops. Anything other actors send to
 // the connection's PID arrives too, so per-client state lives in the user's
 // struct and is touched only by its Receive.
@@ -29,15 +30,23 @@
 //
 // # Failures
 //
-// A panic in the user's Receive is recovered by the connection actor and
-// logged once with its stack, to HandlerOptions.Logger or, when that is left
-// zero, to the logger the actor system was built with ([NewSystem]); then
-// HandlerOptions.HandlerPanic applies: by default the actor resumes (the
-// message is dropped, state and socket kept) up to 3 times a minute, and past
-// that the connection closes with 1011. Replies sent before the fatal panic
-// (with Conn methods, or as [*Send] messages already in the actor's mailbox)
-// are written before the close frame; received messages still waiting are
-// dropped. The process and every other connection carry on.
+// The user's behaviour runs inside the connection actor through a
+// [supervisor.Host]. A panic in its Receive (or in the producer) is
+// recovered and logged once with its stack, to HandlerOptions.Logger or,
+// when that is left zero, to the logger the actor system was built with
+// ([NewSystem]); the message being handled is dropped. Then
+// HandlerOptions.HandlerPanic applies: by default the behaviour resumes
+// (state and socket kept) up to 3 times a minute; supervisor.Restart
+// replaces it with a fresh one from the producer, for the same socket, which
+// receives *actor.Started and then [*Opened] again with Opened.Restarted set;
+// supervisor.Stop gives up at the first panic. Past the budget the
+// connection closes with 1011 and Closed.Err is the [*PanicError]; a panic
+// in the producer closes it at once, since nothing is left to run. Replies
+// sent before the fatal panic (with Conn methods, or as [*Send] messages
+// already in the actor's mailbox) are written before the close frame;
+// received messages still waiting are dropped. A panic in
+// HandlerOptions.Decode is handled the same way under DecodePanic, on the
+// reader goroutine. The process and every other connection carry on.
 //
 // # Heartbeats and reconnects
 //

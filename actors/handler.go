@@ -61,9 +61,12 @@ type HandlerOptions struct {
 	// after 30s of silence and kills after 60s; a negative Interval disables it.
 	Heartbeat supervisor.HeartbeatOptions
 
-	// HandlerPanic is the policy for a panic in the connection's behaviour.
-	// The zero value resumes (the message is dropped, the actor's state and
-	// the socket are kept) up to 3 times a minute, then closes with 1011.
+	// HandlerPanic is the policy for a panic in the connection's behaviour
+	// (or in the producer). The zero value resumes (the message is dropped,
+	// the behaviour's state and the socket are kept) up to 3 times a minute,
+	// then closes with 1011. supervisor.Restart replaces the behaviour with a
+	// fresh one for the same socket (see [Opened]); supervisor.Stop closes
+	// with 1011 at the first panic.
 	HandlerPanic supervisor.Policy
 
 	// Decode, if set, turns each message into a value (Message.Value) on the
@@ -74,7 +77,8 @@ type HandlerOptions struct {
 	Decode func(MessageType, []byte) (any, error)
 
 	// DecodePanic is the policy for a panic in Decode. The zero value resumes
-	// up to 3 times a minute, then closes with 1011.
+	// up to 3 times a minute, then closes with 1011; Restart acts as Resume
+	// (a decoder has no instance to replace), Stop closes at the first panic.
 	DecodePanic supervisor.Policy
 
 	// Props lets the caller add protoactor props options (middleware, a
@@ -209,20 +213,14 @@ func (h *Handler) checkEmptyLocked() {
 
 func (h *Handler) start(ctx context.Context, t *transport.Conn) (*Conn, error) {
 	c := &Conn{t: t}
-	a := &connActor{
-		user:    h.producer(),
-		conn:    c,
-		inbox:   newInbox(h.opts.InboxLimit, h.opts.InboxBytes),
-		stopped: make(chan struct{}),
-		root:    h.system.Root,
-		log:     h.opts.Logger,
-		onStop:  h.forget,
-		policies: failurePolicies{
-			handlerPanic: h.opts.HandlerPanic,
-			decodeFail:   h.opts.DecodePanic,
-			decode:       h.opts.Decode,
-		},
-	}
+	a := newConnActor(c, h.producer, failurePolicies{
+		handlerPanic: h.opts.HandlerPanic,
+		decodeFail:   h.opts.DecodePanic,
+		decode:       h.opts.Decode,
+	}, h.opts.Logger)
+	a.inbox = newInbox(h.opts.InboxLimit, h.opts.InboxBytes)
+	a.root = h.system.Root
+	a.onStop = h.forget
 	h.mu.Lock()
 	h.reserved--
 	h.conns[c] = struct{}{}

@@ -175,7 +175,7 @@ func TestEchoAndLifecycle(t *testing.T) {
 
 func TestHandlerPanicClosesOnlyThatConnection(t *testing.T) {
 	events := make(chan any, 16)
-	_, url, _ := testServer(t, echoProducer(events), &actors.HandlerOptions{HandlerPanic: supervisor.Policy{Directive: supervisor.Close}})
+	_, url, _ := testServer(t, echoProducer(events), &actors.HandlerOptions{HandlerPanic: supervisor.Policy{Directive: supervisor.Stop}})
 	bad, good := dial(t, url), dial(t, url)
 	waitFor[*actors.Opened](t, events)
 	waitFor[*actors.Opened](t, events)

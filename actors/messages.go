@@ -2,9 +2,9 @@ package actors
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
+	"github.com/wsactor/wsactor/supervisor"
 	"github.com/wsactor/wsactor/transport"
 )
 
@@ -36,8 +36,16 @@ const (
 // Opened is the first message a connection's behaviour receives after
 // *actor.Started. Conn carries the handshake's facts: request, principal,
 // client IP, subprotocol, compression.
+//
+// Under HandlerPanic's supervisor.Restart, a fresh behaviour that replaces
+// one that panicked receives *actor.Started and then an Opened for the same
+// Conn (the socket is kept), with Restarted set to the panic; it gets none
+// if the connection has already closed.
 type Opened struct {
 	Conn *Conn
+	// Restarted is nil for a new session (a new socket), and the panic that
+	// made this behaviour replace its predecessor on a restart.
+	Restarted *PanicError
 }
 
 // Message is a data message from the peer. Data belongs to the receiver: the
@@ -116,17 +124,10 @@ type Close struct {
 // closed with 1001.
 var ErrStopped = errors.New("actors: connection actor stopped")
 
-// PanicError is the Closed.Err of a connection closed with 1011 because its
-// behaviour panicked.
-type PanicError struct {
-	Value   any
-	Message any // the message being handled
-	Stack   []byte
-}
-
-func (e *PanicError) Error() string {
-	return fmt.Sprintf("actors: handler panic on %T: %v", e.Message, e.Value)
-}
+// PanicError is a recovered panic of a connection's behaviour or decoder:
+// the Closed.Err of a connection closed with 1011 because of a panic past
+// its policy's budget (or under supervisor.Stop), and Opened.Restarted.
+type PanicError = supervisor.PanicError
 
 // closedEvent carries the transport's end into the mailbox.
 type closedEvent struct{ info transport.CloseInfo }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ import (
 // before the 1011 close frame, whether they were queued directly
 // (Conn.SendText) or sent as *actors.Send through the actor's mailbox.
 func TestPanicPastBudgetWritesEarlierRepliesFirst(t *testing.T) {
-	closeAtOnce := supervisor.Policy{Directive: supervisor.Close}
+	closeAtOnce := supervisor.Policy{Directive: supervisor.Stop}
 	tests := []struct {
 		name    string
 		viaPID  bool
@@ -154,5 +155,27 @@ func TestPanicLoggedToSystemLoggerByDefault(t *testing.T) {
 				t.Fatalf("panic log lacks the panic or its stack: %v", logged[0])
 			}
 		})
+	}
+}
+
+// TestProducerPanicClosesWith1011: a producer that panics leaves the
+// connection nothing to run: the panic is logged with its stack and the
+// connection closes with 1011; the Handler goes on serving.
+func TestProducerPanicClosesWith1011(t *testing.T) {
+	var calls atomic.Int32
+	_, url, _ := testServer(t, func() actor.Actor {
+		if calls.Add(1) == 1 {
+			panic("cannot build")
+		}
+		return &echo{}
+	}, nil)
+	c := dial(t, url)
+	if code, _ := readClose(t, c); code != int(transport.StatusInternalError) {
+		t.Fatalf("close %d, want 1011", code)
+	}
+	ok := dial(t, url)
+	_ = ok.WriteMessage(websocket.TextMessage, []byte("hi"))
+	if got := readText(t, ok); got != "hi" {
+		t.Fatalf("echo %q", got)
 	}
 }

@@ -409,3 +409,67 @@ func TestReconnectStopsOnRefusal(t *testing.T) {
 		t.Fatalf("server saw %d handshakes, want 2 (no retry after 401)", n)
 	}
 }
+
+// restartable counts messages like counter and tells its peer when it was
+// made by a restart.
+type restartable struct {
+	counter
+	opened chan<- *actors.Opened
+}
+
+func (r *restartable) Receive(ctx actor.Context) {
+	if m, ok := ctx.Message().(*actors.Opened); ok {
+		r.opened <- m
+		if m.Restarted != nil {
+			_ = m.Conn.SendText("restarted")
+		}
+		return
+	}
+	r.counter.Receive(ctx)
+}
+
+// TestHandlerPanicRestartKeepsSocket: under supervisor.Restart a panic
+// replaces the behaviour with a fresh one (its state starts over) on the
+// same socket; the fresh behaviour gets *actors.Opened again, for the same
+// Conn, with Restarted set. Past the budget the connection closes with 1011.
+func TestHandlerPanicRestartKeepsSocket(t *testing.T) {
+	opened := make(chan *actors.Opened, 8)
+	var made atomic.Int32
+	_, url, _ := testServer(t, func() actor.Actor {
+		made.Add(1)
+		return &restartable{opened: opened}
+	}, &actors.HandlerOptions{
+		HandlerPanic: supervisor.Policy{Directive: supervisor.Restart, Budget: supervisor.Budget{Max: 1, Within: time.Hour}},
+	})
+	c := dial(t, url)
+	send := func(s string) { _ = c.WriteMessage(websocket.TextMessage, []byte(s)) }
+	first := <-opened
+	if first.Restarted != nil {
+		t.Fatal("a new session's Opened has Restarted set")
+	}
+	send("a")
+	send("b")
+	if got := readText(t, c) + readText(t, c); got != "12" {
+		t.Fatalf("got %q", got)
+	}
+	send("panic")
+	send("c")
+	if got := readText(t, c); got != "restarted" {
+		t.Fatalf("got %q, want the fresh behaviour's greeting", got)
+	}
+	if got := readText(t, c); got != "1" {
+		t.Fatalf("count after restart %q, want 1 (a fresh instance)", got)
+	}
+	again := <-opened
+	var pe *actors.PanicError
+	if again.Conn != first.Conn || again.Restarted == nil || !errors.As(error(again.Restarted), &pe) || pe.Value != "asked to" {
+		t.Fatalf("Opened after restart = %+v, want the same Conn and the panic", again)
+	}
+	if n := made.Load(); n != 2 {
+		t.Fatalf("producer called %d times, want 2", n)
+	}
+	send("panic") // the second panic within the hour: past the budget
+	if code, _ := readClose(t, c); code != int(transport.StatusInternalError) {
+		t.Fatalf("past budget: close %d, want 1011", code)
+	}
+}

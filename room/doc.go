@@ -114,12 +114,21 @@
 //
 // # Failures
 //
-// A panic in the room's behaviour is recovered by the room, logged once at
-// error level with its stack on the room's logger, and the message being
-// handled is dropped. The members, their watches, the timers and the
-// room's registration all survive: with [PanicResume] (the default) the
-// behaviour keeps its state; with [PanicRestart] it is replaced by a fresh
-// one that receives *actor.Started and can rebuild from [State.Members].
+// The room runs its behaviour through a [supervisor.Host]. A panic in the
+// behaviour (or in [Options.Behavior] itself) is recovered by the room,
+// logged once at error level with its stack on the room's logger, and the
+// message being handled is dropped; the members, their watches, the timers
+// and the room's registration are kept. [Options.BehaviorPanic] then
+// applies: supervisor.Resume (the default) keeps the behaviour and its
+// state; supervisor.Restart replaces it with a fresh one that receives
+// *actor.Started and can rebuild from [State.Members]. Both count against
+// the policy's budget (3 panics a minute by default). Past the budget, at
+// the first panic under supervisor.Stop, or when Options.Behavior itself
+// panics (nothing is left to run), the room stops as [Room.Stop] stops it: a Registry forgets it at once (the next Get makes a new room), joins
+// still in its mailbox are refused with ErrStopped, and the behaviour gets
+// only *actor.Stopping and *actor.Stopped. So a behaviour that panics on
+// every Tick logs Max+1 stacks and its room stops, instead of logging at the
+// tick rate forever.
 //
 // A failure outside the behaviour (a bug in this package, or in receiver
 // middleware given in Options.Props) reaches the supervisor. The tree's rooms
@@ -128,9 +137,10 @@
 // membership is still kept: members, watches and timers belong to the room,
 // not to the actor instance, so the restarted room continues with the same
 // members (and still sees them stop), while the behaviour is made anew and
-// receives *actor.Started as after PanicRestart. Resume and Restart both keep a
-// room's members; only stopping the room (a Stop directive, [Room.Stop],
-// the idle timeout, the tree's shutdown) ends its membership.
+// receives *actor.Started as after a supervisor.Restart. Resume and Restart
+// both keep a room's members; only stopping the room (a Stop directive, a
+// behaviour past its budget, [Room.Stop], the idle timeout, the tree's
+// shutdown) ends its membership.
 //
 // When a room stops, its members stay connected; they are simply no longer
 // in it, and no presence events are sent.

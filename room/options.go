@@ -5,6 +5,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
+
+	"github.com/wsactor/wsactor/supervisor"
 )
 
 // Options configures a room. A nil *Options is valid and means all defaults:
@@ -23,7 +25,7 @@ type Options struct {
 	// to the room that the room does not handle itself (anything but Join,
 	// Leave, Broadcast, Send and Members), e.g. game inputs sent by
 	// connection actors. It is called once when the room starts (and again
-	// after a restart, see PanicPolicy) with the room's State, which the
+	// after a restart, see BehaviorPanic) with the room's State, which the
 	// behaviour keeps to broadcast and to read the members. Nil means none:
 	// unhandled messages are dropped.
 	Behavior func(*State) actor.Actor
@@ -48,37 +50,20 @@ type Options struct {
 	// Zero means no limit.
 	MaxMembers int
 
-	// PanicPolicy says what a panic in the behaviour does. The zero value,
-	// PanicResume, keeps the behaviour and its state.
-	PanicPolicy PanicPolicy
+	// BehaviorPanic is the policy for a panic in the behaviour (or in
+	// Behavior itself). Every panic is recovered by the room and logged once
+	// at error level with its stack; the message being handled is dropped,
+	// and the members, watches and timers are kept. Within the budget,
+	// supervisor.Resume keeps the behaviour and its state, and
+	// supervisor.Restart replaces it with a fresh one from Behavior, which
+	// receives *actor.Started and can rebuild from State.Members. Past the
+	// budget (or at the first panic under supervisor.Stop) the room stops,
+	// as with Room.Stop; so does a panic in Behavior itself, which leaves
+	// nothing to run. The zero value resumes up to 3 times a minute, then
+	// stops the room.
+	BehaviorPanic supervisor.Policy
 
 	// Props adds protoactor props options (e.g. receiver middleware) to the
 	// room actor.
 	Props []actor.PropsOption
-}
-
-// PanicPolicy says what happens when a room's behaviour panics. In every
-// case the panic is recovered by the room, logged once at error level with
-// its stack, and the message being handled is dropped; the room's members,
-// watches and timers are kept, and no other room or connection is affected.
-type PanicPolicy int
-
-const (
-	// PanicResume keeps the behaviour instance, with whatever state it had
-	// when it panicked, and goes on with the next message.
-	PanicResume PanicPolicy = iota
-	// PanicRestart replaces the behaviour with a fresh one from
-	// Options.Behavior: the old one receives *actor.Restarting, the new one
-	// *actor.Started, and can rebuild its state from State.Members.
-	PanicRestart
-)
-
-func (p PanicPolicy) String() string {
-	switch p {
-	case PanicResume:
-		return "resume"
-	case PanicRestart:
-		return "restart"
-	}
-	return "invalid"
 }

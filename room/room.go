@@ -3,7 +3,6 @@ package room
 import (
 	"context"
 	"fmt"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -38,7 +37,8 @@ func (r *Room) Name() string { return r.name }
 func (r *Room) PID() *actor.PID { return r.pid }
 
 // Done is closed when the room has stopped: by its idle timeout, by Stop,
-// or with its supervision tree.
+// with its supervision tree, or because its behaviour panicked past its
+// budget (Options.BehaviorPanic).
 func (r *Room) Done() <-chan struct{} { return r.done }
 
 // Tell posts msg to the room's mailbox (a *Broadcast, *Send, *Leave, or a
@@ -196,10 +196,9 @@ type core struct {
 	index   map[pidKey]int
 	users   map[string]int // connections per non-empty User
 
-	behavior   actor.Actor
-	started    bool
-	retiring   bool // idle: stopping, no more joins
-	restarting bool // PanicRestart in progress
+	host     *supervisor.Host // runs Options.Behavior; nil without one
+	started  bool
+	retiring bool // idle or given up: stopping, no more joins
 
 	tickStart time.Time
 	tickSeq   uint64
@@ -211,6 +210,13 @@ type core struct {
 func newCore(h *Room, o Options, reg *Registry) *core {
 	c := &core{h: h, name: h.name, opts: o, reg: reg, index: map[pidKey]int{}, users: map[string]int{}}
 	c.state = &State{c: c}
+	if o.Behavior != nil {
+		c.host = supervisor.NewHost(func() actor.Actor { return o.Behavior(c.state) }, supervisor.HostOptions{
+			Policy: o.BehaviorPanic,
+			Name:   "room behaviour",
+			GiveUp: c.giveUp,
+		})
+	}
 	return c
 }
 
@@ -244,7 +250,9 @@ func (c *core) Receive(ctx actor.Context) {
 		// (on Started); membership and timers stay.
 		c.log.Warn().Msg("room actor restarting; members kept, behaviour replaced")
 		c.deliver(ctx, nil)
-		c.behavior = nil
+		if c.host != nil {
+			c.host.Reset()
+		}
 	case *actor.Stopping:
 		c.stopping(ctx)
 	case *actor.Stopped:
@@ -263,6 +271,9 @@ func (c *core) start(ctx actor.Context) {
 			c.name = baseName(c.self)
 		}
 		c.log = c.opts.Logger.With().Str("room", c.name).Logger()
+		if c.host != nil {
+			c.host.SetLogger(c.log)
+		}
 		if c.opts.TickInterval > 0 && c.opts.Behavior != nil {
 			c.tickStart = time.Now()
 			root, self := c.root, c.self
@@ -271,10 +282,7 @@ func (c *core) start(ctx actor.Context) {
 		c.armIdle()
 		c.log.Debug().Msg("room started")
 	}
-	if c.behavior == nil {
-		c.behavior = c.newBehavior()
-	}
-	c.deliver(ctx, nil)
+	c.deliver(ctx, nil) // the first Started makes the behaviour
 }
 
 func (c *core) stopping(ctx actor.Context) {
@@ -483,7 +491,7 @@ type tickFired struct{}
 func (*tickFired) IgnoreDeadLetterLogging() {}
 
 func (c *core) tick(ctx actor.Context) {
-	if c.ticker == nil {
+	if c.ticker == nil || c.retiring {
 		return
 	}
 	now := time.Now()
@@ -520,64 +528,61 @@ func (c *core) idleCheck(ctx actor.Context, m *idleCheck) {
 	if m.gen != c.idleGen || len(c.members) > 0 || c.retiring {
 		return
 	}
-	// Retire: the registry forgets the name at once (the next Get makes a
-	// new room), joins still in the mailbox are refused with ErrStopped, and
-	// the room stops after them.
+	c.log.Debug().Dur("idle", c.opts.IdleTimeout).Msg("room idle; stopping")
+	c.retire()
+}
+
+// retire stops the room: the registry forgets the name at once (the next
+// Get makes a new room), joins still in the mailbox are refused with
+// ErrStopped, and the room stops after them.
+func (c *core) retire() {
+	if c.retiring {
+		return
+	}
 	c.retiring = true
+	c.disarmIdle()
+	if c.ticker != nil {
+		c.ticker.Stop()
+	}
 	if c.reg != nil {
 		c.reg.retire(c.name, c.h)
 	}
-	c.log.Debug().Dur("idle", c.opts.IdleTimeout).Msg("room idle; stopping")
-	ctx.Poison(c.self)
+	c.root.Poison(c.self)
 }
 
-func (c *core) newBehavior() (b actor.Actor) {
-	if c.opts.Behavior == nil {
-		return nil
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			c.log.Error().Str("panic", fmt.Sprint(r)).Bytes("stack", debug.Stack()).Msg("room behaviour constructor panicked; room runs without behaviour")
-			b = nil
-		}
-	}()
-	return c.opts.Behavior(c.state)
+// giveUp is the behaviour host's GiveUp: the behaviour panicked past its
+// budget (or under Stop, or Options.Behavior panicked), so the room stops,
+// as by Room.Stop. The behaviour
+// then sees only *actor.Stopping and *actor.Stopped.
+func (c *core) giveUp(*supervisor.PanicError) {
+	c.log.Warn().Msg("room behaviour given up on; stopping the room")
+	c.retire()
 }
 
 // deliver runs the behaviour's Receive with msg as the current message (nil:
-// the context's own message), recovering a panic as Options.PanicPolicy says.
+// the context's own message) through the host, which applies
+// Options.BehaviorPanic to a panic. Once the host has given up, only
+// *actor.Stopping and *actor.Stopped are delivered.
 func (c *core) deliver(ctx actor.Context, msg any) {
-	b := c.behavior
-	if b == nil {
+	if c.host == nil {
 		return
 	}
-	defer func() {
-		if r := recover(); r != nil {
-			c.panicked(ctx, b, msg, r)
+	if c.host.Failed() {
+		m := msg
+		if m == nil {
+			m = ctx.Message()
 		}
-	}()
+		switch m.(type) {
+		case *actor.Stopping, *actor.Stopped:
+		default:
+			return
+		}
+	}
 	if msg == nil {
-		b.Receive(ctx)
+		c.host.Receive(ctx)
 		return
 	}
-	b.Receive(withMessage{ctx, msg})
-}
-
-func (c *core) panicked(ctx actor.Context, b actor.Actor, msg, r any) {
-	if msg == nil {
-		msg = ctx.Message()
-	}
-	c.log.Error().Str("panic", fmt.Sprint(r)).Str("message", fmt.Sprintf("%T", msg)).
-		Str("policy", c.opts.PanicPolicy.String()).Bytes("stack", debug.Stack()).
-		Msg("room behaviour panicked; members kept")
-	if c.opts.PanicPolicy != PanicRestart || c.restarting || c.behavior != b {
-		return
-	}
-	c.restarting = true
-	defer func() { c.restarting = false }()
-	c.deliver(ctx, &actor.Restarting{})
-	c.behavior = c.newBehavior()
-	c.deliver(ctx, &actor.Started{})
+	c.host.Deliver(ctx, msg)
 }
 
 func respond[T any](ctx actor.Context, ch chan T, v T) {
@@ -588,12 +593,3 @@ func respond[T any](ctx actor.Context, ch chan T, v T) {
 		ctx.Respond(v)
 	}
 }
-
-// withMessage presents a message the room made up (Joined, Left, Tick) as
-// the current message.
-type withMessage struct {
-	actor.Context
-	msg any
-}
-
-func (w withMessage) Message() any { return w.msg }

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wsactor/wsactor/room"
+	"github.com/wsactor/wsactor/supervisor"
 	"github.com/wsactor/wsactor/transport"
 )
 
@@ -147,16 +148,16 @@ func (s *syncBuffer) String() string {
 }
 
 // TestBehaviourPanic: a panic in the room's behaviour is logged with its
-// stack; the room keeps its members and goes on. PanicResume keeps the
-// behaviour's state, PanicRestart starts a fresh behaviour.
+// stack; the room keeps its members and goes on. supervisor.Resume keeps the
+// behaviour's state, supervisor.Restart starts a fresh behaviour.
 func TestBehaviourPanic(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		policy room.PanicPolicy
+		policy supervisor.Directive
 		after  string // the world after the panic
 	}{
-		{room.PanicResume, "alice=1"},
-		{room.PanicRestart, "alice=0"}, // rebuilt from the members
+		{supervisor.Resume, "alice=1"},
+		{supervisor.Restart, "alice=0"}, // rebuilt from the members
 	} {
 		t.Run(tc.policy.String(), func(t *testing.T) {
 			t.Parallel()
@@ -164,7 +165,7 @@ func TestBehaviourPanic(t *testing.T) {
 			logger := zerolog.New(logs)
 			e := newEnv(t, envConfig{logger: &logger, registry: &room.RegistryOptions{
 				Options: func(string) *room.Options {
-					return &room.Options{Behavior: newGame, PanicPolicy: tc.policy}
+					return &room.Options{Behavior: newGame, BehaviorPanic: supervisor.Policy{Directive: tc.policy}}
 				},
 			}})
 			alice := dial(t, e, "room=g&user=alice", nil)

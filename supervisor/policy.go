@@ -6,36 +6,46 @@ import (
 	"time"
 )
 
-// Directive is what happens to a connection when a failure is within its
-// budget.
+// Directive is what a [Host] does about a panic in the code it hosts while
+// the panic is within its policy's budget. In every case the message being
+// handled is dropped and the panic is logged once with its stack.
 type Directive int
 
 const (
-	// Resume keeps the connection and its actor's state; the message being
-	// handled when the failure happened is dropped. It is the default.
+	// Resume keeps the behaviour instance and its state, and goes on with
+	// the next message. It is the default.
 	Resume Directive = iota
-	// Close closes the connection with 1011 at the first failure.
-	Close
+	// Restart replaces the behaviour with a fresh one from its producer: the
+	// old instance receives *actor.Restarting, the new one *actor.Started
+	// and then what its owner documents (a connection's gets *actors.Opened
+	// again, for the same socket). The owner's own state is kept.
+	Restart
+	// Stop gives up at the first panic, whatever the budget: a connection
+	// closes with 1011, a room stops.
+	Stop
 )
 
 func (d Directive) String() string {
 	switch d {
 	case Resume:
 		return "resume"
-	case Close:
-		return "close"
+	case Restart:
+		return "restart"
+	case Stop:
+		return "stop"
 	}
 	return "invalid"
 }
 
-// Budget allows Max failures within Within; the failure after that exceeds
-// it. The zero value means 3 failures per minute.
+// Budget allows Max panics within any window of length Within; the panic
+// after that is past the budget, and the host gives up. The zero value means
+// 3 panics per minute.
 type Budget struct {
 	Max    int
 	Within time.Duration
 }
 
-// DefaultBudget is the zero Budget's meaning: 3 failures per minute.
+// DefaultBudget is the zero Budget's meaning: 3 panics per minute.
 var DefaultBudget = Budget{Max: 3, Within: time.Minute}
 
 func (b Budget) withDefaults() Budget {
@@ -48,28 +58,30 @@ func (b Budget) withDefaults() Budget {
 	return b
 }
 
-// Policy is the configured reaction to one kind of failure: a directive
-// applied while the budget lasts; past the budget the connection is closed
-// with 1011. The zero value resumes 3 times per minute.
+// Policy is the configured reaction to a panic in user code run by a
+// [Host]: Directive applies while the Budget lasts; past the budget (or at
+// the first panic under Stop) the host gives up, which closes a connection
+// with 1011 and stops a room. The zero value resumes up to 3 times per
+// minute, then gives up.
 type Policy struct {
 	Directive Directive
 	Budget    Budget
 }
 
-// Counter tracks failures against a Budget. It is safe for concurrent use.
+// counter tracks failures against a Budget. It is safe for concurrent use.
 // Unlike protoactor's restart statistics it forgets failures older than the
 // window, so a rare but endless failure does not grow it.
-type Counter struct {
+type counter struct {
 	budget Budget
 	mu     sync.Mutex
 	times  []time.Time
 }
 
-// NewCounter returns a Counter for b (zero fields take the defaults).
-func NewCounter(b Budget) *Counter { return &Counter{budget: b.withDefaults()} }
+// newCounter returns a counter for b (zero fields take the defaults).
+func newCounter(b Budget) *counter { return &counter{budget: b.withDefaults()} }
 
 // Fail records a failure at now and reports whether it is within budget.
-func (c *Counter) Fail(now time.Time) bool {
+func (c *counter) Fail(now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cut := now.Add(-c.budget.Within)
