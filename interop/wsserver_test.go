@@ -173,14 +173,14 @@ func TestTransportDialWSServer(t *testing.T) {
 			}
 
 			// Fragmented messages from ws.
-			if err := c.WriteMessage(transport.MessageText, []byte("!frag")); err != nil {
+			if err := c.Send(transport.NewFrame(transport.MessageText, []byte("!frag"))); err != nil {
 				t.Fatal(err)
 			}
 			expectMsg(t, rec.next(t), transport.MessageText, []byte(fragText))
 			expectMsg(t, rec.next(t), transport.MessageBinary, bigBinary)
 
 			// ws pings us: our pong carries its payload.
-			if err := c.WriteMessage(transport.MessageText, []byte("!ping server-ping")); err != nil {
+			if err := c.Send(transport.NewFrame(transport.MessageText, []byte("!ping server-ping"))); err != nil {
 				t.Fatal(err)
 			}
 			if pong := p.next(t, "pong", byEvent("pong", conn.ID)); pong.Data != "server-ping" {
@@ -194,7 +194,7 @@ func TestTransportDialWSServer(t *testing.T) {
 			if ping := p.next(t, "ping", byEvent("ping", conn.ID)); ping.Data != "go-ping" {
 				t.Fatalf("ws server got ping %q, want %q", ping.Data, "go-ping")
 			}
-			if err := c.WriteMessage(transport.MessageText, []byte("after ping")); err != nil {
+			if err := c.Send(transport.NewFrame(transport.MessageText, []byte("after ping"))); err != nil {
 				t.Fatal(err)
 			}
 			expectMsg(t, rec.next(t), transport.MessageText, []byte("after ping"))
@@ -221,7 +221,7 @@ func TestTransportDialWSServerCloses(t *testing.T) {
 	p, url := startWSServer(t, "false", 0)
 	c, rec := dialTransport(t, url, &transport.DialOptions{Proxy: transport.NoProxy})
 	conn := p.next(t, "connection", byEvent("connection", 0))
-	if err := c.WriteMessage(transport.MessageText, []byte("!close 4002 later")); err != nil {
+	if err := c.Send(transport.NewFrame(transport.MessageText, []byte("!close 4002 later"))); err != nil {
 		t.Fatal(err)
 	}
 	checkCloseInfo(t, rec.waitClosed(t), 4002, "later", true, nil)
@@ -245,11 +245,11 @@ func TestTransportDialReadLimit(t *testing.T) {
 			if c.Compressed() != (pmd == "true") {
 				t.Fatalf("Compressed() = %v with ws perMessageDeflate %s", c.Compressed(), pmd)
 			}
-			if err := c.WriteMessage(transport.MessageText, []byte("!big "+strconv.Itoa(limit))); err != nil {
+			if err := c.Send(transport.NewFrame(transport.MessageText, []byte("!big "+strconv.Itoa(limit)))); err != nil {
 				t.Fatal(err)
 			}
 			expectMsg(t, rec.next(t), transport.MessageBinary, bytes.Repeat([]byte("b"), limit))
-			if err := c.WriteMessage(transport.MessageText, []byte("!big "+strconv.Itoa(limit+1))); err != nil {
+			if err := c.Send(transport.NewFrame(transport.MessageText, []byte("!big "+strconv.Itoa(limit+1)))); err != nil {
 				t.Fatal(err)
 			}
 			checkCloseInfo(t, rec.waitClosed(t), 1009, "message too big", false, transport.ErrMessageTooBig)
@@ -278,7 +278,7 @@ func TestTransportDialWSServerHeartbeat(t *testing.T) {
 		}
 		pongs++
 	}
-	if err := c.WriteMessage(transport.MessageText, []byte("still alive")); err != nil {
+	if err := c.Send(transport.NewFrame(transport.MessageText, []byte("still alive"))); err != nil {
 		t.Fatal(err)
 	}
 	expectMsg(t, rec.next(t), transport.MessageText, []byte("still alive"))

@@ -398,7 +398,7 @@ func TestClientFragmentsAndPings(t *testing.T) {
 		// Our client's own message: masked, compressed when deflate was
 		// negotiated (it is over the 1 KiB threshold).
 		out := []byte(strings.Repeat("client says hi ", 100))
-		if err := c.WriteMessage(MessageText, out); err != nil {
+		if err := c.Send(NewFrame(MessageText, out)); err != nil {
 			t.Fatal(err)
 		}
 		f := p.next()

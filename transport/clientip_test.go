@@ -143,7 +143,7 @@ func FuzzParseExtensions(f *testing.F) {
 		for _, line := range strings.Split(s, "\n") {
 			h.Add("Sec-WebSocket-Extensions", line)
 		}
-		for _, e := range ParseExtensions(h) {
+		for _, e := range parseExtensions(h) {
 			if !isToken(e.Name) {
 				t.Errorf("extension name %q is not a token", e.Name)
 			}
@@ -162,7 +162,7 @@ func FuzzParseExtensions(f *testing.F) {
 		ok := acceptableDeflateOffer(h)
 		if ok {
 			found := false
-			for _, e := range ParseExtensions(h) {
+			for _, e := range parseExtensions(h) {
 				found = found || e.Name == "permessage-deflate"
 			}
 			if !found {
@@ -177,7 +177,7 @@ func TestParseExtensions(t *testing.T) {
 	h := http.Header{}
 	h.Add("Sec-WebSocket-Extensions", `permessage-deflate; client_max_window_bits; server_max_window_bits="10", bad name, x-foo; a=1`)
 	h.Add("Sec-WebSocket-Extensions", "second")
-	got := ParseExtensions(h)
+	got := parseExtensions(h)
 	if len(got) != 3 {
 		t.Fatalf("got %d extensions: %+v", len(got), got)
 	}

@@ -30,7 +30,7 @@ func TestServerClose(t *testing.T) {
 	if info.Code != StatusNormalClosure || info.ByPeer || info.Err != nil {
 		t.Errorf("server HandleClose = %+v, want 1000, not by peer, no error", info)
 	}
-	if err := srv.c.WriteMessage(MessageText, []byte("x")); !errors.Is(err, ErrClosed) {
+	if err := srv.c.Send(NewFrame(MessageText, []byte("x"))); !errors.Is(err, ErrClosed) {
 		t.Errorf("Send after close = %v, want ErrClosed", err)
 	}
 	if err := srv.c.Ping(nil); !errors.Is(err, ErrClosed) {
@@ -44,7 +44,7 @@ func TestCloseWritesQueuedFirst(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, serverConfig{onStart: func(c *Conn) {
 		for i := 0; i < 50; i++ {
-			_ = c.WriteMessage(MessageBinary, make([]byte, 1000))
+			_ = c.Send(NewFrame(MessageBinary, make([]byte, 1000)))
 		}
 		c.Close(StatusGoingAway, "restart")
 	}})
@@ -163,7 +163,7 @@ func TestAbruptClose(t *testing.T) {
 		if sinfo := srv.r.waitClose(t); sinfo.Code != StatusAbnormalClosure || sinfo.Err == nil {
 			t.Errorf("server HandleClose = %+v, want 1006 with an error", sinfo)
 		}
-		if err := c.WriteMessage(MessageText, []byte("x")); !errors.Is(err, ErrClosed) {
+		if err := c.Send(NewFrame(MessageText, []byte("x"))); !errors.Is(err, ErrClosed) {
 			t.Errorf("Send after the end = %v, want ErrClosed", err)
 		}
 	})

@@ -18,7 +18,7 @@ import (
 const deflateOffer = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 
 func hasDeflate(h http.Header) bool {
-	for _, e := range ParseExtensions(h) {
+	for _, e := range parseExtensions(h) {
 		if e.Name == "permessage-deflate" {
 			return true
 		}
@@ -54,7 +54,7 @@ func TestCompressionNegotiation(t *testing.T) {
 				t.Errorf("client offered permessage-deflate = %v", got)
 			}
 			big := bytes.Repeat([]byte("compress me "), 1000)
-			if err := c.WriteMessage(MessageText, big); err != nil {
+			if err := c.Send(NewFrame(MessageText, big)); err != nil {
 				t.Fatal(err)
 			}
 			if m := rec.next(t); !bytes.Equal(m.data, big) {
@@ -84,9 +84,9 @@ func TestCompressionThresholdOnTheWire(t *testing.T) {
 	s := startServer(t, serverConfig{
 		opts: &AcceptOptions{ConnOptions: ConnOptions{Compression: Compression{Mode: CompressionEnabled, Threshold: 100}}},
 		onStart: func(c *Conn) {
-			_ = c.WriteMessage(MessageText, small)
-			_ = c.WriteMessage(MessageText, large)
-			_ = c.WriteMessage(MessageBinary, small[:1])
+			_ = c.Send(NewFrame(MessageText, small))
+			_ = c.Send(NewFrame(MessageText, large))
+			_ = c.Send(NewFrame(MessageBinary, small[:1]))
 		},
 	})
 	rc := rawDial(t, s.addr(), deflateOffer)
@@ -167,7 +167,7 @@ func TestCompressionOurClientOnTheWire(t *testing.T) {
 	random := randomBytes(20000) // incompressible, but still sent compressed
 	msgs := [][]byte{small, large, random}
 	for _, m := range msgs {
-		if err := c.WriteMessage(MessageBinary, m); err != nil {
+		if err := c.Send(NewFrame(MessageBinary, m)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -206,7 +206,7 @@ func TestDialDeflateWithoutClientNoContext(t *testing.T) {
 	}
 	out := bytes.Repeat([]byte("from the client "), 200)
 	for i := 0; i < 2; i++ {
-		if err := c.WriteMessage(MessageText, out); err != nil {
+		if err := c.Send(NewFrame(MessageText, out)); err != nil {
 			t.Fatal(err)
 		}
 		f := readClientFrame(t, p)
@@ -502,7 +502,7 @@ func TestDialProxyAuth(t *testing.T) {
 	withCreds := &url.URL{Scheme: "http", User: url.UserPassword("alice", "pass word"), Host: p.listener.Addr().String()}
 	c, rec := dialOur(t, s.wsURL(), &DialOptions{Proxy: http.ProxyURL(withCreds)})
 	srv := s.next(t)
-	if err := c.WriteMessage(MessageText, []byte("through an authenticating proxy")); err != nil {
+	if err := c.Send(NewFrame(MessageText, []byte("through an authenticating proxy"))); err != nil {
 		t.Fatal(err)
 	}
 	if m := rec.next(t); string(m.data) != "through an authenticating proxy" {
@@ -592,7 +592,7 @@ func TestDialTLS(t *testing.T) {
 		if got := sc.Request().Host; got != "example.com:"+port {
 			t.Errorf("server saw Host %q", got)
 		}
-		if err := c.WriteMessage(MessageText, []byte("over TLS")); err != nil {
+		if err := c.Send(NewFrame(MessageText, []byte("over TLS"))); err != nil {
 			t.Fatal(err)
 		}
 		if m := rec.next(t); string(m.data) != "over TLS" {

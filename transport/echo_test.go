@@ -113,7 +113,7 @@ func TestEchoOurClient(t *testing.T) {
 
 	const n = 1000
 	for i := 0; i < n; i++ {
-		if err := c.WriteMessage(MessageBinary, []byte(fmt.Sprintf("msg-%d", i))); err != nil {
+		if err := c.Send(NewFrame(MessageBinary, []byte(fmt.Sprintf("msg-%d", i)))); err != nil {
 			t.Fatalf("send %d: %v", i, err)
 		}
 	}
@@ -144,7 +144,7 @@ func TestDialHTTPScheme(t *testing.T) {
 	s := startServer(t, serverConfig{echo: true})
 	c, rec := dialOur(t, s.URL, nil)
 	s.next(t)
-	if err := c.WriteMessage(MessageText, []byte("hi")); err != nil {
+	if err := c.Send(NewFrame(MessageText, []byte("hi"))); err != nil {
 		t.Fatal(err)
 	}
 	if m := rec.next(t); string(m.data) != "hi" {
@@ -224,8 +224,8 @@ func TestNetConnServerClose(t *testing.T) {
 		t.Run(tc.code.String(), func(t *testing.T) {
 			t.Parallel()
 			s := startServer(t, serverConfig{onStart: func(c *Conn) {
-				_ = c.WriteMessage(MessageText, []byte("hello, "))
-				_ = c.WriteMessage(MessageText, []byte("world"))
+				_ = c.Send(NewFrame(MessageText, []byte("hello, ")))
+				_ = c.Send(NewFrame(MessageText, []byte("world")))
 				c.Close(tc.code, "custom")
 			}})
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
@@ -270,7 +270,7 @@ func TestNetConnReadDeadline(t *testing.T) {
 	}
 	// Clearing the deadline makes Read wait for data again.
 	_ = nc.SetReadDeadline(time.Time{})
-	_ = srv.c.WriteMessage(MessageBinary, []byte("later"))
+	_ = srv.c.Send(NewFrame(MessageBinary, []byte("later")))
 	buf := make([]byte, 8)
 	n, err := nc.Read(buf)
 	if err != nil || string(buf[:n]) != "later" {
@@ -350,7 +350,7 @@ func TestDialThroughProxy(t *testing.T) {
 	proxyURL := &url.URL{Scheme: "http", Host: ln.Addr().String()}
 	c, rec := dialOur(t, s.wsURL(), &DialOptions{Proxy: http.ProxyURL(proxyURL)})
 	srv := s.next(t)
-	if err := c.WriteMessage(MessageText, []byte("via proxy")); err != nil {
+	if err := c.Send(NewFrame(MessageText, []byte("via proxy"))); err != nil {
 		t.Fatal(err)
 	}
 	if m := rec.next(t); string(m.data) != "via proxy" {

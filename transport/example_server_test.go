@@ -42,7 +42,7 @@ func ExampleNewServer() {
 	}
 	got := make(chan string, 1)
 	c.Start(serverEchoClient{got})
-	_ = c.WriteMessage(transport.MessageText, []byte("hello"))
+	_ = c.Send(transport.NewFrame(transport.MessageText, []byte("hello")))
 	fmt.Println(<-got)
 	c.Close(transport.StatusNormalClosure, "")
 	<-c.Done()

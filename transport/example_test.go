@@ -43,7 +43,7 @@ func ExampleAccept() {
 	}
 	got := make(chan string, 1)
 	c.Start(recorder{got})
-	_ = c.WriteMessage(transport.MessageText, []byte("hello"))
+	_ = c.Send(transport.NewFrame(transport.MessageText, []byte("hello")))
 	fmt.Println(<-got, c.Subprotocol())
 	c.Close(transport.StatusNormalClosure, "bye")
 	<-c.Done()

@@ -8,21 +8,21 @@ import (
 	"strings"
 )
 
-// Extension is one offer from a Sec-WebSocket-Extensions header: a name and
+// extension is one offer from a Sec-WebSocket-Extensions header: a name and
 // its parameters (a parameter without a value maps to "").
-type Extension struct {
+type extension struct {
 	Name   string
 	Params map[string]string
 }
 
-// ParseExtensions parses every Sec-WebSocket-Extensions header of h
+// parseExtensions parses every Sec-WebSocket-Extensions header of h
 // (RFC 6455 section 9.1). Malformed offers are skipped; quoted values are
 // unquoted. A repeated parameter keeps its last value.
-func ParseExtensions(h http.Header) []Extension {
-	var out []Extension
+func parseExtensions(h http.Header) []extension {
+	var out []extension
 	for _, e := range parseExtensionList(h) {
 		if e.ok {
-			out = append(out, e.Extension)
+			out = append(out, e.extension)
 		}
 	}
 	return out
@@ -31,7 +31,7 @@ func ParseExtensions(h http.Header) []Extension {
 // parsedExtension is one element of a Sec-WebSocket-Extensions list with
 // what a strict reader needs to know about it.
 type parsedExtension struct {
-	Extension
+	extension
 	ok  bool // the element is well formed (tokens, or quoted tokens)
 	dup bool // a parameter appears more than once
 }
@@ -55,7 +55,7 @@ func parseExtensionList(h http.Header) []parsedExtension {
 func parseExtension(elem string) parsedExtension {
 	parts := splitOutsideQuotes(elem, ';')
 	name := strings.TrimSpace(parts[0])
-	e := parsedExtension{Extension: Extension{Name: name, Params: map[string]string{}}, ok: isToken(name)}
+	e := parsedExtension{extension: extension{Name: name, Params: map[string]string{}}, ok: isToken(name)}
 	for _, p := range parts[1:] {
 		k, v, hasV := strings.Cut(p, "=")
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)

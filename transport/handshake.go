@@ -303,7 +303,7 @@ func checkServerChoice(h http.Header, subprotocols []string, offeredDeflate, def
 		return fmt.Errorf("server chose subprotocol %q, which was not offered", sp)
 	}
 	pmd := false
-	for _, e := range ParseExtensions(h) {
+	for _, e := range parseExtensions(h) {
 		if e.Name != "permessage-deflate" || !offeredDeflate {
 			return fmt.Errorf("server answered extension %q, which was not offered", e.Name)
 		}

@@ -104,7 +104,7 @@ func TestAuthenticate(t *testing.T) {
 	if srv.c.Request() == nil || srv.c.Request().Header.Get("Authorization") != "Bearer alice" {
 		t.Error("Request() does not carry the upgrade request")
 	}
-	if err := c.WriteMessage(MessageText, []byte("hi")); err != nil {
+	if err := c.Send(NewFrame(MessageText, []byte("hi"))); err != nil {
 		t.Fatal(err)
 	}
 	rec.next(t)

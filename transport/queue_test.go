@@ -309,7 +309,7 @@ func TestConflation(t *testing.T) {
 			t.Fatal(err)
 		}
 		if i == n/2 {
-			_ = srv.c.WriteMessage(MessageText, []byte("other"))
+			_ = srv.c.Send(NewFrame(MessageText, []byte("other")))
 		}
 	}
 	if m, b := srv.c.Buffered(); m != 2 || b != len("price 99")+len("other") {

@@ -60,7 +60,7 @@ func TestReadLimitDisabled(t *testing.T) {
 	c, rec := dialOur(t, s.wsURL(), &DialOptions{ConnOptions: ConnOptions{ReadLimit: -1}})
 	s.next(t)
 	big := randomBytes(3 << 20) // over the 1 MiB default
-	if err := c.WriteMessage(MessageBinary, big); err != nil {
+	if err := c.Send(NewFrame(MessageBinary, big)); err != nil {
 		t.Fatal(err)
 	}
 	if m := rec.next(t); !bytes.Equal(m.data, big) {

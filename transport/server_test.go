@@ -244,7 +244,7 @@ func TestNewServerWebSocketOutlivesTimeouts(t *testing.T) {
 		<-c.Done()
 		<-sc.Done()
 	}()
-	if err := c.WriteMessage(MessageText, []byte("before")); err != nil {
+	if err := c.Send(NewFrame(MessageText, []byte("before"))); err != nil {
 		t.Fatal(err)
 	}
 	if got := client.next(t); got != "before" {
@@ -259,7 +259,7 @@ func TestNewServerWebSocketOutlivesTimeouts(t *testing.T) {
 	waitServerClose(t, slowHeader)
 	waitServerClose(t, slowBody)
 
-	if err := c.WriteMessage(MessageText, []byte("after")); err != nil {
+	if err := c.Send(NewFrame(MessageText, []byte("after"))); err != nil {
 		t.Fatalf("write after the server's timeouts: %v", err)
 	}
 	if got := client.next(t); got != "after" {

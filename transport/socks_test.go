@@ -147,7 +147,7 @@ func TestDialThroughSOCKS5(t *testing.T) {
 			}
 			rec := newRecorder(false)
 			c.Start(rec)
-			if err := c.WriteMessage(MessageText, []byte("through socks")); err != nil {
+			if err := c.Send(NewFrame(MessageText, []byte("through socks"))); err != nil {
 				t.Fatal(err)
 			}
 			if m := rec.next(t); string(m.data) != "through socks" {

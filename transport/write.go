@@ -25,11 +25,6 @@ func (c *Conn) Send(f *Frame) error { return c.enqueue(f, nil) }
 // happens before [Conn.Done] is closed.
 func (c *Conn) SendNotify(f *Frame, done func(error)) error { return c.enqueue(f, done) }
 
-// WriteMessage is a convenience for Send(NewFrame(typ, p)).
-func (c *Conn) WriteMessage(typ MessageType, p []byte) error {
-	return c.Send(NewFrame(typ, p))
-}
-
 func (c *Conn) enqueue(f *Frame, done func(error)) error {
 	if f == nil || f.isControl() {
 		return errors.New("transport: Send needs a data frame")
