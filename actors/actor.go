@@ -15,6 +15,18 @@ import (
 	"github.com/wsactor/wsactor/transport"
 )
 
+// A connection is three small types, one per goroutine or role:
+//
+//   - connActor is the actor, on the actor's goroutine: it hosts the user's
+//     behaviour, delivers Opened/Closed, turns Send/Close into writes and owns
+//     the current session (session);
+//   - reader is the transport.Handler of one session, on the transport's
+//     reader goroutine: it decodes, waits for room in the inbox, and posts to
+//     the mailbox. It shares only the inbox and the decoder's host with the
+//     actor, both safe for that;
+//   - redialer is a dialed connection's reconnect state (client only), used
+//     by the actor and by its redial timer's goroutine.
+
 // failurePolicies are a connection's reactions to failures of user code.
 type failurePolicies struct {
 	handlerPanic supervisor.Policy
@@ -23,9 +35,10 @@ type failurePolicies struct {
 }
 
 // newConnActor returns the actor of connection c, whose behaviour producer
-// makes; the caller sets the remaining fields.
-func newConnActor(c *Conn, producer actor.Producer, p failurePolicies, log zerolog.Logger) *connActor {
-	a := &connActor{conn: c, policies: p, log: log, stopped: make(chan struct{})}
+// makes; the caller sets root, and onStop (server) or the client fields.
+func newConnActor(c *Conn, producer actor.Producer, p failurePolicies, log zerolog.Logger, in *inbox) *connActor {
+	a := &connActor{sess: session{conn: c}, decode: p.decode, log: log, inbox: in, stopped: make(chan struct{})}
+	a.current.Store(c)
 	a.host = supervisor.NewHost(producer, supervisor.HostOptions{
 		Policy:    p.handlerPanic,
 		Logger:    log,
@@ -44,49 +57,64 @@ func newConnActor(c *Conn, producer actor.Producer, p failurePolicies, log zerol
 	return a
 }
 
+// connActor is the actor behind every connection. It owns the socket's
+// lifetime, delivers Opened/Message/Closed to the user's behaviour, applies
+// the failure policies to its panics, and turns Send/Close messages into
+// writes. Its fields are the actor's alone, except where noted.
+type connActor struct {
+	host    *supervisor.Host // runs the user's behaviour
+	decoder *supervisor.Host // runs decode on the reader; nil without one
+	decode  func(MessageType, []byte) (any, error)
+	root    *actor.RootContext
+	log     zerolog.Logger
+	inbox   *inbox        // shared with each session's reader
+	stopped chan struct{} // closed on Stopped: the reader stops waiting
+
+	sess     session // the current socket
+	stopping bool
+	// current is sess.conn for giveUp, which the decoder's host calls on
+	// the reader goroutine.
+	current atomic.Pointer[Conn]
+
+	// onStop is the Handler's bookkeeping (server connections).
+	onStop func(*Conn)
+
+	// Client connections: opened is closed once the first Opened is
+	// delivered (Dial waits for it); hb is the client heartbeat (nil when
+	// disabled); redial reconnects (nil without DialOptions.Reconnect).
+	opened chan<- struct{}
+	hb     *supervisor.Heartbeat
+	redial *redialer
+}
+
+// session is one socket of a connection actor: a server connection has one,
+// a reconnecting client one per connection made.
+type session struct {
+	conn   *Conn
+	closed bool // Closed was delivered
+	// panicCause is the PanicError the close reports after a panic past its
+	// budget: once the host has given up no more messages are delivered;
+	// once the decoder has, the reader posts no more.
+	panicCause *PanicError
+}
+
 // redialer reconnects a dialed connection.
 type redialer struct {
 	dial    func(context.Context) (*transport.Conn, error)
 	backoff supervisor.Backoff
 	max     int // attempts per outage; 0 = no limit
-	hb      *supervisor.HeartbeatOptions
-}
 
-// connActor is the actor behind every connection. It owns the socket's
-// lifetime, delivers Opened/Message/Closed to the user's behaviour, applies
-// the failure policies to its panics, and turns Send/Close messages into
-// writes.
-type connActor struct {
-	host     *supervisor.Host // runs the user's behaviour
-	decoder  *supervisor.Host // runs policies.decode; nil without one
-	conn     *Conn
-	inbox    *inbox        // received messages not yet handled, bounded
-	stopped  chan struct{} // closed on Stopped: the reader stops waiting
-	root     *actor.RootContext
-	log      zerolog.Logger
-	onStop   func(*Conn) // bookkeeping of the owner (Handler)
-	opened   chan<- struct{}
-	policies failurePolicies
-	hb       *supervisor.Heartbeat // client heartbeat, owned by this actor
-
-	// A panic past its budget ends the session: once host has given up, no
-	// more messages are delivered; once decoder has, the reader posts no
-	// more. panicCause (actor only) is the PanicError the close reports.
-	// Reset per session.
-	panicCause *PanicError
-
-	redial  *redialer
+	// The actor's alone.
 	attempt int
 	timer   *time.Timer
-	// redialCtx is read by the redial timer's goroutine; it is set before
-	// the first timer is armed and never changes after.
-	redialCtx    context.Context
-	redialCancel context.CancelFunc
-	mu           sync.Mutex // guards pending and isDone against the redial timer
-	pending      *transport.Conn
-	isDone       bool
-	stopping     bool
-	closed       bool // Closed was delivered for the current session
+	// ctx is read by the redial timer's goroutine; it is set before the
+	// first timer is armed and never changes after.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu      sync.Mutex // guards pending and isDone against the redial timer
+	pending *transport.Conn
+	isDone  bool
 }
 
 // redialed tells the actor that a reconnect attempt finished.
@@ -100,7 +128,7 @@ func (*redialed) IgnoreDeadLetterLogging() {}
 func (a *connActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		a.conn.pid = ctx.Self() // for a give-up while the behaviour starts
+		a.sess.conn.pid = ctx.Self() // for a give-up while the behaviour starts
 		a.host.Receive(ctx)
 		a.open(ctx)
 		if a.opened != nil {
@@ -119,28 +147,28 @@ func (a *connActor) Receive(ctx actor.Context) {
 			a.inbox.release(held)
 		}
 	case *panicClose:
-		if m.t == a.conn.t {
-			a.panicCause = m.err
+		if m.t == a.sess.conn.t {
+			a.sess.panicCause = m.err
 			// Close, not CloseWithError: replies already queued for earlier
 			// messages are written before the close frame.
-			a.conn.t.Close(transport.StatusInternalError, "internal error")
+			a.sess.conn.t.Close(transport.StatusInternalError, "internal error")
 		}
 	case *Send:
 		a.send(ctx, m)
 	case *Close:
-		a.conn.t.Close(m.Code, m.Reason)
+		a.sess.conn.t.Close(m.Code, m.Reason)
 	case *closedEvent:
 		info := m.info
-		if a.panicCause != nil && !info.ByPeer && info.Code == transport.StatusInternalError {
-			info.Err = a.panicCause // our 1011 for a panic past its budget
+		if a.sess.panicCause != nil && !info.ByPeer && info.Code == transport.StatusInternalError {
+			info.Err = a.sess.panicCause // our 1011 for a panic past its budget
 		}
-		a.conn.log.Debug().Int("code", int(info.Code)).AnErr("cause", info.Err).Bool("by_peer", info.ByPeer).Msg("connection closed")
+		a.sess.conn.log.Debug().Int("code", int(info.Code)).AnErr("cause", info.Err).Bool("by_peer", info.ByPeer).Msg("connection closed")
 		if a.hb != nil {
-			a.hb.Remove(a.conn.t)
+			a.hb.Remove(a.sess.conn.t)
 		}
 		a.deliverClosed(ctx, info.Code, info.Reason, info.ByPeer, info.Err)
-		if a.redial != nil && a.redial.dial != nil && !a.stopping && !(info.Err == nil && !info.ByPeer) {
-			a.attempt = 0
+		if a.redial != nil && !a.stopping && !(info.Err == nil && !info.ByPeer) {
+			a.redial.attempt = 0
 			a.scheduleRedial(ctx, info.Err)
 			return
 		}
@@ -149,40 +177,34 @@ func (a *connActor) Receive(ctx actor.Context) {
 		a.onRedialed(ctx, m)
 	case *actor.Stopping:
 		a.stopping = true
-		if a.timer != nil {
-			a.timer.Stop()
+		if a.redial != nil {
+			a.redial.stopTimer()
 		}
-		if a.redialCancel != nil {
-			a.redialCancel() // an attempt in flight ends now
-		}
-		if !a.closed {
+		if !a.sess.closed {
 			// Stopped from outside before the socket ended.
-			a.conn.t.CloseWithError(transport.StatusGoingAway, "going away", ErrStopped)
+			a.sess.conn.t.CloseWithError(transport.StatusGoingAway, "going away", ErrStopped)
 			a.deliverClosed(ctx, transport.StatusGoingAway, "going away", false, ErrStopped)
 		}
 		a.host.Receive(ctx)
 	case *actor.Stopped:
-		a.conn.log.Debug().Msg("connection actor stopped")
+		conn := a.sess.conn
+		conn.log.Debug().Msg("connection actor stopped")
 		close(a.stopped)
-		a.mu.Lock()
-		a.isDone = true
-		if a.pending != nil {
-			a.pending.Abort()
-			a.pending = nil
+		if a.redial != nil {
+			a.redial.done()
 		}
-		a.mu.Unlock()
 		if a.hb != nil {
-			a.hb.Remove(a.conn.t)
+			a.hb.Remove(conn.t)
 		}
 		a.host.Receive(ctx)
 		if a.onStop != nil {
 			select {
-			case <-a.conn.t.Done():
-				a.onStop(a.conn)
+			case <-conn.t.Done():
+				a.onStop(conn)
 			default:
 				// The closing handshake is still running; account for the
 				// connection once its goroutines are gone.
-				go func() { <-a.conn.t.Done(); a.onStop(a.conn) }()
+				go func() { <-conn.t.Done(); a.onStop(conn) }()
 			}
 		}
 	default:
@@ -190,73 +212,108 @@ func (a *connActor) Receive(ctx actor.Context) {
 	}
 }
 
-// open starts a session on a.conn: Opened, then the reader.
+// open starts the session on a.sess.conn: Opened, then the reader.
 func (a *connActor) open(ctx actor.Context) {
-	a.closed = false
-	a.panicCause = nil
-	a.conn.pid = ctx.Self()
-	a.conn.log = a.log.With().Str("conn", ctx.Self().Id).Str("remote", a.conn.t.RemoteAddr().String()).Logger()
-	a.host.SetLogger(a.conn.log)
+	c := a.sess.conn
+	c.pid = ctx.Self()
+	c.log = a.log.With().Str("conn", ctx.Self().Id).Str("remote", c.t.RemoteAddr().String()).Logger()
+	a.host.SetLogger(c.log)
 	if a.decoder != nil {
-		a.decoder.SetLogger(a.conn.log)
+		a.decoder.SetLogger(c.log)
 	}
-	a.conn.log.Debug().Msg("connection opened")
-	a.host.Deliver(ctx, &Opened{Conn: a.conn})
-	a.conn.t.Start(a)
-	if a.redial != nil && a.redial.hb != nil {
-		if a.hb == nil {
-			a.hb = supervisor.NewHeartbeat(*a.redial.hb)
-		}
-		a.hb.Add(a.conn.t)
+	c.log.Debug().Msg("connection opened")
+	a.host.Deliver(ctx, &Opened{Conn: c})
+	c.t.Start(&reader{conn: c, root: a.root, decoder: a.decoder, decode: a.decode, inbox: a.inbox, stopped: a.stopped})
+	if a.hb != nil {
+		a.hb.Add(c.t)
 	}
 }
 
 func (a *connActor) scheduleRedial(ctx actor.Context, cause error) {
-	if a.redial.max > 0 && a.attempt >= a.redial.max || errors.Is(cause, ErrRefused) {
-		a.conn.log.Warn().Int("attempts", a.attempt).AnErr("cause", cause).Msg("giving up reconnecting")
+	r := a.redial
+	if r.max > 0 && r.attempt >= r.max || errors.Is(cause, ErrRefused) {
+		a.sess.conn.log.Warn().Int("attempts", r.attempt).AnErr("cause", cause).Msg("giving up reconnecting")
 		ctx.Stop(ctx.Self())
 		return
 	}
-	if a.redialCtx == nil {
-		a.redialCtx, a.redialCancel = context.WithCancel(context.Background())
+	if r.ctx == nil {
+		r.ctx, r.cancel = context.WithCancel(context.Background())
 	}
-	delay := a.redial.backoff.Delay(a.attempt)
-	a.attempt++
-	a.host.Deliver(ctx, &Reconnecting{Attempt: a.attempt, Delay: delay, Err: cause})
-	self, attempt := ctx.Self(), a.attempt
-	a.timer = time.AfterFunc(delay, func() {
-		t, err := a.redial.dial(a.redialCtx)
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if a.isDone {
-			if t != nil {
-				t.Abort()
-			}
-			return
+	delay := r.backoff.Delay(r.attempt)
+	r.attempt++
+	a.host.Deliver(ctx, &Reconnecting{Attempt: r.attempt, Delay: delay, Err: cause})
+	self, attempt, root := ctx.Self(), r.attempt, a.root
+	r.timer = time.AfterFunc(delay, func() {
+		t, err := r.dial(r.ctx)
+		if r.hold(t) {
+			root.Send(self, &redialed{err: err, attempt: attempt})
 		}
-		a.pending = t
-		a.root.Send(self, &redialed{err: err, attempt: attempt})
 	})
 }
 
+// hold keeps t, a redial's result, for the actor, and reports true; once the
+// actor has stopped it closes t and reports false. It runs on the redial
+// timer's goroutine.
+func (r *redialer) hold(t *transport.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.isDone {
+		if t != nil {
+			t.Terminate(nil)
+		}
+		return false
+	}
+	r.pending = t
+	return true
+}
+
+// take returns the connection the last redial made, if any.
+func (r *redialer) take() *transport.Conn {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := r.pending
+	r.pending = nil
+	return t
+}
+
+// stopTimer stops the next attempt and ends the one in flight.
+func (r *redialer) stopTimer() {
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	if r.cancel != nil {
+		r.cancel()
+	}
+}
+
+// done marks the actor stopped: a connection a redial makes from now on is
+// closed, as is one made and not yet taken.
+func (r *redialer) done() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.isDone = true
+	if r.pending != nil {
+		r.pending.Terminate(nil)
+		r.pending = nil
+	}
+}
+
 func (a *connActor) onRedialed(ctx actor.Context, m *redialed) {
-	a.mu.Lock()
-	t := a.pending
-	a.pending = nil
-	a.mu.Unlock()
+	t := a.redial.take()
 	if a.stopping {
 		if t != nil {
-			t.Abort()
+			t.Terminate(nil)
 		}
 		return
 	}
 	if m.err != nil || t == nil {
-		a.conn.log.Debug().Err(m.err).Int("attempt", m.attempt).Msg("reconnect failed")
+		a.sess.conn.log.Debug().Err(m.err).Int("attempt", m.attempt).Msg("reconnect failed")
 		a.scheduleRedial(ctx, m.err)
 		return
 	}
-	a.attempt = 0
-	a.conn = &Conn{t: t}
+	a.redial.attempt = 0
+	a.sess = session{conn: &Conn{t: t}}
+	a.current.Store(a.sess.conn)
 	// A new session: the behaviour may fail again (the budget's window
 	// keeps the panics already counted). The previous session's reader has
 	// returned.
@@ -272,22 +329,23 @@ func (a *connActor) send(ctx actor.Context, m *Send) {
 	if f == nil {
 		f = transport.NewFrame(m.Type, m.Data)
 	}
+	t := a.sess.conn.t
 	if m.ReplyTo == nil {
-		_ = a.conn.t.Send(f)
+		_ = t.Send(f)
 		return
 	}
 	root, to, id := a.root, m.ReplyTo, m.ID
-	if err := a.conn.t.SendNotify(f, func(err error) { root.Send(to, &Sent{ID: id, Err: err}) }); err != nil {
+	if err := t.SendNotify(f, func(err error) { root.Send(to, &Sent{ID: id, Err: err}) }); err != nil {
 		ctx.Send(to, &Sent{ID: id, Err: err})
 	}
 }
 
 func (a *connActor) deliverClosed(ctx actor.Context, code StatusCode, reason string, byPeer bool, err error) {
-	if a.closed {
+	if a.sess.closed {
 		return
 	}
-	a.closed = true
-	a.host.Deliver(ctx, &Closed{Conn: a.conn, Code: code, Reason: reason, ByPeer: byPeer, Err: err})
+	a.sess.closed = true
+	a.host.Deliver(ctx, &Closed{Conn: a.sess.conn, Code: code, Reason: reason, ByPeer: byPeer, Err: err})
 }
 
 // giveUp is the hosts' GiveUp: the behaviour (on the actor) or the decoder
@@ -297,15 +355,16 @@ func (a *connActor) deliverClosed(ctx actor.Context, code StatusCode, reason str
 // are handled first; the host delivers no more *Message, and the reader
 // posts no more.
 func (a *connActor) giveUp(pe *PanicError) {
-	a.root.Send(a.conn.pid, &panicClose{t: a.conn.t, err: pe})
+	c := a.current.Load()
+	a.root.Send(c.pid, &panicClose{t: c.t, err: pe})
 }
 
 // restarted is the host's Restarted: the fresh behaviour, made after a panic
 // under supervisor.Restart, gets *Opened again for the same Conn, with
 // Restarted set, unless the connection has already closed.
 func (a *connActor) restarted(ctx actor.Context, pe *PanicError) {
-	if !a.closed {
-		a.host.Deliver(ctx, &Opened{Conn: a.conn, Restarted: pe})
+	if !a.sess.closed {
+		a.host.Deliver(ctx, &Opened{Conn: a.sess.conn, Restarted: pe})
 	}
 }
 
@@ -316,20 +375,31 @@ type panicClose struct {
 	err *PanicError
 }
 
-// HandleMessage implements transport.Handler on the reader goroutine: it runs
-// the Decode hook (if any), waits for room in the inbox (backpressure: the
-// reader reads nothing more meanwhile), then posts to the mailbox.
-func (a *connActor) HandleMessage(t *transport.Conn, typ MessageType, data []byte) {
+// reader is the transport.Handler of one session, run on the transport's
+// reader goroutine: it runs the Decode hook (if any), waits for room in the
+// inbox (backpressure: the reader reads nothing more meanwhile), then posts
+// to the actor's mailbox. It never touches the actor's state.
+type reader struct {
+	conn    *Conn
+	root    *actor.RootContext
+	decoder *supervisor.Host // nil without decode
+	decode  func(MessageType, []byte) (any, error)
+	inbox   *inbox
+	stopped <-chan struct{} // closed when the actor has stopped
+}
+
+// HandleMessage implements transport.Handler.
+func (r *reader) HandleMessage(t *transport.Conn, typ MessageType, data []byte) {
 	var value any
-	if a.decoder != nil {
-		if a.decoder.Failed() {
+	if r.decoder != nil {
+		if r.decoder.Failed() {
 			return // the decoder panicked past its budget; the 1011 is on its way
 		}
 		var (
 			v   any
 			err error
 		)
-		if !a.decoder.Call("decode", func() { v, err = a.policies.decode(typ, data) }) {
+		if !r.decoder.Call("decode", func() { v, err = r.decode(typ, data) }) {
 			return // dropped; the reader resumes with the next message
 		}
 		if err != nil {
@@ -340,15 +410,15 @@ func (a *connActor) HandleMessage(t *transport.Conn, typ MessageType, data []byt
 	}
 	// data is held at its buffer's capacity, which may exceed its length.
 	held := cap(data)
-	if !a.inbox.acquire(a.conn, held, a.stopped) {
+	if !r.inbox.acquire(r.conn, held, r.stopped) {
 		return
 	}
-	a.root.Send(a.conn.pid, &Message{Conn: a.conn, Type: typ, Data: data, Value: value, admitted: true, held: held})
+	r.root.Send(r.conn.pid, &Message{Conn: r.conn, Type: typ, Data: data, Value: value, admitted: true, held: held})
 }
 
 // HandleClose implements transport.Handler.
-func (a *connActor) HandleClose(_ *transport.Conn, info transport.CloseInfo) {
-	a.root.Send(a.conn.pid, &closedEvent{info: info})
+func (r *reader) HandleClose(_ *transport.Conn, info transport.CloseInfo) {
+	r.root.Send(r.conn.pid, &closedEvent{info: info})
 }
 
 // inbox bounds the received messages a connection holds: posted by the

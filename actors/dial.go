@@ -14,7 +14,12 @@ import (
 )
 
 // DialOptions configures a client connection actor. A nil *DialOptions is
-// valid.
+// valid and means all defaults. [Dial] checks it and applies its defaults
+// once, and reconnects with the same values.
+//
+// As in [HandlerOptions], every setting is one level deep (the socket's in
+// the embedded [transport.DialOptions]), and the fields both share mean the
+// same on both.
 type DialOptions struct {
 	// DialOptions configures the handshake and the connection: headers,
 	// subprotocols, proxy, TLS, compression (on by default), timeouts.
@@ -31,11 +36,13 @@ type DialOptions struct {
 	Props []actor.PropsOption
 	// HandlerPanic is as in HandlerOptions.
 	HandlerPanic supervisor.Policy
-	// Heartbeat, if set, pings the server when it has been silent for
-	// Interval and terminates the connection when it has sent nothing for
-	// Interval+Timeout (the ws README's client heartbeat): a server that
-	// stopped answering is treated as gone. Nil disables it.
-	Heartbeat *supervisor.HeartbeatOptions
+	// Heartbeat is as in HandlerOptions: the server is pinged when it has not
+	// been heard from for Interval, and the connection is terminated when it
+	// has not been heard from for Interval+Timeout (the ws README's client
+	// heartbeat), so a server that stopped answering is treated as gone. The
+	// zero value pings after 30s and terminates after 60s; a negative
+	// Interval disables it.
+	Heartbeat supervisor.HeartbeatOptions
 	// Reconnect, if set, redials after the connection ends for any reason but
 	// our own clean Close: the behaviour gets *Closed, then *Reconnecting
 	// before each attempt, then *Opened with a new Conn. Nil disables it.
@@ -66,45 +73,45 @@ type ReconnectOptions struct {
 // and Closed. Dial returns once Opened has been delivered. On a refused
 // handshake the error wraps transport.ErrBadHandshake and resp holds the
 // server's answer.
+//
+// opts is checked and its defaults applied before anything is dialed: an
+// invalid value (see [transport.NewDialer]) is an error.
 func Dial(ctx context.Context, system *actor.ActorSystem, url string, producer actor.Producer, opts *DialOptions) (*Conn, *http.Response, error) {
 	var o DialOptions
 	if opts != nil {
 		o = *opts
 	}
-	if o.InboxLimit <= 0 {
-		o.InboxLimit = defaultInboxLimit
+	dialer, err := transport.NewDialer(&o.DialOptions)
+	if err != nil {
+		return nil, nil, fmt.Errorf("actors: dial options: %w", err)
 	}
-	if o.InboxBytes == 0 {
-		o.InboxBytes = defaultInboxBytes
-	}
-	if isZeroLogger(o.Logger) {
-		o.Logger = systemLogger(system)
-	}
-	t, resp, err := transport.Dial(ctx, url, &o.DialOptions)
+	cs := newConnSettings(system, o.Logger, o.InboxLimit, o.InboxBytes, o.HandlerPanic, o.Props)
+	t, resp, err := dialer.Dial(ctx, url)
 	if err != nil {
 		return nil, resp, err
 	}
 	c := &Conn{t: t}
 	opened := make(chan struct{})
-	a := newConnActor(c, producer, failurePolicies{handlerPanic: o.HandlerPanic}, o.Logger)
-	a.inbox = newInbox(o.InboxLimit, o.InboxBytes)
+	a := newConnActor(c, producer, failurePolicies{handlerPanic: cs.handlerPanic}, cs.log, newInbox(cs.inboxLimit, cs.inboxBytes))
 	a.root = system.Root
 	a.opened = opened
-	if o.Reconnect != nil || o.Heartbeat != nil {
-		a.redial = &redialer{hb: o.Heartbeat}
-		if o.Reconnect != nil {
-			topts := o.DialOptions
-			a.redial.backoff, a.redial.max = o.Reconnect.Backoff, o.Reconnect.MaxAttempts
-			a.redial.dial = func(ctx context.Context) (*transport.Conn, error) {
-				t, resp, err := transport.Dial(ctx, url, &topts)
+	if hb := supervisor.NewHeartbeat(o.Heartbeat); hb.Enabled() {
+		a.hb = hb // this connection's own: its goroutine runs while it is open
+	}
+	if o.Reconnect != nil {
+		a.redial = &redialer{
+			backoff: o.Reconnect.Backoff,
+			max:     o.Reconnect.MaxAttempts,
+			dial: func(ctx context.Context) (*transport.Conn, error) {
+				t, resp, err := dialer.Dial(ctx, url)
 				if err != nil && resp != nil && permanentRefusal(resp.StatusCode) {
 					err = fmt.Errorf("%w: %d %s: %w", ErrRefused, resp.StatusCode, http.StatusText(resp.StatusCode), err)
 				}
 				return t, err
-			}
+			},
 		}
 	}
-	props := actor.PropsFromProducer(func() actor.Actor { return a }, o.Props...)
+	props := actor.PropsFromProducer(func() actor.Actor { return a }, cs.props...)
 	system.Root.SpawnPrefix(props, "wsclient")
 	select {
 	case <-opened:

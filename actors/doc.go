@@ -52,8 +52,10 @@
 //
 // Servers ping connections idle for HandlerOptions.Heartbeat.Interval (30s)
 // and terminate those silent for Interval+Timeout; Closed.Err is then
-// supervisor.ErrHeartbeatTimeout. Dialed connections can do the same
-// (DialOptions.Heartbeat) and reconnect (DialOptions.Reconnect): the actor
+// supervisor.ErrHeartbeatTimeout. Dialed connections do the same
+// (DialOptions.Heartbeat, the same field with the same default; a negative
+// Interval turns it off on either side) and can reconnect
+// (DialOptions.Reconnect): the actor
 // lives on, gets *Reconnecting before each attempt and *Opened with a new
 // Conn after it.
 //
@@ -79,6 +81,5 @@
 // to about twice the live heap by default (GOGC=100), and a message being
 // read or inflated makes short-lived copies. It does not count a Decode
 // hook's Value, data a Receive keeps after it returns (e.g. in a room's
-// queue), or the outbound queue (transport.QueueOptions.Bytes, 4 MiB by
-// default).
+// queue), or the outbound queue (QueueBytes, 4 MiB by default).
 package actors

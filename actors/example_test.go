@@ -20,13 +20,16 @@ import (
 // An echo server: each connection is an actor; every message goes back.
 func ExampleNewHandler() {
 	system := actors.NewSystem(zerolog.Nop())
-	h := actors.NewHandler(system, func() actor.Actor {
+	h, err := actors.NewHandler(system, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if m, ok := ctx.Message().(*actors.Message); ok {
 				_ = m.Conn.Send(m.Type, m.Data)
 			}
 		})
 	}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	defer h.Shutdown(context.Background()) // runs before srv.Close: closes the WebSockets with 1001
@@ -47,7 +50,7 @@ func ExampleNewHandler() {
 func ExampleHandlerOptions_authenticate() {
 	system := actors.NewSystem(zerolog.Nop())
 	greeted := make(chan string, 1)
-	h := actors.NewHandler(system, func() actor.Actor {
+	h, err := actors.NewHandler(system, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if m, ok := ctx.Message().(*actors.Opened); ok {
 				greeted <- fmt.Sprint("hello ", m.Conn.Principal())
@@ -61,6 +64,9 @@ func ExampleHandlerOptions_authenticate() {
 			return "alice", nil
 		},
 	}})
+	if err != nil {
+		log.Fatal(err)
+	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	defer h.Shutdown(context.Background())
@@ -83,13 +89,16 @@ func ExampleHandlerOptions_authenticate() {
 // A client connection is an actor too. Dial returns once it is open.
 func ExampleDial() {
 	system := actors.NewSystem(zerolog.Nop())
-	server := actors.NewHandler(system, func() actor.Actor {
+	server, err := actors.NewHandler(system, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if m, ok := ctx.Message().(*actors.Message); ok {
 				_ = m.Conn.SendText("echo: " + m.Text())
 			}
 		})
 	}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
 	srv := httptest.NewServer(server)
 	defer srv.Close()
 	defer server.Shutdown(context.Background())
@@ -121,13 +130,16 @@ func ExampleDial() {
 func ExampleSend() {
 	system := actors.NewSystem(zerolog.Nop())
 	opened := make(chan *actors.Conn, 1)
-	h := actors.NewHandler(system, func() actor.Actor {
+	h, err := actors.NewHandler(system, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if m, ok := ctx.Message().(*actors.Opened); ok {
 				opened <- m.Conn
 			}
 		})
 	}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	defer h.Shutdown(context.Background())

@@ -16,7 +16,16 @@ import (
 )
 
 // HandlerOptions configures a Handler. A nil *HandlerOptions is valid and
-// means all defaults.
+// means all defaults. [NewHandler] checks it and applies its defaults once;
+// changing it afterwards does not change the Handler.
+//
+// Every setting is one level deep: the handshake's and the socket's are
+// fields of the embedded [transport.AcceptOptions], set as
+// HandlerOptions{AcceptOptions: transport.AcceptOptions{ReadLimit: 64 << 10}}
+// or opts.ReadLimit = 64 << 10; the connection actor's are fields of
+// HandlerOptions. The fields HandlerOptions shares with [DialOptions]
+// (Logger, InboxLimit, InboxBytes, Heartbeat, HandlerPanic, Props, and the
+// transport connection fields) mean the same on both.
 type HandlerOptions struct {
 	// AcceptOptions configures the handshake and every connection: auth,
 	// origins, subprotocols, read limit, queue policy, compression, timeouts.
@@ -56,9 +65,11 @@ type HandlerOptions struct {
 	// connections are open, before anything is spawned. Zero means no limit.
 	MaxConnections int
 
-	// Heartbeat pings idle connections and terminates silent ones (their
+	// Heartbeat pings a peer not heard from for Interval and terminates the
+	// connection when it has not been heard from for Interval+Timeout (its
 	// Closed.Err is supervisor.ErrHeartbeatTimeout). The zero value pings
-	// after 30s of silence and kills after 60s; a negative Interval disables it.
+	// after 30s of silence and kills after 60s; a negative Interval disables
+	// it. One goroutine serves every connection of the Handler.
 	Heartbeat supervisor.HeartbeatOptions
 
 	// HandlerPanic is the policy for a panic in the connection's behaviour
@@ -93,10 +104,11 @@ type HandlerOptions struct {
 type Handler struct {
 	system   *actor.ActorSystem
 	producer actor.Producer
-	opts     HandlerOptions
+	opts     HandlerOptions      // a copy; the defaults are in accept and conn
+	accept   *transport.Acceptor // opts.AcceptOptions, checked once
+	conn     connSettings
 	tree     *supervisor.Tree
 	ownsTree bool
-	treeErr  error
 
 	hb *supervisor.Heartbeat
 
@@ -118,27 +130,34 @@ var ErrDraining = errors.New("actors: handler is shutting down")
 // NewHandler returns a Handler that runs producer's actor for every
 // connection. system should come from [NewSystem]: protoactor then logs to
 // the same logger, and so does the Handler when opts leaves Logger zero.
-func NewHandler(system *actor.ActorSystem, producer actor.Producer, opts *HandlerOptions) *Handler {
+//
+// It checks opts and applies its defaults once, and makes the Handler's
+// supervision tree when opts.Tree is nil. An error means no Handler: opts
+// holds a value no upgrade could use (see [transport.NewAcceptor]), or the
+// tree could not be spawned.
+func NewHandler(system *actor.ActorSystem, producer actor.Producer, opts *HandlerOptions) (*Handler, error) {
+	if system == nil || producer == nil {
+		return nil, errors.New("actors: NewHandler needs an actor system and a producer")
+	}
 	h := &Handler{system: system, producer: producer, conns: map[*Conn]struct{}{}, empty: make(chan struct{})}
 	if opts != nil {
 		h.opts = *opts
 	}
-	if h.opts.InboxLimit <= 0 {
-		h.opts.InboxLimit = defaultInboxLimit
+	accept, err := transport.NewAcceptor(&h.opts.AcceptOptions)
+	if err != nil {
+		return nil, fmt.Errorf("actors: handler options: %w", err)
 	}
-	if h.opts.InboxBytes == 0 {
-		h.opts.InboxBytes = defaultInboxBytes
-	}
-	if isZeroLogger(h.opts.Logger) {
-		h.opts.Logger = systemLogger(system)
-	}
+	h.accept = accept
+	h.conn = newConnSettings(system, h.opts.Logger, h.opts.InboxLimit, h.opts.InboxBytes, h.opts.HandlerPanic, h.opts.Props)
 	h.hb = supervisor.NewHeartbeat(h.opts.Heartbeat)
 	h.tree = h.opts.Tree
 	if h.tree == nil {
-		h.tree, h.treeErr = supervisor.New(system)
+		if h.tree, err = supervisor.New(system); err != nil {
+			return nil, fmt.Errorf("actors: handler: %w", err)
+		}
 		h.ownsTree = true
 	}
-	return h
+	return h, nil
 }
 
 // Len returns the number of connections MaxConnections counts: open ones
@@ -155,19 +174,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := h.admit(); err != nil {
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-		h.opts.Logger.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("upgrade refused")
+		h.conn.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("upgrade refused")
 		return
 	}
-	t, err := transport.Accept(w, r, &h.opts.AcceptOptions)
+	t, err := h.accept.Accept(w, r)
 	if err != nil {
 		h.release()
-		h.opts.Logger.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("upgrade failed")
+		h.conn.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("upgrade failed")
 		return
 	}
 	if _, err := h.start(r.Context(), t); err != nil {
 		t.CloseWithError(transport.StatusTryAgainLater, "server is shutting down", err)
 		t.Start(discard{})
-		h.opts.Logger.Warn().Err(err).Msg("spawning connection actor failed")
+		h.conn.log.Warn().Err(err).Msg("spawning connection actor failed")
 	}
 }
 
@@ -182,8 +201,6 @@ func (h *Handler) admit() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
-	case h.treeErr != nil:
-		return h.treeErr
 	case h.draining:
 		return ErrDraining
 	case h.opts.MaxConnections > 0 && len(h.conns)+h.reserved >= h.opts.MaxConnections:
@@ -214,11 +231,10 @@ func (h *Handler) checkEmptyLocked() {
 func (h *Handler) start(ctx context.Context, t *transport.Conn) (*Conn, error) {
 	c := &Conn{t: t}
 	a := newConnActor(c, h.producer, failurePolicies{
-		handlerPanic: h.opts.HandlerPanic,
+		handlerPanic: h.conn.handlerPanic,
 		decodeFail:   h.opts.DecodePanic,
 		decode:       h.opts.Decode,
-	}, h.opts.Logger)
-	a.inbox = newInbox(h.opts.InboxLimit, h.opts.InboxBytes)
+	}, h.conn.log, newInbox(h.conn.inboxLimit, h.conn.inboxBytes))
 	a.root = h.system.Root
 	a.onStop = h.forget
 	h.mu.Lock()
@@ -230,7 +246,7 @@ func (h *Handler) start(ctx context.Context, t *transport.Conn) (*Conn, error) {
 		// Shutdown began during the handshake and did not see this one.
 		t.Close(transport.StatusGoingAway, "server shutting down")
 	}
-	props := actor.PropsFromProducer(func() actor.Actor { return a }, h.opts.Props...)
+	props := actor.PropsFromProducer(func() actor.Actor { return a }, h.conn.props...)
 	// Detach from the request: the connection outlives it.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

@@ -38,7 +38,10 @@ func testServer(t *testing.T, producer actor.Producer, opts *actors.HandlerOptio
 		opts = &actors.HandlerOptions{}
 	}
 	opts.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel)
-	h := actors.NewHandler(system, producer, opts)
+	h, err := actors.NewHandler(system, producer, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -256,13 +259,16 @@ func TestSendThroughPIDReportsOutcome(t *testing.T) {
 func TestShutdownClosesEveryConnectionWith1001(t *testing.T) {
 	system := actors.NewSystem(zerolog.Nop())
 	var closedCount atomic.Int32
-	h := actors.NewHandler(system, func() actor.Actor {
+	h, err := actors.NewHandler(system, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if _, ok := ctx.Message().(*actors.Closed); ok {
 				closedCount.Add(1)
 			}
 		})
 	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")

@@ -138,7 +138,7 @@ func testInboxBytesBoundsHeap(t *testing.T, deflate, random bool) {
 	}
 	opts := &actors.HandlerOptions{InboxLimit: 8} // InboxBytes: the default
 	if deflate {
-		opts.Compression.Mode = transport.CompressionEnabled // servers default to off
+		opts.Compression = transport.CompressionEnabled // servers default to off
 	}
 	_, url, _ := testServer(t, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {

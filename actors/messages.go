@@ -22,15 +22,15 @@ type StatusCode = transport.StatusCode
 
 // Close codes, re-exported from transport for handler code.
 const (
-	StatusNormalClosure   = transport.StatusNormalClosure
-	StatusGoingAway       = transport.StatusGoingAway
-	StatusUnsupportedData = transport.StatusUnsupportedData
-	StatusInvalidData     = transport.StatusInvalidFramePayloadData
-	StatusPolicyViolation = transport.StatusPolicyViolation
-	StatusMessageTooBig   = transport.StatusMessageTooBig
-	StatusInternalError   = transport.StatusInternalError
-	StatusServiceRestart  = transport.StatusServiceRestart
-	StatusTryAgainLater   = transport.StatusTryAgainLater
+	StatusNormalClosure           = transport.StatusNormalClosure
+	StatusGoingAway               = transport.StatusGoingAway
+	StatusUnsupportedData         = transport.StatusUnsupportedData
+	StatusInvalidFramePayloadData = transport.StatusInvalidFramePayloadData
+	StatusPolicyViolation         = transport.StatusPolicyViolation
+	StatusMessageTooBig           = transport.StatusMessageTooBig
+	StatusInternalError           = transport.StatusInternalError
+	StatusServiceRestart          = transport.StatusServiceRestart
+	StatusTryAgainLater           = transport.StatusTryAgainLater
 )
 
 // Opened is the first message a connection's behaviour receives after

@@ -115,7 +115,10 @@ func TestPanicLoggedToSystemLoggerByDefault(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf lockedBuffer
-			h := actors.NewHandler(tt.system(&buf), echoProducer(nil), nil)
+			h, err := actors.NewHandler(tt.system(&buf), echoProducer(nil), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
 			srv := httptest.NewServer(h)
 			c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 			if err != nil {

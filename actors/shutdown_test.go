@@ -101,7 +101,7 @@ func startBacklog(t *testing.T, release <-chan struct{}) (*actors.Handler, []*ba
 	t.Helper()
 	queued := make(chan int, backlogConns)
 	opts := &actors.HandlerOptions{Heartbeat: supervisor.HeartbeatOptions{Interval: -1}}
-	opts.Queue = transport.QueueOptions{Messages: backlogMsgs, Bytes: 2 * backlogMsgs * backlogSize}
+	opts.QueueMessages, opts.QueueBytes = backlogMsgs, 2*backlogMsgs*backlogSize
 	opts.CloseTimeout = backlogCloseTimeout
 	// The slow clients read nothing while the fast ones read: each write
 	// to them may take that long.

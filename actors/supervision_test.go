@@ -253,7 +253,7 @@ func TestClientHeartbeatDetectsSilentServer(t *testing.T) {
 				closed <- m
 			}
 		})
-	}, &actors.DialOptions{Heartbeat: &supervisor.HeartbeatOptions{Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond}})
+	}, &actors.DialOptions{Heartbeat: supervisor.HeartbeatOptions{Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,13 +274,16 @@ func TestShutdownThousandConnections(t *testing.T) {
 	}
 	system := actors.NewSystem(zerolog.Nop())
 	var closedN atomic.Int32
-	h := actors.NewHandler(system, func() actor.Actor {
+	h, err := actors.NewHandler(system, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if _, ok := ctx.Message().(*actors.Closed); ok {
 				closedN.Add(1)
 			}
 		})
 	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -155,8 +155,11 @@ func BenchmarkFanout(b *testing.B) {
 // and returns its ws:// URL.
 func localRoomServer(b *testing.B, tn *testNode, reg *room.Registry, name string) string {
 	b.Helper()
-	h := actors.NewHandler(tn.node.System(), func() actor.Actor { return &localMember{reg: reg, room: name} },
+	h, err := actors.NewHandler(tn.node.System(), func() actor.Actor { return &localMember{reg: reg, room: name} },
 		&actors.HandlerOptions{Tree: tn.node.Tree(), Heartbeat: supervisor.HeartbeatOptions{Interval: -1}})
+	if err != nil {
+		b.Fatal(err)
+	}
 	srv := httptest.NewServer(h)
 	b.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

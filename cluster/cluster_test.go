@@ -147,7 +147,7 @@ func TestBroadcastOneMessagePerNode(t *testing.T) {
 // many members there are.
 func TestCompressOncePerNode(t *testing.T) {
 	accept := transport.AcceptOptions{}
-	accept.Compression.Mode = transport.CompressionEnabled
+	accept.Compression = transport.CompressionEnabled
 	nodes := nodesOf(t, "shared", serveOptions{accept: accept})
 	roomName := roomOwnedBy(t, nodes, 1, "deflate")
 	d := &websocket.Dialer{EnableCompression: true}

@@ -228,9 +228,13 @@ func nodesOf(t testing.TB, group string, opts serveOptions) []*testNode {
 	var out []*testNode
 	for _, node := range pool.groups[group] {
 		tn := &testNode{node: node}
-		tn.h = actors.NewHandler(node.System(), func() actor.Actor { return &member{n: tn.node} },
+		h, err := actors.NewHandler(node.System(), func() actor.Actor { return &member{n: tn.node} },
 			&actors.HandlerOptions{AcceptOptions: opts.accept, Tree: node.Tree(), Logger: logger,
 				Heartbeat: supervisor.HeartbeatOptions{Interval: -1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tn.h = h
 		tn.srv = httptest.NewServer(tn.h)
 		tn.url = "ws" + strings.TrimPrefix(tn.srv.URL, "http")
 		out = append(out, tn)

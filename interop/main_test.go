@@ -491,7 +491,10 @@ func startServer(t *testing.T, routes []route, extra map[string]http.Handler, co
 		srv.events[r.path] = events
 		opts := r.opts
 		opts.Logger = logger
-		h := actors.NewHandler(system, func() actor.Actor { return &echoActor{events: events} }, &opts)
+		h, err := actors.NewHandler(system, func() actor.Actor { return &echoActor{events: events} }, &opts)
+		if err != nil {
+			t.Fatal(err)
+		}
 		handlers = append(handlers, h)
 		srv.handlers[r.path] = h
 		mux.Handle(r.path, h)

@@ -21,7 +21,7 @@ const gorillaDeflateAnswer = "permessage-deflate; server_no_context_takeover; cl
 
 func enabled() actors.HandlerOptions {
 	var o actors.HandlerOptions
-	o.Compression.Mode = transport.CompressionEnabled
+	o.Compression = transport.CompressionEnabled
 	return o
 }
 
@@ -304,7 +304,7 @@ func TestWSClientBurst(t *testing.T) {
 		t.Run("deflate="+strconv.FormatBool(deflate), func(t *testing.T) {
 			opts := actors.HandlerOptions{InboxLimit: 8}
 			if deflate {
-				opts.Compression.Mode = transport.CompressionEnabled
+				opts.Compression = transport.CompressionEnabled
 			}
 			srv := startServer(t, []route{{"/ws", opts}}, nil, false)
 			evs := wsClient(t, srv, "/ws", "burst", "BURST="+strconv.Itoa(n))

@@ -134,8 +134,8 @@ func TestTransportDialWSServer(t *testing.T) {
 			p, url := startWSServer(t, tc.pmd, 0)
 			var opts transport.DialOptions
 			opts.Proxy = transport.NoProxy
-			opts.Compression.Mode = tc.mode
-			opts.Compression.Threshold = tc.threshold
+			opts.Compression = tc.mode
+			opts.CompressionThreshold = tc.threshold
 			c, rec := dialTransport(t, url, &opts)
 			conn := p.next(t, "connection", byEvent("connection", 0))
 			wantExt := ""

@@ -114,18 +114,23 @@ func newFixture(b *testing.B, network string, n int, mailbox bool) *fixture {
 	}
 	fx.tree = tree
 	opened := make(chan *actors.Conn, n)
-	fx.h = actors.NewHandler(fx.system, func() actor.Actor {
+	fx.h, err = actors.NewHandler(fx.system, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if m, ok := ctx.Message().(*actors.Opened); ok {
 				opened <- m.Conn
 			}
 		})
-	}, &actors.HandlerOptions{Tree: tree, AcceptOptions: transport.AcceptOptions{ConnOptions: transport.ConnOptions{
-		Compression: transport.Compression{Mode: transport.CompressionEnabled, Threshold: 512},
+	}, &actors.HandlerOptions{Tree: tree, AcceptOptions: transport.AcceptOptions{
+		Compression:          transport.CompressionEnabled,
+		CompressionThreshold: 512,
 		// The benchmark keeps at most a window of broadcasts in flight;
 		// the queue only has to hold that.
-		Queue: transport.QueueOptions{Messages: 4096, Bytes: 64 << 20},
-	}}})
+		QueueMessages: 4096,
+		QueueBytes:    64 << 20,
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
 	fx.room, err = room.Spawn(context.Background(), tree, "bench", &room.Options{
 		Behavior: func(s *room.State) actor.Actor {
 			return actor.ReceiveFunc(func(ctx actor.Context) {

@@ -99,6 +99,9 @@ func TestBehaviourPanicEveryTickStopsRoom(t *testing.T) {
 				if err := tree.Shutdown(ctx); err != nil {
 					t.Fatal(err)
 				}
+				// Let protoactor's dead-letter throttle goroutine end
+				// inside the bubble.
+				time.Sleep(system.Config.DeadLetterThrottleInterval)
 			})
 		})
 	}

@@ -144,4 +144,16 @@
 //
 // When a room stops, its members stay connected; they are simply no longer
 // in it, and no presence events are sent.
+//
+// # Testing
+//
+// A member is a [Conn]: a PID and a non-blocking SendFrame. On a server it
+// is the *actors.Conn of an Opened or Message; in a test it can be a fake,
+// such as wsactortest.Conn (a probe actor that records the presence events
+// sent to it, and the frames the room hands it). A room, its behaviour and
+// fake members then need no socket, and run inside a testing/synctest
+// bubble on fake time: ticks, idle timeouts and panic budgets are checked
+// to the nanosecond without sleeping, and synctest.Wait returns once every
+// actor is idle. wsactortest.VerifyTestMain checks that nothing is left
+// running afterwards.
 package room

@@ -57,8 +57,11 @@ func ExampleRegistry() {
 		log.Fatal(err)
 	}
 
-	h := actors.NewHandler(system, func() actor.Actor { return &chatter{lobby: lobby} },
+	h, err := actors.NewHandler(system, func() actor.Actor { return &chatter{lobby: lobby} },
 		&actors.HandlerOptions{Tree: tree})
+	if err != nil {
+		log.Fatal(err)
+	}
 	srv := httptest.NewServer(h)
 	defer func() {
 		// Connections first, then the rooms, then the HTTP server.

@@ -13,21 +13,19 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
-	"go.uber.org/goleak"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/internal/wstest"
 	"github.com/wsactor/wsactor/room"
 	"github.com/wsactor/wsactor/supervisor"
+	"github.com/wsactor/wsactor/wsactortest"
 )
 
-func TestMain(m *testing.M) {
-	// protoactor's dead-letter throttle keeps a goroutine for its interval
-	// (1s) after a dead letter is logged; it ends by itself.
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"))
-}
+func TestMain(m *testing.M) { wsactortest.VerifyTestMain(m) }
 
-// env is a server on loopback: an actor system, a supervision tree shared by
-// the Handler and a room Registry, and an httptest server.
+// env is a server on loopback (or, with envConfig.pipe, on an in-memory
+// network): an actor system, a supervision tree shared by the Handler and a
+// room Registry, and an httptest server (or a wstest.Server).
 type env struct {
 	system *actor.ActorSystem
 	tree   *supervisor.Tree
@@ -35,6 +33,7 @@ type env struct {
 	h      *actors.Handler
 	url    string
 	opened chan *actors.Conn // every opened server connection, if not nil
+	net    *wstest.Net       // with envConfig.pipe: the network dial uses
 }
 
 type envConfig struct {
@@ -46,6 +45,11 @@ type envConfig struct {
 	opened int
 	// logger defaults to the test's log at info level.
 	logger *zerolog.Logger
+	// pipe serves on an in-memory network (wstest.Server) instead of
+	// loopback: with it, newEnv may be called in a testing/synctest bubble,
+	// and the whole server (handshakes, connection actors, rooms, timers)
+	// runs on fake time.
+	pipe bool
 }
 
 // newEnv starts a server and registers its shutdown: the Handler first
@@ -81,9 +85,19 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 	if behave == nil {
 		behave = func(e *env) actor.Actor { return &peer{e: e} }
 	}
-	e.h = actors.NewHandler(e.system, func() actor.Actor { return behave(e) }, &ho)
-	srv := httptest.NewServer(e.h)
-	e.url = "ws" + strings.TrimPrefix(srv.URL, "http")
+	h, err := actors.NewHandler(e.system, func() actor.Actor { return behave(e) }, &ho)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.h = h
+	closeServer := func() {}
+	if cfg.pipe {
+		srv := wstest.NewServer(e.h)
+		e.url, e.net, closeServer = srv.URL, srv.Net, srv.Close
+	} else {
+		srv := httptest.NewServer(e.h)
+		e.url, closeServer = "ws"+strings.TrimPrefix(srv.URL, "http"), srv.Close
+	}
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -93,7 +107,12 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 		if err := e.tree.Shutdown(ctx); err != nil {
 			tb.Errorf("tree shutdown: %v\n%s", err, stacks())
 		}
-		srv.Close()
+		closeServer()
+		if cfg.pipe {
+			// In a synctest bubble: let protoactor's dead-letter throttle
+			// goroutine end before the bubble does (fake time).
+			time.Sleep(e.system.Config.DeadLetterThrottleInterval)
+		}
 	})
 	return e
 }
@@ -202,6 +221,11 @@ func dial(tb testing.TB, e *env, q string, d *websocket.Dialer) *websocket.Conn 
 func dialErr(e *env, q string, d *websocket.Dialer) (*websocket.Conn, error) {
 	if d == nil {
 		d = websocket.DefaultDialer
+	}
+	if e.net != nil {
+		dd := *d
+		dd.NetDialContext = e.net.Dial
+		d = &dd
 	}
 	u := e.url
 	if q != "" {

@@ -10,10 +10,40 @@ import (
 	"github.com/wsactor/wsactor/transport"
 )
 
+// Conn is a member's connection as a room uses it: the PID of its actor,
+// which the room watches (a member whose actor stops leaves) and sends
+// presence events to, and a queue that takes the room's frames.
+// *actors.Conn implements it, and is what a server passes. A test can pass
+// a fake instead (wsactortest.Conn is one), so that a room and its
+// behaviour run without sockets, on fake time under testing/synctest.
+//
+// SendFrame is called on the room's goroutine, once per member per
+// broadcast: it must not block, nor modify the frame, which every member
+// shares. Its error is the member's to act on; the room only counts it
+// (see [State.Broadcast]).
+type Conn interface {
+	PID() *actor.PID
+	SendFrame(f *transport.Frame) error
+}
+
+var _ Conn = (*actors.Conn)(nil)
+
+// pidOf returns c's PID, or nil for a nil Conn (including a nil
+// *actors.Conn in a non-nil interface).
+func pidOf(c Conn) *actor.PID {
+	if c == nil {
+		return nil
+	}
+	if ac, ok := c.(*actors.Conn); ok && ac == nil {
+		return nil
+	}
+	return c.PID()
+}
+
 // Sentinel errors. Callers branch on them with errors.Is.
 var (
 	// ErrNoConn is the JoinResult.Err of a Join without a connection (a nil
-	// Conn, or a Conn whose actor has not started).
+	// Conn, or a Conn whose PID is nil).
 	ErrNoConn = errors.New("room: join needs a connection")
 	// ErrTooManyRooms is the JoinResult.Err of a Join that would put a
 	// connection in more rooms of one Registry than
@@ -38,8 +68,9 @@ var (
 // Member is one connection in a room, as reported by Members, JoinResult and
 // the presence events. It is a copy: changing it changes nothing in the room.
 type Member struct {
-	// Conn is the member's connection.
-	Conn *actors.Conn
+	// Conn is the member's connection, as given in Join: on a server an
+	// *actors.Conn (m.Conn.(*actors.Conn) for its other methods).
+	Conn Conn
 	// User identifies the user behind the connection, as given in Join. Empty
 	// when the joiner gave none.
 	User string
@@ -50,8 +81,8 @@ type Member struct {
 	Since time.Time
 }
 
-// PID returns the member's connection PID.
-func (m Member) PID() *actor.PID { return m.Conn.PID() }
+// PID returns the member's connection PID (nil for the zero Member).
+func (m Member) PID() *actor.PID { return pidOf(m.Conn) }
 
 // Join asks a room (sent to its PID) to add a connection.
 //
@@ -62,8 +93,9 @@ func (m Member) PID() *actor.PID { return m.Conn.PID() }
 // Joining a room the connection is already in replaces Meta and sends no
 // presence events; User is kept.
 type Join struct {
-	// Conn is the connection to add. Required.
-	Conn *actors.Conn
+	// Conn is the connection to add, usually the *actors.Conn of an Opened
+	// or Message. Required.
+	Conn Conn
 	// User groups connections of one user (several tabs or devices): the
 	// presence events say whether a join is the user's first connection in
 	// the room and a leave its last. Empty means the connection is its own
@@ -94,7 +126,7 @@ type JoinResult struct {
 // PID. Leaving a room one is not in does nothing. A connection whose actor
 // stops leaves every room by itself: rooms watch their members.
 type Leave struct {
-	Conn *actors.Conn
+	Conn Conn
 	PID  *actor.PID
 }
 

@@ -64,64 +64,6 @@ func TestConcurrentGetOrCreate(t *testing.T) {
 	}
 }
 
-// TestIdleRoomStops: a room with an idle timeout stops once empty, the
-// registry forgets it, and the next Get makes a new one. A room with
-// members does not stop.
-func TestIdleRoomStops(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envConfig{opened: 2, registry: &room.RegistryOptions{
-		Options: func(string) *room.Options { return &room.Options{IdleTimeout: 20 * time.Millisecond} },
-	}})
-	dial(t, e, "", nil)
-	conn := <-e.opened
-	ctx := testCtx(t)
-
-	busy, _, err := e.reg.Join(ctx, "busy", &room.Join{Conn: conn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idle, _, err := e.reg.Join(ctx, "idle", &room.Join{Conn: conn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idle.Leave(conn.PID())
-	select {
-	case <-idle.Done():
-	case <-ctx.Done():
-		t.Fatal("empty room did not stop after its idle timeout")
-	}
-	if _, ok := e.reg.Lookup("idle"); ok {
-		t.Fatal("registry still lists the stopped room")
-	}
-	// busy was joined before idle and has the same timeout: had its timer
-	// been left running, it would have fired by now.
-	select {
-	case <-busy.Done():
-		t.Fatal("a room with a member stopped")
-	default:
-	}
-	if rs := e.reg.Rooms(); len(rs) != 1 || rs[0] != busy {
-		t.Fatalf("Rooms() = %v, want only busy", rs)
-	}
-
-	again, err := e.reg.Get(ctx, "idle")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if again == idle {
-		t.Fatal("Get returned the stopped room")
-	}
-	// Never joined: it stops too.
-	select {
-	case <-again.Done():
-	case <-ctx.Done():
-		t.Fatal("a room nobody joined did not stop")
-	}
-	if n := e.reg.RoomCount(conn.PID()); n != 1 {
-		t.Fatalf("RoomCount = %d, want 1 (busy)", n)
-	}
-}
-
 // TestIdleChurn joins and leaves a room whose idle timeout is about a round
 // trip, from several connections at once with jittered pauses, so that joins
 // race with the room stopping (and with the next room of the name being

@@ -28,13 +28,16 @@ func TestSupervisorRestartKeepsMembership(t *testing.T) {
 		t.Fatal(err)
 	}
 	opened := make(chan *actors.Conn, 2)
-	h := actors.NewHandler(system, func() actor.Actor {
+	h, err := actors.NewHandler(system, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if m, ok := ctx.Message().(*actors.Opened); ok {
 				opened <- m.Conn
 			}
 		})
 	}, &actors.HandlerOptions{Tree: tree, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(h)
 	url := "ws" + strings.TrimPrefix(srv.URL, "http")
 

@@ -9,7 +9,6 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
-	"github.com/wsactor/wsactor/actors"
 	"github.com/wsactor/wsactor/supervisor"
 	"github.com/wsactor/wsactor/transport"
 )
@@ -60,7 +59,7 @@ func (r *Room) Leave(pid *actor.PID) { r.Tell(&Leave{PID: pid}) }
 // JoinResult's Err (ErrNoConn, ErrTooManyRooms, ErrRoomFull, ErrStopped),
 // or ctx's error wrapped. j is not modified.
 func (r *Room) Join(ctx context.Context, j *Join) (*JoinResult, error) {
-	if j == nil || j.Conn == nil {
+	if j == nil || pidOf(j.Conn) == nil {
 		return nil, ErrNoConn
 	}
 	m := *j
@@ -165,7 +164,7 @@ func keyOf(pid *actor.PID) pidKey { return pidKey{pid.Address, pid.Id} }
 type member struct {
 	key   pidKey
 	pid   *actor.PID
-	conn  *actors.Conn
+	conn  Conn
 	user  string
 	meta  any
 	since time.Time
@@ -376,7 +375,8 @@ func (c *core) join(ctx actor.Context, m *Join) {
 
 func (c *core) add(ctx actor.Context, m *Join) (*JoinResult, *Joined) {
 	res := &JoinResult{Room: c.name}
-	if m.Conn == nil || m.Conn.PID() == nil {
+	pid := pidOf(m.Conn)
+	if pid == nil {
 		res.Err = ErrNoConn
 		return res, nil
 	}
@@ -384,7 +384,6 @@ func (c *core) add(ctx actor.Context, m *Join) (*JoinResult, *Joined) {
 		res.Err = ErrStopped
 		return res, nil
 	}
-	pid := m.Conn.PID()
 	key := keyOf(pid)
 	if i, ok := c.index[key]; ok {
 		c.members[i].meta = m.Meta
@@ -421,8 +420,8 @@ func (c *core) add(ctx actor.Context, m *Join) (*JoinResult, *Joined) {
 
 func (c *core) leave(m *Leave) {
 	pid := m.PID
-	if pid == nil && m.Conn != nil {
-		pid = m.Conn.PID()
+	if pid == nil {
+		pid = pidOf(m.Conn)
 	}
 	if pid == nil {
 		c.log.Debug().Msg("room: Leave without Conn or PID dropped")

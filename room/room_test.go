@@ -239,7 +239,7 @@ func TestKilledMemberLeaves(t *testing.T) {
 func TestDeflateAndPlainMembersShareOneBroadcast(t *testing.T) {
 	// Not parallel: transport.Compressions is process-wide.
 	e := newEnv(t, envConfig{opened: 4, handler: &actors.HandlerOptions{AcceptOptions: transport.AcceptOptions{
-		ConnOptions: transport.ConnOptions{Compression: transport.Compression{Mode: transport.CompressionEnabled, Threshold: -1}},
+		Compression: transport.CompressionEnabled, CompressionThreshold: -1,
 	}}})
 	deflate := &websocket.Dialer{EnableCompression: true}
 	plain := &websocket.Dialer{EnableCompression: false}

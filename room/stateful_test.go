@@ -2,11 +2,13 @@ package room_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -68,65 +70,59 @@ func (g *game) world() string {
 }
 
 // TestGameRoomTicks: a room behaviour holds the world, takes inputs from the
-// connections, and broadcasts a snapshot per tick.
+// connections, and broadcasts a snapshot per tick. End to end (handshakes,
+// connection actors, the room, its ticker) on an in-memory network in a
+// synctest bubble, so ticks come on fake time: every one arrives, numbered
+// in order, and the inputs sent between two ticks show in the next.
 func TestGameRoomTicks(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, envConfig{registry: &room.RegistryOptions{
-		Options: func(string) *room.Options {
-			return &room.Options{Behavior: newGame, TickInterval: 2 * time.Millisecond}
-		},
-	}})
-	// Ticks go straight to the members' queues, so they may overtake the
-	// "joined" that the connection actor writes.
-	joined := func(c *websocket.Conn) {
-		t.Helper()
-		for range 10000 {
-			if s := read(t, c); s == "joined game" {
-				return
-			} else if !strings.HasPrefix(s, "tick ") {
-				t.Fatalf("got %q, want a tick or the join", s)
+	synctest.Test(t, func(t *testing.T) {
+		const iv = 50 * time.Millisecond
+		e := newEnv(t, envConfig{pipe: true, registry: &room.RegistryOptions{
+			Options: func(string) *room.Options {
+				return &room.Options{Behavior: newGame, TickInterval: iv}
+			},
+		}})
+		start := time.Now()
+		// The room starts with alice's join; its first tick comes one
+		// interval later.
+		alice := dial(t, e, "room=game&user=alice", nil)
+		expect(t, alice, "joined game")
+		write(t, alice, "move")
+		expect(t, alice, "tick 1 alice=1")
+		if d := time.Since(start); d != iv {
+			t.Errorf("first tick after %v, want %v", d, iv)
+		}
+
+		bob := dial(t, e, "room=game&user=bob", nil)
+		expect(t, bob, "joined game")
+		write(t, bob, "move")
+		write(t, bob, "move")
+		expect(t, alice, "tick 2 alice=1,bob=2")
+		expect(t, bob, "tick 2 alice=1,bob=2")
+
+		// Both read: every tick comes, on time.
+		for seq := 3; seq <= 6; seq++ {
+			want := fmt.Sprintf("tick %d alice=1,bob=2", seq)
+			expect(t, alice, want)
+			expect(t, bob, want)
+			if d := time.Since(start); d != time.Duration(seq)*iv {
+				t.Errorf("tick %d after %v", seq, d)
 			}
 		}
-		t.Fatal("no join answer")
-	}
-	alice := dial(t, e, "room=game&user=alice", nil)
-	joined(alice)
-	write(t, alice, "move")
-
-	var lastSeq uint64
-	// readUntil reads ticks until one shows want; every tick's Seq must
-	// be larger than the one before.
-	readUntil := func(want string) {
-		t.Helper()
-		for range 10000 {
-			s := read(t, alice)
-			var seq uint64
-			var w string
-			if _, err := fmt.Sscanf(s, "tick %d %s", &seq, &w); err != nil {
-				t.Fatalf("not a tick: %q", s)
-			}
-			if seq <= lastSeq {
-				t.Fatalf("tick %d after tick %d", seq, lastSeq)
-			}
-			lastSeq = seq
-			if w == want {
-				return
-			}
+		// Neither reads for ten ticks: each gets the latest snapshot, not a
+		// backlog. net.Pipe has no buffer, so tick 7 waits in the write,
+		// and ticks 8 to 16, keyed frames, replace one another in the queue.
+		time.Sleep(10*iv + iv/2)
+		for _, c := range []*websocket.Conn{alice, bob} {
+			expect(t, c, "tick 7 alice=1,bob=2")
+			expect(t, c, "tick 16 alice=1,bob=2")
 		}
-		t.Fatalf("no tick showed %q", want)
-	}
-	readUntil("alice=1")
-
-	bob := dial(t, e, "room=game&user=bob", nil)
-	joined(bob)
-	write(t, bob, "move")
-	write(t, bob, "move")
-	readUntil("alice=1,bob=2")
-
-	r, _ := e.reg.Lookup("game")
-	if err := r.Stop(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
+		r, _ := e.reg.Lookup("game")
+		if err := r.Stop(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // syncBuffer is a goroutine-safe log sink.

@@ -8,15 +8,19 @@ import (
 	"net/netip"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"time"
 )
 
-// AcceptOptions configures the server side of the handshake. A nil
-// *AcceptOptions is valid and means all defaults.
+// AcceptOptions configures the server side of the handshake and the
+// connections it opens. A nil *AcceptOptions is valid and means all
+// defaults. Every field is set directly: AcceptOptions{ReadLimit: 64 << 10}.
+//
+// The connection fields (ReadLimit to CompressionLevel) mean the same in
+// [DialOptions], and in the actors package's HandlerOptions and DialOptions,
+// which embed these two types.
 type AcceptOptions struct {
-	ConnOptions
-
 	// Authenticate runs before the upgrade with the request and returns the
 	// principal the connection acts for (see [Conn.Principal]). An error
 	// refuses the upgrade: 401 Unauthorized, or the status of an *HTTPError.
@@ -28,7 +32,7 @@ type AcceptOptions struct {
 	// Origin's host (with port, if any), e.g. "example.com" or "*.example.com";
 	// "*" allows every origin. Empty means same host only. Requests without an
 	// Origin header (non-browser clients) are always allowed. A refused origin
-	// answers 403.
+	// answers 403. A malformed pattern is an error of [NewAcceptor].
 	OriginPatterns []string
 
 	// Subprotocols lists the subprotocols the server speaks. The first one the
@@ -57,6 +61,124 @@ type AcceptOptions struct {
 	// TrustedProxies lists the networks whose X-Forwarded-For is believed
 	// (see [ClientIP]). Empty means the header is ignored.
 	TrustedProxies []netip.Prefix
+
+	// ReadLimit is the largest message accepted from the peer, in bytes,
+	// after decompression. A larger message closes the connection with
+	// StatusMessageTooBig. Zero means 1 MiB; a negative value means no limit.
+	ReadLimit int64
+
+	// MessageFrames is the most frames one message may take to arrive,
+	// counting the control frames the peer sends while it is under way; a
+	// message with more closes the connection with StatusMessageTooBig
+	// (ErrTooManyFrames). It bounds the work of assembling one message from
+	// tiny or empty fragments, which ReadLimit alone does not. Zero means
+	// ReadLimit/16 (65,536 for the default 1 MiB), at least 64, or 1<<20
+	// when there is no read limit.
+	MessageFrames int
+
+	// MessageTimeout is how long one message may take from its first frame
+	// to its last; a slower one closes the connection with
+	// StatusPolicyViolation (ErrMessageTimeout). It is checked whenever
+	// bytes arrive, so a peer that starts a message and then trickles
+	// fragments, pings or payload bytes cannot hold the connection open;
+	// a peer that goes silent instead is the heartbeat's to end. Zero
+	// means 60s.
+	MessageTimeout time.Duration
+
+	// WriteTimeout bounds each write to the socket; a write that takes longer
+	// closes the connection. Zero means 10s.
+	WriteTimeout time.Duration
+
+	// CloseTimeout is how long to wait for the peer's close frame after
+	// sending ours (and for the TCP connection to end after the closing
+	// handshake). Zero means 5s.
+	CloseTimeout time.Duration
+
+	// QueueMessages is the most data messages queued for writing. Zero
+	// means 1024.
+	QueueMessages int
+
+	// QueueBytes is the most payload bytes queued for writing (a single
+	// message larger than QueueBytes is still accepted into an empty queue).
+	// Zero means 4 MiB.
+	QueueBytes int
+
+	// Overflow is what a full outbound queue does with one more data
+	// message. The zero value is OverflowDisconnect.
+	Overflow OverflowPolicy
+
+	// Compression selects permessage-deflate negotiation. The zero value,
+	// CompressionDefault, is off for servers and on for clients.
+	//
+	// Only the "no context takeover" variant is negotiated: every message is
+	// compressed on its own, which costs some ratio but makes one compressed
+	// frame valid for every recipient of a broadcast and keeps no
+	// compressor (about 1 MB each) per connection.
+	Compression CompressionMode
+
+	// CompressionThreshold is the smallest payload, in bytes, that is
+	// compressed; smaller messages go out uncompressed. Zero means 1024 (as
+	// ws); a negative value compresses every non-empty message.
+	CompressionThreshold int
+
+	// CompressionLevel is the compress/flate level, 1 (flate.BestSpeed) to 9
+	// (flate.BestCompression), or -2 (flate.HuffmanOnly); another value is
+	// an error of [NewAcceptor] or [NewDialer]. Zero means flate.BestSpeed.
+	// A [Frame] keeps its compressed bytes per level, so a broadcast to
+	// connections of one level is compressed once, and each connection
+	// writes the level it was given.
+	CompressionLevel int
+}
+
+// conn returns the connection fields of o.
+func (o *AcceptOptions) conn() connConfig {
+	return connConfig{
+		ReadLimit:      o.ReadLimit,
+		MessageFrames:  o.MessageFrames,
+		MessageTimeout: o.MessageTimeout,
+		WriteTimeout:   o.WriteTimeout,
+		CloseTimeout:   o.CloseTimeout,
+		Queue:          queueConfig{Messages: o.QueueMessages, Bytes: o.QueueBytes, Policy: o.Overflow},
+		Compression:    compressionConfig{Mode: o.Compression, Threshold: o.CompressionThreshold, Level: o.CompressionLevel},
+	}
+}
+
+// Acceptor upgrades requests with one [AcceptOptions], checked and with its
+// defaults applied once, by [NewAcceptor]. It is safe for concurrent use;
+// keep one per endpoint rather than calling [Accept] per request.
+type Acceptor struct {
+	o    AcceptOptions // defaults applied
+	conn connConfig
+}
+
+// NewAcceptor checks opts and applies its defaults. It returns an error for
+// a value no upgrade could use: an invalid Overflow, Compression or
+// CompressionLevel, or a malformed OriginPatterns entry. opts is copied;
+// changing it afterwards does not change the Acceptor.
+func NewAcceptor(opts *AcceptOptions) (*Acceptor, error) {
+	var o AcceptOptions
+	if opts != nil {
+		o = *opts
+	}
+	conn, err := o.conn().prepare()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range o.OriginPatterns {
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("transport: origin pattern %q: %w", p, err)
+		}
+	}
+	o.OriginPatterns = slices.Clone(o.OriginPatterns)
+	o.Subprotocols = slices.Clone(o.Subprotocols)
+	o.TrustedProxies = slices.Clone(o.TrustedProxies)
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = defaultHandshake
+	}
+	if o.ReadBufferSize <= 0 {
+		o.ReadBufferSize = defaultServerReadBuffer
+	}
+	return &Acceptor{o: o, conn: conn}, nil
 }
 
 // defaultServerReadBuffer is AcceptOptions.ReadBufferSize's default.
@@ -84,18 +206,22 @@ const defaultServerReadBuffer = 1024
 // for the connection to read, as Node's ws keeps them.
 //
 // The returned Conn is not yet reading: call [Conn.Start].
+//
+// Accept checks opts and applies its defaults on every call; an invalid opts
+// (see [NewAcceptor]) answers 500 and returns the error. A server that
+// upgrades many requests with the same options builds one [Acceptor] instead.
 func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn, error) {
-	var o AcceptOptions
-	if opts != nil {
-		o = *opts
+	a, err := NewAcceptor(opts)
+	if err != nil {
+		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+		return nil, err
 	}
-	o.ConnOptions = o.ConnOptions.withDefaults()
-	if o.HandshakeTimeout <= 0 {
-		o.HandshakeTimeout = defaultHandshake
-	}
-	if o.ReadBufferSize <= 0 {
-		o.ReadBufferSize = defaultServerReadBuffer
-	}
+	return a.Accept(w, r)
+}
+
+// Accept upgrades r as the package's [Accept] does, with a's options.
+func (a *Acceptor) Accept(w http.ResponseWriter, r *http.Request) (*Conn, error) {
+	o := &a.o
 	key, rf := checkUpgradeRequest(r)
 	if rf != nil {
 		rf.write(w)
@@ -129,7 +255,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		principal = p
 	}
 	subprotocol := selectSubprotocol(requestSubprotocols(r.Header), o.Subprotocols)
-	compress := o.Compression.Mode == CompressionEnabled && acceptableDeflateOffer(r.Header)
+	compress := o.Compression == CompressionEnabled && acceptableDeflateOffer(r.Header)
 
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -155,7 +281,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		nc.Close()
 		return nil, fmt.Errorf("transport: writing the 101 response: %w", err)
 	}
-	c := newConn(nc, br, true, subprotocol, compress, o.ConnOptions)
+	c := newConn(nc, br, true, subprotocol, compress, a.conn)
 	c.request = r
 	c.principal = principal
 	c.clientIP = ClientIP(r, o.TrustedProxies)

@@ -87,7 +87,7 @@ func (p *benchPeers) close(b *testing.B) {
 		case <-c.Done():
 		case <-time.After(10 * time.Second):
 			b.Errorf("server connection did not end")
-			c.Abort()
+			c.Terminate(nil)
 		}
 	}
 	p.srv.Close()
@@ -108,9 +108,7 @@ func BenchmarkConnSend(b *testing.B) {
 	for _, size := range []int{64, 1024} {
 		for _, mode := range []string{"burst", "one-by-one"} {
 			b.Run(fmt.Sprintf("%s/size=%d", mode, size), func(b *testing.B) {
-				p := newBenchPeers(b, 1, &transport.AcceptOptions{ConnOptions: transport.ConnOptions{
-					Queue: transport.QueueOptions{Messages: 4096, Bytes: 64 << 20},
-				}}, false)
+				p := newBenchPeers(b, 1, &transport.AcceptOptions{QueueMessages: 4096, QueueBytes: 64 << 20}, false)
 				defer p.close(b)
 				payload := bytes.Repeat([]byte("x"), size)
 				c := p.conns[0]
@@ -151,10 +149,12 @@ func BenchmarkFrameDeflate(b *testing.B) {
 	}()
 	for _, n := range []int{1, 10, 100} {
 		b.Run(fmt.Sprintf("recipients=%d", n), func(b *testing.B) {
-			p := newBenchPeers(b, n, &transport.AcceptOptions{ConnOptions: transport.ConnOptions{
-				Compression: transport.Compression{Mode: transport.CompressionEnabled, Threshold: 512},
-				Queue:       transport.QueueOptions{Messages: 4096, Bytes: 64 << 20},
-			}}, true)
+			p := newBenchPeers(b, n, &transport.AcceptOptions{
+				Compression:          transport.CompressionEnabled,
+				CompressionThreshold: 512,
+				QueueMessages:        4096,
+				QueueBytes:           64 << 20,
+			}, true)
 			defer p.close(b)
 			const window = 256
 			comps := transport.Compressions()

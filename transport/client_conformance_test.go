@@ -127,7 +127,7 @@ func tryDialRaw(t *testing.T, cfg rawServerConfig, opts *DialOptions) (*Conn, *r
 	}
 	if a.err != nil {
 		if c != nil {
-			c.Abort()
+			c.Terminate(nil)
 		}
 		t.Fatal(a.err)
 	}
@@ -629,7 +629,7 @@ func TestServerCorruptCompressedData(t *testing.T) {
 	for _, tc := range corruptDeflateCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := startServer(t, serverConfig{opts: &AcceptOptions{ConnOptions: ConnOptions{Compression: Compression{Mode: CompressionEnabled}}}})
+			s := startServer(t, serverConfig{opts: &AcceptOptions{Compression: CompressionEnabled}})
 			rc := rawDial(t, s.addr(), deflateOffer)
 			srv := s.next(t)
 			rc.writeFrame(0x80|rsv1Bit|byte(MessageBinary), tc.payload)
@@ -788,7 +788,7 @@ func TestClientReadLimit(t *testing.T) {
 				if tc.onlyZ && !deflate {
 					t.Skip("needs deflate")
 				}
-				_, rec, p := dialRaw(t, rawServerConfig{deflate: deflate}, &DialOptions{ConnOptions: ConnOptions{ReadLimit: limit}})
+				_, rec, p := dialRaw(t, rawServerConfig{deflate: deflate}, &DialOptions{ReadLimit: limit})
 				atLimit := randomBytes(limit)
 				p.write(dataFrames(t, deflate, MessageBinary, atLimit[:100], atLimit[100:])...)
 				if m := rec.next(t); !bytes.Equal(m.data, atLimit) {
@@ -808,7 +808,7 @@ func TestClientReadLimit(t *testing.T) {
 // used to overflow limit+1 and refuse every message over 512 bytes).
 func TestClientReadLimitMaxInt64(t *testing.T) {
 	t.Parallel()
-	_, rec, p := dialRaw(t, rawServerConfig{}, &DialOptions{ConnOptions: ConnOptions{ReadLimit: math.MaxInt64}})
+	_, rec, p := dialRaw(t, rawServerConfig{}, &DialOptions{ReadLimit: math.MaxInt64})
 	big := randomBytes(64 << 10)
 	p.send(0x80|byte(MessageBinary), big)
 	if m := rec.next(t); !bytes.Equal(m.data, big) {
@@ -902,7 +902,7 @@ func TestClientDropsAfterClose(t *testing.T) {
 // (RFC 6455 4.1, RFC 7692 5 and 7).
 func TestClientHandshakeChecks(t *testing.T) {
 	t.Parallel()
-	off := &DialOptions{ConnOptions: ConnOptions{Compression: Compression{Mode: CompressionDisabled}}}
+	off := &DialOptions{Compression: CompressionDisabled}
 	ext := func(v string) rawServerConfig {
 		return rawServerConfig{header: []string{"Sec-WebSocket-Extensions: " + v}}
 	}
@@ -941,7 +941,7 @@ func TestClientHandshakeChecks(t *testing.T) {
 			c, _, err := tryDialRaw(t, tc.cfg, tc.opts)
 			if err == nil {
 				c.Start(newRecorder(false))
-				c.Abort()
+				c.Terminate(nil)
 				waitDone(t, c)
 				t.Fatal("Dial succeeded")
 			}
@@ -972,7 +972,7 @@ func TestClientHandshakeChecks(t *testing.T) {
 			t.Errorf("answer %q: Compressed() = false", answer)
 		}
 		c.Start(newRecorder(false))
-		c.Abort()
+		c.Terminate(nil)
 		waitDone(t, c)
 		p.conn.Close()
 	}

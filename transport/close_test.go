@@ -126,7 +126,7 @@ func TestCloseNoStatus(t *testing.T) {
 
 func TestCloseTimeout(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, serverConfig{opts: &AcceptOptions{ConnOptions: ConnOptions{CloseTimeout: 200 * time.Millisecond}}})
+	s := startServer(t, serverConfig{opts: &AcceptOptions{CloseTimeout: 200 * time.Millisecond}})
 	ws := mustDialGorilla(t, s.wsURL(), nil, nil) // never reads, so never answers
 	srv := s.next(t)
 	srv.c.Close(StatusGoingAway, "")
@@ -155,7 +155,7 @@ func TestAbruptClose(t *testing.T) {
 		s := startServer(t, serverConfig{})
 		c, rec := dialOur(t, s.wsURL(), nil)
 		srv := s.next(t)
-		srv.c.Abort()
+		srv.c.Terminate(nil)
 		info := rec.waitClose(t)
 		if info.Code != StatusAbnormalClosure || !info.ByPeer || info.Err == nil {
 			t.Errorf("client HandleClose = %+v, want 1006 by peer with an error", info)

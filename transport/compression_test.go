@@ -41,8 +41,8 @@ func TestCompressionNegotiation(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("server=%d,client=%d", tc.server, tc.client), func(t *testing.T) {
 			t.Parallel()
-			s := startServer(t, serverConfig{echo: true, opts: &AcceptOptions{ConnOptions: ConnOptions{Compression: Compression{Mode: tc.server}}}})
-			c, rec := dialOur(t, s.wsURL(), &DialOptions{ConnOptions: ConnOptions{Compression: Compression{Mode: tc.client}}})
+			s := startServer(t, serverConfig{echo: true, opts: &AcceptOptions{Compression: tc.server}})
+			c, rec := dialOur(t, s.wsURL(), &DialOptions{Compression: tc.client})
 			srv := s.next(t)
 			if c.Compressed() != tc.want || srv.c.Compressed() != tc.want {
 				t.Errorf("Compressed(): client %v, server %v; want %v", c.Compressed(), srv.c.Compressed(), tc.want)
@@ -82,7 +82,7 @@ func TestCompressionThresholdOnTheWire(t *testing.T) {
 	small := bytes.Repeat([]byte("a"), 99)
 	large := bytes.Repeat([]byte("abcdefgh"), 500)
 	s := startServer(t, serverConfig{
-		opts: &AcceptOptions{ConnOptions: ConnOptions{Compression: Compression{Mode: CompressionEnabled, Threshold: 100}}},
+		opts: &AcceptOptions{Compression: CompressionEnabled, CompressionThreshold: 100},
 		onStart: func(c *Conn) {
 			_ = c.Send(NewFrame(MessageText, small))
 			_ = c.Send(NewFrame(MessageText, large))
@@ -140,8 +140,7 @@ func TestCompressionThresholdOnTheWire(t *testing.T) {
 // client connections and checks RSV1 against the threshold each way.
 func TestCompressionOurClientOnTheWire(t *testing.T) {
 	t.Parallel()
-	comp := Compression{Mode: CompressionEnabled, Threshold: 100}
-	s := startServer(t, serverConfig{echo: true, opts: &AcceptOptions{ConnOptions: ConnOptions{Compression: comp}}})
+	s := startServer(t, serverConfig{echo: true, opts: &AcceptOptions{Compression: CompressionEnabled, CompressionThreshold: 100}})
 	var (
 		mu  sync.Mutex
 		rec *recConn
@@ -157,7 +156,7 @@ func TestCompressionOurClientOnTheWire(t *testing.T) {
 		rec = &recConn{Conn: nc}
 		return rec, nil
 	}
-	c, crec := dialOur(t, s.wsURL(), &DialOptions{NetDialContext: dial, ConnOptions: ConnOptions{Compression: Compression{Threshold: 100}}})
+	c, crec := dialOur(t, s.wsURL(), &DialOptions{NetDialContext: dial, CompressionThreshold: 100})
 	srv := s.next(t)
 	if !c.Compressed() {
 		t.Fatal("deflate not negotiated")
@@ -228,7 +227,7 @@ func TestCompressionOurClientOnTheWire(t *testing.T) {
 // compresses every message it sends.
 func TestCompressionGorilla(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, serverConfig{echo: true, opts: &AcceptOptions{ConnOptions: ConnOptions{Compression: Compression{Mode: CompressionEnabled, Threshold: -1}}}})
+	s := startServer(t, serverConfig{echo: true, opts: &AcceptOptions{Compression: CompressionEnabled, CompressionThreshold: -1}})
 	ws := mustDialGorilla(t, s.wsURL(), &websocket.Dialer{EnableCompression: true}, nil)
 	srv := s.next(t)
 	if !srv.c.Compressed() {
@@ -252,7 +251,7 @@ func TestCompressionGorilla(t *testing.T) {
 // answer is always deflateAnswer, whatever parameters were offered.
 func TestDeflateNegotiated(t *testing.T) {
 	t.Parallel()
-	enabled := startServer(t, serverConfig{opts: &AcceptOptions{ConnOptions: ConnOptions{Compression: Compression{Mode: CompressionEnabled}}}})
+	enabled := startServer(t, serverConfig{opts: &AcceptOptions{Compression: CompressionEnabled}})
 	def := startServer(t, serverConfig{})
 	for _, tc := range []struct {
 		s     *server
@@ -303,7 +302,7 @@ func TestDeflateNegotiated(t *testing.T) {
 // Not parallel: Compressions is a process-wide counter.
 func TestBroadcastCompressesOnce(t *testing.T) {
 	const nDeflate, nPlain = 20, 10
-	s := startServer(t, serverConfig{opts: &AcceptOptions{ConnOptions: ConnOptions{Compression: Compression{Mode: CompressionEnabled}}}})
+	s := startServer(t, serverConfig{opts: &AcceptOptions{Compression: CompressionEnabled}})
 	var clients []*websocket.Conn
 	var conns []accepted
 	for i := 0; i < nDeflate+nPlain; i++ {
@@ -378,10 +377,10 @@ func TestBroadcastCompressesOnce(t *testing.T) {
 // TestDecompressionBomb sends 10 MB of zeros compressed into a few KB against
 // a 64 KB read limit. Not parallel: it measures allocation.
 func TestDecompressionBomb(t *testing.T) {
-	s := startServer(t, serverConfig{opts: &AcceptOptions{ConnOptions: ConnOptions{
+	s := startServer(t, serverConfig{opts: &AcceptOptions{
 		ReadLimit:   64 << 10,
-		Compression: Compression{Mode: CompressionEnabled},
-	}}})
+		Compression: CompressionEnabled,
+	}})
 	zeros := make([]byte, 10<<20)
 	bomb := deflateMessage(t, zeros)
 	zeros = nil

@@ -11,16 +11,16 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"golang.org/x/net/proxy"
 )
 
 // DialOptions configures a client connection. A nil *DialOptions is valid and
-// means all defaults.
+// means all defaults. Every field is set directly: DialOptions{ReadLimit:
+// 64 << 10}.
 type DialOptions struct {
-	ConnOptions
-
 	// Header is sent with the handshake request (e.g. Authorization, Cookie).
 	// A Host entry replaces the URL's host in the Host header. The fields
 	// the handshake sets itself are ignored here: Upgrade, Connection and
@@ -55,6 +55,71 @@ type DialOptions struct {
 	NetDialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// ReadBufferSize is the read buffer size. Zero means 4 KiB.
 	ReadBufferSize int
+
+	// The connection's settings, as in [AcceptOptions] (where each is
+	// documented); only Compression's zero value differs: it offers
+	// permessage-deflate, which CompressionDisabled turns off.
+	ReadLimit            int64
+	MessageFrames        int
+	MessageTimeout       time.Duration
+	WriteTimeout         time.Duration
+	CloseTimeout         time.Duration
+	QueueMessages        int
+	QueueBytes           int
+	Overflow             OverflowPolicy
+	Compression          CompressionMode
+	CompressionThreshold int
+	CompressionLevel     int
+}
+
+// conn returns the connection fields of o.
+func (o *DialOptions) conn() connConfig {
+	return connConfig{
+		ReadLimit:      o.ReadLimit,
+		MessageFrames:  o.MessageFrames,
+		MessageTimeout: o.MessageTimeout,
+		WriteTimeout:   o.WriteTimeout,
+		CloseTimeout:   o.CloseTimeout,
+		Queue:          queueConfig{Messages: o.QueueMessages, Bytes: o.QueueBytes, Policy: o.Overflow},
+		Compression:    compressionConfig{Mode: o.Compression, Threshold: o.CompressionThreshold, Level: o.CompressionLevel},
+	}
+}
+
+// Dialer opens client connections with one [DialOptions], checked and with
+// its defaults applied once, by [NewDialer]. It is safe for concurrent use;
+// a client that dials again (to reconnect) keeps one.
+type Dialer struct {
+	o    DialOptions // defaults applied
+	conn connConfig
+}
+
+// NewDialer checks opts and applies its defaults. It returns an error for a
+// value no dial could use: an invalid Overflow, Compression or
+// CompressionLevel, or a subprotocol that is not an HTTP token. opts is
+// copied; changing it afterwards does not change the Dialer.
+func NewDialer(opts *DialOptions) (*Dialer, error) {
+	var o DialOptions
+	if opts != nil {
+		o = *opts
+	}
+	conn, err := o.conn().prepare()
+	if err != nil {
+		return nil, err
+	}
+	for _, sp := range o.Subprotocols {
+		if !isToken(sp) {
+			return nil, fmt.Errorf("transport: dial: subprotocol %q is not an HTTP token", sp)
+		}
+	}
+	o.Subprotocols = slices.Clone(o.Subprotocols)
+	o.Header = o.Header.Clone()
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = defaultHandshake
+	}
+	if o.ReadBufferSize <= 0 {
+		o.ReadBufferSize = defaultClientReadBuffer
+	}
+	return &Dialer{o: o, conn: conn}, nil
 }
 
 // defaultClientReadBuffer is DialOptions.ReadBufferSize's default.
@@ -68,7 +133,7 @@ func NoProxy(*http.Request) (*url.URL, error) { return nil, nil }
 
 // Dial opens a client connection to rawURL (ws:// or wss://; http:// and
 // https:// are accepted as aliases). Compression is offered unless
-// opts.Compression.Mode is CompressionDisabled; [Conn.Compressed] says
+// opts.Compression is CompressionDisabled; [Conn.Compressed] says
 // whether the server accepted it. ctx and opts.HandshakeTimeout bound the
 // whole handshake; ctx does not bound the connection after Dial returns.
 //
@@ -78,35 +143,33 @@ func NoProxy(*http.Request) (*url.URL, error) { return nil, nil }
 // sent right behind its 101 are kept for the connection to read.
 //
 // The returned Conn is not yet reading: call [Conn.Start].
+//
+// Dial checks opts and applies its defaults on every call (an invalid opts
+// is an error, see [NewDialer]); a client that dials repeatedly with the
+// same options builds one [Dialer] instead.
 func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.Response, error) {
-	var o DialOptions
-	if opts != nil {
-		o = *opts
+	d, err := NewDialer(opts)
+	if err != nil {
+		return nil, nil, err
 	}
-	o.ConnOptions = o.ConnOptions.withDefaults()
-	if o.HandshakeTimeout <= 0 {
-		o.HandshakeTimeout = defaultHandshake
-	}
-	if o.ReadBufferSize <= 0 {
-		o.ReadBufferSize = defaultClientReadBuffer
-	}
+	return d.Dial(ctx, rawURL)
+}
+
+// Dial connects to rawURL as the package's [Dial] does, with d's options.
+func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, *http.Response, error) {
+	o := &d.o
 	u, err := parseDialURL(rawURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("transport: dial: %w", err)
-	}
-	for _, sp := range o.Subprotocols {
-		if !isToken(sp) {
-			return nil, nil, fmt.Errorf("transport: dial: subprotocol %q is not an HTTP token", sp)
-		}
 	}
 	where := u.String()
 	ctx, cancel := context.WithTimeoutCause(ctx, o.HandshakeTimeout,
 		fmt.Errorf("handshake timeout (%v): %w", o.HandshakeTimeout, context.DeadlineExceeded))
 	defer cancel()
 
-	offerDeflate := o.Compression.Mode != CompressionDisabled
+	offerDeflate := o.Compression != CompressionDisabled
 	key := newHandshakeKey()
-	req := handshakeRequest(u, key, &o, offerDeflate)
+	req := handshakeRequest(u, key, o, offerDeflate)
 	chooseProxy := o.Proxy
 	if chooseProxy == nil {
 		chooseProxy = http.ProxyFromEnvironment
@@ -147,7 +210,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	// ctx bounds every read and write of the handshake through the socket's
 	// deadline.
 	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Unix(1, 0)) })
-	nc, br, resp, err := openHandshake(ctx, raw, req, proxyURL, addr, &o)
+	nc, br, resp, err := openHandshake(ctx, raw, req, proxyURL, addr, o)
 	if !stop() && err == nil {
 		err = context.Cause(ctx) // ended as the handshake did; the deadline may be set
 	}
@@ -163,7 +226,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		raw.Close()
 		return nil, resp, fmt.Errorf("%w from %s: %w", ErrBadHandshake, where, err)
 	}
-	c := newConn(nc, br, false, subprotocol, compress, o.ConnOptions)
+	c := newConn(nc, br, false, subprotocol, compress, d.conn)
 	c.response = resp
 	c.clientIP = parseAddr(nc.RemoteAddr().String())
 	return c, resp, nil

@@ -257,7 +257,7 @@ func TestDialRefused(t *testing.T) {
 			c, resp, err := Dial(context.Background(), "ws://"+addr+"/", &DialOptions{Proxy: NoProxy})
 			if err == nil {
 				c.Start(newRecorder(false))
-				c.Abort()
+				c.Terminate(nil)
 				waitDone(t, c)
 				t.Fatal("Dial succeeded")
 			}
@@ -369,7 +369,7 @@ func TestDialRequest(t *testing.T) {
 		if c.Subprotocol() != "" || c.Compressed() {
 			t.Errorf("Subprotocol() = %q, Compressed() = %v for a 101 that chose neither", c.Subprotocol(), c.Compressed())
 		}
-		c.Abort()
+		c.Terminate(nil)
 	}
 	if keys[0] == keys[1] || keys[0] == "dGhlIHNhbXBsZSBub25jZQ==" {
 		t.Errorf("keys %q: want a fresh random key per handshake", keys)

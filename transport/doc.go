@@ -8,29 +8,40 @@
 // actors package builds connection actors on top of it, and [NetConn] turns a
 // Conn into a stream.
 //
+// # Options
+//
+// [AcceptOptions] and [DialOptions] are flat: every setting is a field of
+// the struct passed, and the connection settings (ReadLimit, the timeouts,
+// the queue, compression) mean the same in both. [NewAcceptor] and
+// [NewDialer] check them and apply their defaults once; an [Acceptor] or a
+// [Dialer] then serves any number of connections. Accept and Dial do both
+// on every call.
+//
 // # Frames
 //
 // A [Frame] is a message encoded for the wire. Server-side encodings (plain and
 // permessage-deflate) are computed at most once per Frame and shared by every
 // connection that writes it, so a broadcast to N members costs one encode and
-// at most one compression. Client frames are masked per write, as RFC 6455
-// requires.
+// at most one compression per compression level in use (one, unless
+// connections were given different CompressionLevels). Client frames are
+// masked per write, as RFC 6455 requires.
 //
 // # Writes
 //
 // Every write, control frames included, goes through one writer per
 // connection. Sends never block: they append to a bounded outbound queue
-// ([QueueOptions]) and a writer goroutine, started on demand and gone when the
-// queue is empty, writes every queued frame with one writev call. What happens
-// when the queue is full is the connection's [OverflowPolicy].
+// (AcceptOptions.QueueMessages and QueueBytes) and a writer goroutine, started
+// on demand and gone when the queue is empty, writes every queued frame with
+// one writev call. What happens when the queue is full is the connection's
+// [OverflowPolicy].
 //
 // # Reads
 //
 // The reader parses frames itself (RFC 6455, and RFC 7692 for
 // permessage-deflate). Messages larger than the read limit are refused with
 // 1009 without reading (or inflating) them into memory, as are messages of
-// more than [ConnOptions.MessageFrames] frames; a message not finished within
-// [ConnOptions.MessageTimeout] is refused with 1008; text that is not valid
+// more than [AcceptOptions.MessageFrames] frames; a message not finished within
+// [AcceptOptions.MessageTimeout] is refused with 1008; text that is not valid
 // UTF-8 is refused with 1007 as soon as a fragment shows it; and protocol
 // errors close with 1002. Every ping is answered with its own pong (under a
 // flood of more than 16 owed, only the latest). After a close frame is sent the reader keeps draining the peer's

@@ -167,9 +167,9 @@ func (rc *rawClient) answerClose(code int) {
 func TestOverflowDisconnectReachesSlowConsumer(t *testing.T) {
 	t.Parallel()
 	const closeTimeout = 200 * time.Millisecond
-	q := QueueOptions{Messages: 64, Bytes: 1 << 30}
+	q := queueConfig{Messages: 64, Bytes: 1 << 30}
 	s := startServer(t, serverConfig{
-		opts:     &AcceptOptions{ConnOptions: ConnOptions{Queue: q, CloseTimeout: closeTimeout}},
+		opts:     &AcceptOptions{QueueMessages: q.Messages, QueueBytes: q.Bytes, Overflow: q.Policy, CloseTimeout: closeTimeout},
 		onAccept: shrinkServerBuffers,
 	})
 	rc := rawDialRcvBuf(t, s.addr(), 4<<10)
@@ -218,9 +218,9 @@ func TestOverflowDisconnectReachesSlowConsumer(t *testing.T) {
 func TestCloseDrainsBacklogToSlowReader(t *testing.T) {
 	t.Parallel()
 	const closeTimeout = 200 * time.Millisecond
-	q := QueueOptions{Messages: 1 << 20, Bytes: 1 << 30}
+	q := queueConfig{Messages: 1 << 20, Bytes: 1 << 30}
 	s := startServer(t, serverConfig{
-		opts:     &AcceptOptions{ConnOptions: ConnOptions{Queue: q, CloseTimeout: closeTimeout}},
+		opts:     &AcceptOptions{QueueMessages: q.Messages, QueueBytes: q.Bytes, Overflow: q.Policy, CloseTimeout: closeTimeout},
 		onAccept: shrinkServerBuffers,
 	})
 	rc := rawDialRcvBuf(t, s.addr(), 4<<10)
@@ -270,9 +270,9 @@ func TestCloseDrainsBacklogToSlowReader(t *testing.T) {
 // finished, and the close frame follows it.
 func TestDiscardQueuedFinishesFrameInFlight(t *testing.T) {
 	t.Parallel()
-	q := QueueOptions{Messages: 1 << 20, Bytes: 1 << 30}
+	q := queueConfig{Messages: 1 << 20, Bytes: 1 << 30}
 	s := startServer(t, serverConfig{
-		opts:     &AcceptOptions{ConnOptions: ConnOptions{Queue: q}},
+		opts:     &AcceptOptions{QueueMessages: q.Messages, QueueBytes: q.Bytes, Overflow: q.Policy},
 		onAccept: shrinkServerBuffers,
 	})
 	rc := rawDialRcvBuf(t, s.addr(), 4<<10)
@@ -488,9 +488,9 @@ func TestDoneAfterWriter(t *testing.T) {
 // The client then reads whole frames, in order, and the echo of its close.
 func TestPeerCloseDropsBacklog(t *testing.T) {
 	t.Parallel()
-	q := QueueOptions{Messages: 1 << 20, Bytes: 1 << 30}
+	q := queueConfig{Messages: 1 << 20, Bytes: 1 << 30}
 	s := startServer(t, serverConfig{
-		opts:     &AcceptOptions{ConnOptions: ConnOptions{Queue: q}},
+		opts:     &AcceptOptions{QueueMessages: q.Messages, QueueBytes: q.Bytes, Overflow: q.Policy},
 		onAccept: shrinkServerBuffers,
 	})
 	rc := rawDialRcvBuf(t, s.addr(), 4<<10)

@@ -75,7 +75,7 @@ func parseExtension(elem string) parsedExtension {
 }
 
 // deflateExtension is the only permessage-deflate variant wsactor speaks
-// (see [Compression]): our client's offer, and our server's answer.
+// (see [AcceptOptions.Compression]): our client's offer, and our server's answer.
 const deflateExtension = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 
 // acceptableDeflateOffer reports whether the client offered a

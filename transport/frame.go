@@ -50,9 +50,12 @@ const (
 //
 // The server encodings (plain, and permessage-deflate when a recipient
 // negotiated it and the message is over that recipient's threshold) are each
-// computed at most once, on first use, and then shared. Because wsactor only
-// negotiates deflate without context takeover, the compressed bytes are valid
-// for every recipient. A Frame is immutable and safe for concurrent use.
+// computed at most once, on first use, and then shared; the compressed one
+// once per compression level its recipients use (CompressionLevel), so each
+// connection writes its own level and a broadcast to connections of one level
+// is compressed once. Because wsactor only negotiates deflate without context
+// takeover, the compressed bytes are valid for every recipient. A Frame is
+// immutable and safe for concurrent use.
 type Frame struct {
 	typ    MessageType
 	op     byte
@@ -61,9 +64,20 @@ type Frame struct {
 
 	key string // conflation key; "" means none
 
-	deflateOnce sync.Once
-	deflated    []byte // server encoding with RSV1 set; nil if not worth it
-	defHdrLen   int
+	// deflated lists the compressed encodings made so far, one per
+	// compression level asked for (almost always one); deflateMu serializes
+	// making them, so each level is compressed once.
+	deflated  atomic.Pointer[deflatedFrame]
+	deflateMu sync.Mutex
+}
+
+// deflatedFrame is a Frame's server encoding with RSV1 set, compressed at
+// one level.
+type deflatedFrame struct {
+	level  int
+	bytes  []byte // nil if not worth it
+	hdrLen int
+	next   *deflatedFrame
 }
 
 // NewKeyedFrame returns a data Frame with a conflation key. While a keyed
@@ -135,20 +149,37 @@ func (f *Frame) serverBytes(compress bool, level int) []byte {
 	return f.plain
 }
 
-// deflatedBytes returns the compressed server encoding and its header length,
-// computing it on first use.
+// deflatedBytes returns the server encoding compressed at level and its
+// header length, computing it on the first use of that level.
 func (f *Frame) deflatedBytes(level int) ([]byte, int) {
-	f.deflateOnce.Do(func() {
-		payload := deflate(level, f.Payload())
-		if payload == nil {
-			return
-		}
+	if d := f.deflatedAt(level); d != nil {
+		return d.bytes, d.hdrLen
+	}
+	f.deflateMu.Lock()
+	defer f.deflateMu.Unlock()
+	if d := f.deflatedAt(level); d != nil {
+		return d.bytes, d.hdrLen
+	}
+	d := &deflatedFrame{level: level, next: f.deflated.Load()}
+	if payload := deflate(level, f.Payload()); payload != nil {
 		buf := make([]byte, 0, len(payload)+10)
 		buf = appendHeader(buf, f.op, true, len(payload))
-		f.defHdrLen = len(buf)
-		f.deflated = append(buf, payload...)
-	})
-	return f.deflated, f.defHdrLen
+		d.hdrLen = len(buf)
+		d.bytes = append(buf, payload...)
+	}
+	f.deflated.Store(d)
+	return d.bytes, d.hdrLen
+}
+
+// deflatedAt returns the encoding compressed at level, or nil if none has
+// been made yet.
+func (f *Frame) deflatedAt(level int) *deflatedFrame {
+	for d := f.deflated.Load(); d != nil; d = d.next {
+		if d.level == level {
+			return d
+		}
+	}
+	return nil
 }
 
 // appendClient appends the masked client encoding of f to dst.

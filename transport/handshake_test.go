@@ -348,7 +348,7 @@ func TestAcceptAnswers101(t *testing.T) {
 	if srv.c.Subprotocol() != "v2" || srv.c.Compressed() {
 		t.Errorf("Subprotocol() = %q, Compressed() = %v", srv.c.Subprotocol(), srv.c.Compressed())
 	}
-	srv.c.Abort()
+	srv.c.Terminate(nil)
 	srv.r.waitClose(t)
 }
 

@@ -198,11 +198,11 @@ func waitDone(t *testing.T, c *Conn) {
 	case <-time.After(testTimeout):
 	}
 	t.Errorf("connection %v did not end; aborting it", c.LocalAddr())
-	c.Abort()
+	c.Terminate(nil)
 	select {
 	case <-c.Done():
 	case <-time.After(testTimeout):
-		t.Error("connection did not end after Abort")
+		t.Error("connection did not end after Terminate")
 	}
 }
 

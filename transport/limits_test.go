@@ -123,7 +123,7 @@ func TestMessageFramesLimit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := startServer(t, serverConfig{opts: &AcceptOptions{ConnOptions: ConnOptions{MessageFrames: limit}}})
+			s := startServer(t, serverConfig{opts: &AcceptOptions{MessageFrames: limit}})
 			rc := rawDial(t, s.addr())
 			srv := s.next(t)
 			var b []byte
@@ -203,7 +203,7 @@ func TestMessageTimeout(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := startServer(t, serverConfig{opts: &AcceptOptions{ConnOptions: ConnOptions{MessageTimeout: timeout}}})
+			s := startServer(t, serverConfig{opts: &AcceptOptions{MessageTimeout: timeout}})
 			rc := rawDial(t, s.addr())
 			srv := s.next(t)
 			stop := make(chan struct{})
@@ -298,7 +298,7 @@ func TestInvalidUTF8InChops(t *testing.T) {
 // the bytes beyond 64 KiB.
 func TestHugeFrameWithoutReadLimit(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, serverConfig{opts: &AcceptOptions{ConnOptions: ConnOptions{ReadLimit: -1}}})
+	s := startServer(t, serverConfig{opts: &AcceptOptions{ReadLimit: -1}})
 	rc := rawDial(t, s.addr())
 	srv := s.next(t)
 	rc.write(frameHeader(0x80|byte(MessageBinary), 1<<62, randomKey()))

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"compress/flate"
+	"fmt"
 	"time"
 )
 
@@ -33,20 +34,6 @@ func (p OverflowPolicy) String() string {
 	return "invalid"
 }
 
-// QueueOptions bounds a connection's outbound queue. The zero value is valid.
-type QueueOptions struct {
-	// Messages is the most data messages queued for writing.
-	// Zero means 1024.
-	Messages int
-	// Bytes is the most payload bytes queued for writing (a single message
-	// larger than Bytes is still accepted into an empty queue).
-	// Zero means 4 MiB.
-	Bytes int
-	// Policy is applied when a message does not fit. The zero value is
-	// OverflowDisconnect.
-	Policy OverflowPolicy
-}
-
 // CompressionMode selects permessage-deflate (RFC 7692) negotiation.
 type CompressionMode int
 
@@ -60,58 +47,32 @@ const (
 	CompressionDisabled
 )
 
-// Compression configures permessage-deflate. The zero value is valid.
-//
-// Only the "no context takeover" variant is negotiated: every message is
-// compressed on its own, which costs some ratio but makes one compressed frame
-// valid for every recipient of a broadcast and keeps no compressor (about
-// 1 MB each) per connection.
-type Compression struct {
-	Mode CompressionMode
-	// Threshold is the smallest payload, in bytes, that is compressed; smaller
-	// messages go out uncompressed. Zero means 1024 (as ws); a negative value
-	// compresses every non-empty message.
-	Threshold int
-	// Level is the compress/flate level, 1 (flate.BestSpeed) to 9
-	// (flate.BestCompression), or -2 (flate.HuffmanOnly). Zero means
-	// flate.BestSpeed.
-	Level int
+// connConfig is what a Conn keeps of its settings, the same on both sides:
+// [AcceptOptions] and [DialOptions] hold them as fields of their own
+// (documented on AcceptOptions), and [NewAcceptor] or [NewDialer] checks
+// them and applies their defaults once.
+type connConfig struct {
+	ReadLimit      int64
+	MessageFrames  int
+	MessageTimeout time.Duration
+	WriteTimeout   time.Duration
+	CloseTimeout   time.Duration
+	Queue          queueConfig
+	Compression    compressionConfig
 }
 
-// ConnOptions are the per-connection settings shared by [AcceptOptions] and
-// [DialOptions]. The zero value is valid.
-type ConnOptions struct {
-	// ReadLimit is the largest message accepted from the peer, in bytes,
-	// after decompression. A larger message closes the connection with
-	// StatusMessageTooBig. Zero means 1 MiB; a negative value means no limit.
-	ReadLimit int64
-	// MessageFrames is the most frames one message may take to arrive,
-	// counting the control frames the peer sends while it is under way; a
-	// message with more closes the connection with StatusMessageTooBig
-	// (ErrTooManyFrames). It bounds the work of assembling one message from
-	// tiny or empty fragments, which ReadLimit alone does not. Zero means
-	// ReadLimit/16 (65,536 for the default 1 MiB), at least 64, or 1<<20
-	// when there is no read limit.
-	MessageFrames int
-	// MessageTimeout is how long one message may take from its first frame
-	// to its last; a slower one closes the connection with
-	// StatusPolicyViolation (ErrMessageTimeout). It is checked whenever
-	// bytes arrive, so a peer that starts a message and then trickles
-	// fragments, pings or payload bytes cannot hold the connection open;
-	// a peer that goes silent instead is the heartbeat's to end. Zero
-	// means 60s.
-	MessageTimeout time.Duration
-	// WriteTimeout bounds each write to the socket; a write that takes longer
-	// closes the connection. Zero means 10s.
-	WriteTimeout time.Duration
-	// CloseTimeout is how long to wait for the peer's close frame after
-	// sending ours (and for the TCP connection to end after the closing
-	// handshake). Zero means 5s.
-	CloseTimeout time.Duration
-	// Queue bounds the outbound queue.
-	Queue QueueOptions
-	// Compression configures permessage-deflate.
-	Compression Compression
+// queueConfig bounds a connection's outbound queue.
+type queueConfig struct {
+	Messages int
+	Bytes    int
+	Policy   OverflowPolicy
+}
+
+// compressionConfig configures permessage-deflate.
+type compressionConfig struct {
+	Mode      CompressionMode
+	Threshold int
+	Level     int
 }
 
 const (
@@ -127,38 +88,53 @@ const (
 	defaultReadBuffer = 1024
 )
 
-func (o ConnOptions) withDefaults() ConnOptions {
-	if o.ReadLimit == 0 {
-		o.ReadLimit = defaultReadLimit
+// prepare checks c and applies its defaults.
+func (c connConfig) prepare() (connConfig, error) {
+	switch c.Queue.Policy {
+	case OverflowDisconnect, OverflowDropNewest, OverflowDropOldest:
+	default:
+		return c, fmt.Errorf("transport: invalid Overflow %d", int(c.Queue.Policy))
 	}
-	if o.MessageFrames <= 0 {
+	switch c.Compression.Mode {
+	case CompressionDefault, CompressionEnabled, CompressionDisabled:
+	default:
+		return c, fmt.Errorf("transport: invalid Compression %d", int(c.Compression.Mode))
+	}
+	switch l := c.Compression.Level; {
+	case l == 0:
+		c.Compression.Level = flate.BestSpeed
+	case l == flate.HuffmanOnly || l >= flate.BestSpeed && l <= flate.BestCompression:
+	default:
+		return c, fmt.Errorf("transport: invalid CompressionLevel %d: want 1 to 9, or -2 (flate.HuffmanOnly)", l)
+	}
+	if c.ReadLimit == 0 {
+		c.ReadLimit = defaultReadLimit
+	}
+	if c.MessageFrames <= 0 {
 		switch {
-		case o.ReadLimit < 0:
-			o.MessageFrames = 1 << 20
+		case c.ReadLimit < 0:
+			c.MessageFrames = 1 << 20
 		default:
-			o.MessageFrames = int(max(o.ReadLimit/16, 64))
+			c.MessageFrames = int(max(c.ReadLimit/16, 64))
 		}
 	}
-	if o.MessageTimeout <= 0 {
-		o.MessageTimeout = defaultMessageTimeout
+	if c.MessageTimeout <= 0 {
+		c.MessageTimeout = defaultMessageTimeout
 	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = defaultWriteTimeout
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = defaultWriteTimeout
 	}
-	if o.CloseTimeout <= 0 {
-		o.CloseTimeout = defaultCloseTimeout
+	if c.CloseTimeout <= 0 {
+		c.CloseTimeout = defaultCloseTimeout
 	}
-	if o.Queue.Messages <= 0 {
-		o.Queue.Messages = defaultQueueMsgs
+	if c.Queue.Messages <= 0 {
+		c.Queue.Messages = defaultQueueMsgs
 	}
-	if o.Queue.Bytes <= 0 {
-		o.Queue.Bytes = defaultQueueBytes
+	if c.Queue.Bytes <= 0 {
+		c.Queue.Bytes = defaultQueueBytes
 	}
-	if o.Compression.Threshold == 0 {
-		o.Compression.Threshold = defaultCompressMin
+	if c.Compression.Threshold == 0 {
+		c.Compression.Threshold = defaultCompressMin
 	}
-	if o.Compression.Level == 0 || o.Compression.Level < flate.HuffmanOnly || o.Compression.Level > flate.BestCompression {
-		o.Compression.Level = flate.BestSpeed
-	}
-	return o
+	return c, nil
 }

@@ -67,7 +67,7 @@ func startHoldServer(t *testing.T, useTLS bool) (*httptest.Server, *holdHandler)
 		mu.Lock()
 		defer mu.Unlock()
 		for _, c := range conns {
-			c.Abort()
+			c.Terminate(nil)
 			waitDone(t, c)
 		}
 		srv.Close()

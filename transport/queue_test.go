@@ -37,7 +37,7 @@ func queueCap(c *Conn) int {
 	return cap(c.q)
 }
 
-func checkBuffered(t *testing.T, c *Conn, q QueueOptions, size int) {
+func checkBuffered(t *testing.T, c *Conn, q queueConfig, size int) {
 	t.Helper()
 	m, b := c.Buffered()
 	if m > q.Messages || b != m*size || (m > 1 && b > q.Bytes) {
@@ -47,9 +47,9 @@ func checkBuffered(t *testing.T, c *Conn, q QueueOptions, size int) {
 
 func TestQueueDisconnect(t *testing.T) {
 	t.Parallel()
-	q := QueueOptions{Messages: 8, Bytes: 1 << 30}
+	q := queueConfig{Messages: 8, Bytes: 1 << 30}
 	s := startServer(t, serverConfig{
-		opts:     &AcceptOptions{ConnOptions: ConnOptions{Queue: q}},
+		opts:     &AcceptOptions{QueueMessages: q.Messages, QueueBytes: q.Bytes, Overflow: q.Policy},
 		onAccept: shrinkServerBuffers,
 	})
 	ws := mustDialGorilla(t, s.wsURL(), nil, nil)
@@ -100,15 +100,15 @@ func TestQueueDropNewest(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name string
-		q    QueueOptions
+		q    queueConfig
 	}{
-		{"message limit", QueueOptions{Messages: 8, Bytes: 1 << 30, Policy: OverflowDropNewest}},
-		{"byte limit", QueueOptions{Messages: 1000, Bytes: 3 * 32 << 10, Policy: OverflowDropNewest}},
+		{"message limit", queueConfig{Messages: 8, Bytes: 1 << 30, Policy: OverflowDropNewest}},
+		{"byte limit", queueConfig{Messages: 1000, Bytes: 3 * 32 << 10, Policy: OverflowDropNewest}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := startServer(t, serverConfig{
-				opts:     &AcceptOptions{ConnOptions: ConnOptions{Queue: tc.q}},
+				opts:     &AcceptOptions{QueueMessages: tc.q.Messages, QueueBytes: tc.q.Bytes, Overflow: tc.q.Policy},
 				onAccept: shrinkServerBuffers,
 			})
 			ws := mustDialGorilla(t, s.wsURL(), nil, nil)
@@ -156,9 +156,9 @@ func TestQueueDropNewest(t *testing.T) {
 
 func TestQueueDropOldest(t *testing.T) {
 	t.Parallel()
-	q := QueueOptions{Messages: 8, Bytes: 1 << 30, Policy: OverflowDropOldest}
+	q := queueConfig{Messages: 8, Bytes: 1 << 30, Policy: OverflowDropOldest}
 	s := startServer(t, serverConfig{
-		opts:     &AcceptOptions{ConnOptions: ConnOptions{Queue: q}},
+		opts:     &AcceptOptions{QueueMessages: q.Messages, QueueBytes: q.Bytes, Overflow: q.Policy},
 		onAccept: shrinkServerBuffers,
 	})
 	ws := mustDialGorilla(t, s.wsURL(), nil, nil)
@@ -238,9 +238,9 @@ func TestQueueDropOldest(t *testing.T) {
 // connection ends with ErrWriteTimeout and every callback is called.
 func TestWriteTimeout(t *testing.T) {
 	t.Parallel()
-	q := QueueOptions{Messages: 1 << 20, Bytes: 1 << 30}
+	q := queueConfig{Messages: 1 << 20, Bytes: 1 << 30}
 	s := startServer(t, serverConfig{
-		opts:     &AcceptOptions{ConnOptions: ConnOptions{Queue: q, WriteTimeout: 300 * time.Millisecond}},
+		opts:     &AcceptOptions{QueueMessages: q.Messages, QueueBytes: q.Bytes, Overflow: q.Policy, WriteTimeout: 300 * time.Millisecond},
 		onAccept: shrinkServerBuffers,
 	})
 	ws := mustDialGorilla(t, s.wsURL(), nil, nil)

@@ -12,7 +12,7 @@ import (
 func TestReadLimit(t *testing.T) {
 	t.Parallel()
 	const limit = 64 << 10
-	s := startServer(t, serverConfig{echo: true, opts: &AcceptOptions{ConnOptions: ConnOptions{ReadLimit: limit}}})
+	s := startServer(t, serverConfig{echo: true, opts: &AcceptOptions{ReadLimit: limit}})
 	bystander := mustDialGorilla(t, s.wsURL(), nil, nil)
 	bsrv := s.next(t)
 	big := mustDialGorilla(t, s.wsURL(), nil, nil)
@@ -56,8 +56,8 @@ func TestReadLimit(t *testing.T) {
 
 func TestReadLimitDisabled(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, serverConfig{echo: true, opts: &AcceptOptions{ConnOptions: ConnOptions{ReadLimit: -1}}})
-	c, rec := dialOur(t, s.wsURL(), &DialOptions{ConnOptions: ConnOptions{ReadLimit: -1}})
+	s := startServer(t, serverConfig{echo: true, opts: &AcceptOptions{ReadLimit: -1}})
+	c, rec := dialOur(t, s.wsURL(), &DialOptions{ReadLimit: -1})
 	s.next(t)
 	big := randomBytes(3 << 20) // over the 1 MiB default
 	if err := c.Send(NewFrame(MessageBinary, big)); err != nil {
@@ -83,7 +83,7 @@ func TestReadLimitPeerStillSending(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			s := startServer(t, serverConfig{opts: &AcceptOptions{ConnOptions: ConnOptions{ReadLimit: limit}}})
+			s := startServer(t, serverConfig{opts: &AcceptOptions{ReadLimit: limit}})
 			rc := rawDial(t, s.addr())
 			srv := s.next(t)
 
@@ -243,7 +243,7 @@ func TestProtocolErrors(t *testing.T) {
 // frame does not matter), and the handshake still ends cleanly.
 func TestDrainAfterClose(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, serverConfig{opts: &AcceptOptions{ConnOptions: ConnOptions{Compression: Compression{Mode: CompressionEnabled}}}})
+	s := startServer(t, serverConfig{opts: &AcceptOptions{Compression: CompressionEnabled}})
 	rc := rawDial(t, s.addr(), deflateOffer)
 	srv := s.next(t)
 	srv.c.Close(StatusGoingAway, "draining")

@@ -51,7 +51,7 @@ const (
 // upgraded: net/http clears the connection's read and write deadlines when
 // the handler hijacks it (in [Accept]), so a WebSocket lives past
 // ReadHeaderTimeout, ReadTimeout and WriteTimeout, whatever their values.
-// From then on the connection's own limits apply: those of [ConnOptions]
+// From then on the connection's own limits apply: those of [AcceptOptions]
 // (ReadLimit, WriteTimeout, CloseTimeout and the rest) and the heartbeat
 // that the actors package runs.
 //

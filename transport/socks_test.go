@@ -137,7 +137,7 @@ func TestDialThroughSOCKS5(t *testing.T) {
 			c, _, err := Dial(ctx, s.wsURL(), &DialOptions{Proxy: http.ProxyURL(pu)})
 			if tc.wrongPass {
 				if err == nil {
-					c.Abort()
+					c.Terminate(nil)
 					t.Fatal("dial through the proxy with a wrong password succeeded")
 				}
 				return

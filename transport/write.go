@@ -93,7 +93,7 @@ func (c *Conn) pushLocked(it outItem, n int) {
 	}
 	// While the queue never empties (a slow reader, OverflowDropOldest) the
 	// dead slots before qHead would keep growing the slice: compact before
-	// append has to grow it. Live items are at most Queue.Messages, so the
+	// append has to grow it. Live items are at most QueueMessages, so the
 	// slice stays within a small multiple of that.
 	if c.qHead > 0 && len(c.q) == cap(c.q) && 2*c.qHead >= len(c.q) {
 		live := copy(c.q, c.q[c.qHead:])
@@ -167,7 +167,7 @@ func (c *Conn) queuePong(payload []byte) {
 // drain has no overall deadline: it lasts as long as the peer keeps reading,
 // but every write (at most 1 MiB) must still finish within WriteTimeout, so a
 // peer that stops reading is cut off with ErrWriteTimeout (without a close
-// frame), and the queue is bounded (QueueOptions), so the drain ends. CloseTimeout counts
+// frame), and the queue is bounded (QueueMessages, QueueBytes), so the drain ends. CloseTimeout counts
 // from the moment the close frame is written, not from Close: the peer then
 // has that long to answer before the socket is closed (ErrCloseTimeout). To
 // bound the drain yourself, call [Conn.DiscardQueued] when your deadline
@@ -213,9 +213,6 @@ func (c *Conn) DiscardQueued() int {
 	defer c.mu.Unlock()
 	return c.dropped - before
 }
-
-// Abort closes the socket at once, without a closing handshake.
-func (c *Conn) Abort() { c.Terminate(nil) }
 
 // Terminate closes the socket at once, without a closing handshake (ws's
 // terminate()), and reports cause in [CloseInfo.Err] unless another cause

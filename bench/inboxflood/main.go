@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"flag"
 	"fmt"
+	"log"
 	"net"
 	"os"
 	"runtime"
@@ -52,9 +53,12 @@ func main() {
 	system := actors.NewSystem(zerolog.Nop())
 	opts := &actors.HandlerOptions{}
 	if *deflate {
-		opts.Compression.Mode = transport.CompressionEnabled
+		opts.Compression = transport.CompressionEnabled
 	}
-	h := actors.NewHandler(system, func() actor.Actor { return sleeper{time.Minute} }, opts)
+	h, err := actors.NewHandler(system, func() actor.Actor { return sleeper{time.Minute} }, opts)
+	if err != nil {
+		log.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -57,7 +57,7 @@ func Example_authenticate() {
 	system := actors.NewSystem(zerolog.Nop())
 	var opts actors.HandlerOptions
 	opts.Authenticate = authenticate
-	h := actors.NewHandler(system, func() actor.Actor {
+	h, err := actors.NewHandler(system, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if m, ok := ctx.Message().(*actors.Opened); ok {
 				u := m.Conn.Principal().(user)
@@ -65,6 +65,9 @@ func Example_authenticate() {
 			}
 		})
 	}, &opts)
+	if err != nil {
+		log.Fatal(err)
+	}
 	url, stop := serve(h)
 	defer stop()
 
@@ -101,7 +104,10 @@ func Example_originPatterns() {
 	system := actors.NewSystem(zerolog.Nop())
 	var opts actors.HandlerOptions
 	opts.OriginPatterns = []string{"app.example.com", "*.example.org"}
-	h := actors.NewHandler(system, func() actor.Actor { return actor.ReceiveFunc(func(actor.Context) {}) }, &opts)
+	h, err := actors.NewHandler(system, func() actor.Actor { return actor.ReceiveFunc(func(actor.Context) {}) }, &opts)
+	if err != nil {
+		log.Fatal(err)
+	}
 	url, stop := serve(h)
 	defer stop()
 
@@ -134,13 +140,16 @@ func Example_subprotocols() {
 	system := actors.NewSystem(zerolog.Nop())
 	var opts actors.HandlerOptions
 	opts.Subprotocols = []string{"chat.v2", "chat.v1"}
-	h := actors.NewHandler(system, func() actor.Actor {
+	h, err := actors.NewHandler(system, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if m, ok := ctx.Message().(*actors.Opened); ok && m.Conn.Subprotocol() == "" {
 				m.Conn.Close(actors.StatusPolicyViolation, "speak chat.v1 or chat.v2")
 			}
 		})
 	}, &opts)
+	if err != nil {
+		log.Fatal(err)
+	}
 	url, stop := serve(h)
 	defer stop()
 

@@ -31,13 +31,16 @@ func slowClient(url string) *websocket.Conn {
 // goroutine may).
 func openedConns(opts *actors.HandlerOptions) (*actors.Handler, chan *actors.Conn) {
 	opened := make(chan *actors.Conn, 8)
-	h := actors.NewHandler(actors.NewSystem(zerolog.Nop()), func() actor.Actor {
+	h, err := actors.NewHandler(actors.NewSystem(zerolog.Nop()), func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if m, ok := ctx.Message().(*actors.Opened); ok {
 				opened <- m.Conn
 			}
 		})
 	}, opts)
+	if err != nil {
+		log.Fatal(err)
+	}
 	return h, opened
 }
 
@@ -46,11 +49,9 @@ func openedConns(opts *actors.HandlerOptions) (*actors.Handler, chan *actors.Con
 // server buffer without bound.
 func Example_overflowDisconnect() {
 	var opts actors.HandlerOptions
-	opts.Queue = transport.QueueOptions{
-		Messages: 64,      // at most 64 messages waiting to be written,
-		Bytes:    1 << 20, // or 1 MiB
-		Policy:   transport.OverflowDisconnect,
-	}
+	opts.QueueMessages = 64   // at most 64 messages waiting to be written,
+	opts.QueueBytes = 1 << 20 // or 1 MiB
+	opts.Overflow = transport.OverflowDisconnect
 	h, opened := openedConns(&opts)
 	url, stop := serve(h)
 	defer stop()
@@ -123,10 +124,10 @@ func Example_limits() {
 	opts.ReadLimit = 64 << 10    // larger messages close with 1009, unread
 	opts.InboxLimit = 16         // the reader pauses while 16 messages wait for the actor
 	opts.MaxConnections = 10_000 // more upgrades get 503 with Retry-After
-	opts.Queue = transport.QueueOptions{
-		Messages: 256,
-		Bytes:    1 << 20,
-		Policy:   transport.OverflowDropOldest, // or OverflowDropNewest, OverflowDisconnect
+	opts.QueueMessages = 256
+	opts.QueueBytes = 1 << 20
+	opts.Overflow = transport.OverflowDropOldest // or OverflowDropNewest, OverflowDisconnect
+	if _, err := actors.NewHandler(actors.NewSystem(zerolog.Nop()), func() actor.Actor { return &greeter{} }, &opts); err != nil {
+		log.Fatal(err)
 	}
-	_ = actors.NewHandler(actors.NewSystem(zerolog.Nop()), func() actor.Actor { return &greeter{} }, &opts)
 }

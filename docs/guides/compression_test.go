@@ -17,11 +17,9 @@ import (
 // number of recipients.
 func Example_compressOnce() {
 	var opts actors.HandlerOptions
-	opts.Compression = transport.Compression{
-		Mode:      transport.CompressionEnabled, // servers default to off
-		Threshold: 256,                          // smaller messages go out plain (default 1024)
-		Level:     flate.BestSpeed,              // the default
-	}
+	opts.Compression = transport.CompressionEnabled // servers default to off
+	opts.CompressionThreshold = 256                 // smaller messages go out plain (default 1024)
+	opts.CompressionLevel = flate.BestSpeed         // the default
 	h, opened := openedConns(&opts)
 	url, stop := serve(h)
 	defer stop()
@@ -62,7 +60,7 @@ func Example_compressOnce() {
 // not run.)
 func Example_clientCompression() {
 	var opts actors.DialOptions
-	opts.Compression.Mode = transport.CompressionDisabled // ws: perMessageDeflate: false
+	opts.Compression = transport.CompressionDisabled // ws: perMessageDeflate: false
 	_ = opts
 }
 

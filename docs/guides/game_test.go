@@ -100,8 +100,11 @@ func Example_gameRoom() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	h := actors.NewHandler(system, func() actor.Actor { return &player{game: game} },
+	h, err := actors.NewHandler(system, func() actor.Actor { return &player{game: game} },
 		&actors.HandlerOptions{Tree: tree})
+	if err != nil {
+		log.Fatal(err)
+	}
 	url, stop := serve(h)
 	defer func() { stop(); _ = tree.Shutdown(context.Background()) }()
 

@@ -40,7 +40,10 @@ func (g *greeter) Receive(ctx actor.Context) {
 // A server with the greeter behaviour, and a Go client for it.
 func Example_gettingStarted() {
 	system := actors.NewSystem(zerolog.Nop())
-	h := actors.NewHandler(system, func() actor.Actor { return &greeter{} }, nil)
+	h, err := actors.NewHandler(system, func() actor.Actor { return &greeter{} }, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
 	url, stop := serve(h)
 	defer stop()
 
@@ -86,8 +89,11 @@ func Example_program() {
 
 	logger := zerolog.New(os.Stderr).With().Timestamp().Logger()
 	system := actors.NewSystem(logger)
-	h := actors.NewHandler(system, func() actor.Actor { return &greeter{} },
+	h, err := actors.NewHandler(system, func() actor.Actor { return &greeter{} },
 		&actors.HandlerOptions{Logger: logger})
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/ws", h)

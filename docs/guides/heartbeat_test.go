@@ -32,7 +32,10 @@ func Example_serverHeartbeatProgram() {
 	system := actors.NewSystem(zerolog.Nop())
 	var opts actors.HandlerOptions
 	opts.Heartbeat = supervisor.HeartbeatOptions{Interval: 30 * time.Second, Timeout: 30 * time.Second}
-	h := actors.NewHandler(system, func() actor.Actor { return actor.ReceiveFunc(func(actor.Context) {}) }, &opts)
+	h, err := actors.NewHandler(system, func() actor.Actor { return actor.ReceiveFunc(func(actor.Context) {}) }, &opts)
+	if err != nil {
+		log.Fatal(err)
+	}
 	log.Fatal(transport.NewServer(":8080", h).ListenAndServe())
 }
 
@@ -44,13 +47,16 @@ func Example_serverHeartbeat() {
 	closed := make(chan *actors.Closed, 1)
 	var opts actors.HandlerOptions
 	opts.Heartbeat = supervisor.HeartbeatOptions{Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond}
-	h := actors.NewHandler(system, func() actor.Actor {
+	h, err := actors.NewHandler(system, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if m, ok := ctx.Message().(*actors.Closed); ok {
 				closed <- m
 			}
 		})
 	}, &opts)
+	if err != nil {
+		log.Fatal(err)
+	}
 	url, stop := serve(h)
 	defer stop()
 
@@ -70,26 +76,29 @@ func Example_serverHeartbeat() {
 func Example_clientReconnect() {
 	system := actors.NewSystem(zerolog.Nop())
 	var sessions atomic.Int32
-	server := actors.NewHandler(system, func() actor.Actor {
+	server, err := actors.NewHandler(system, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if m, ok := ctx.Message().(*actors.Opened); ok && sessions.Add(1) == 1 {
 				m.Conn.Close(transport.StatusServiceRestart, "restarting") // the first session is cut short
 			}
 		})
 	}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
 	url, stop := serve(server)
 	defer stop()
 
 	stopped := make(chan *actors.Conn, 1)
 	var opts actors.DialOptions
-	opts.Heartbeat = &supervisor.HeartbeatOptions{Interval: 30 * time.Second}
+	opts.Heartbeat = supervisor.HeartbeatOptions{Interval: 30 * time.Second}
 	opts.Reconnect = &actors.ReconnectOptions{
 		Backoff: supervisor.Backoff{Min: 10 * time.Millisecond, Max: time.Second},
 	}
 	var last *actors.Conn
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, _, err := actors.Dial(ctx, system, url, func() actor.Actor {
+	_, _, err = actors.Dial(ctx, system, url, func() actor.Actor {
 		opened := 0 // state kept across sessions
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			switch m := ctx.Message().(type) {
@@ -141,7 +150,7 @@ func Example_applicationPing() {
 		err := json.Unmarshal(data, &e)
 		return e, err
 	}
-	h := actors.NewHandler(system, func() actor.Actor {
+	h, err := actors.NewHandler(system, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			m, ok := ctx.Message().(*actors.Message)
 			if !ok {
@@ -155,6 +164,9 @@ func Example_applicationPing() {
 			}
 		})
 	}, &opts)
+	if err != nil {
+		log.Fatal(err)
+	}
 	url, stop := serve(h)
 	defer stop()
 
@@ -203,7 +215,7 @@ func startHungServer(t *testing.T) *hungServer {
 	var opts actors.HandlerOptions
 	opts.InboxLimit = 1 // the second message holds the reader
 	opts.Heartbeat = s.hb
-	h := actors.NewHandler(system, func() actor.Actor {
+	h, err := actors.NewHandler(system, func() actor.Actor {
 		first := true
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			switch m := ctx.Message().(type) {
@@ -219,6 +231,9 @@ func startHungServer(t *testing.T) *hungServer {
 			}
 		})
 	}, &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	url, stop := serve(h)
 	t.Cleanup(func() {
 		s.release() // before stop: Shutdown waits for the actor

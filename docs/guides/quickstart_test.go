@@ -3,6 +3,7 @@ package guides_test
 import (
 	"context"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -35,8 +36,11 @@ func (echo) Receive(ctx actor.Context) {
 func Example_quickStart() {
 	logger := zerolog.New(os.Stderr).Level(zerolog.WarnLevel)
 	system := actors.NewSystem(logger) // protoactor's own logs go to logger too
-	h := actors.NewHandler(system, func() actor.Actor { return echo{} },
+	h, err := actors.NewHandler(system, func() actor.Actor { return echo{} },
 		&actors.HandlerOptions{Logger: logger})
+	if err != nil {
+		log.Fatal(err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", h) // any mux or router; several handlers per server
 	// Header, read and idle timeouts: never http.Serve or http.ListenAndServe,

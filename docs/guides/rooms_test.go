@@ -82,8 +82,11 @@ func Example_roomsAndPresence() {
 			return &room.Options{Presence: true, IdleTimeout: time.Minute}
 		},
 	})
-	h := actors.NewHandler(system, func() actor.Actor { return &chatter{rooms: rooms} },
+	h, err := actors.NewHandler(system, func() actor.Actor { return &chatter{rooms: rooms} },
 		&actors.HandlerOptions{Tree: tree}) // connections and rooms in one tree
+	if err != nil {
+		log.Fatal(err)
+	}
 	url, stop := serve(h)
 	defer func() {
 		stop()                                  // connections first,

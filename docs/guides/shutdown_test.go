@@ -27,7 +27,10 @@ func Example_gracefulShutdown() {
 	ctx, stop := context.WithCancel(context.Background())
 
 	system := actors.NewSystem(zerolog.Nop())
-	h := actors.NewHandler(system, func() actor.Actor { return &greeter{} }, nil)
+	h, err := actors.NewHandler(system, func() actor.Actor { return &greeter{} }, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		log.Fatal(err)

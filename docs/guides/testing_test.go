@@ -23,8 +23,11 @@ func startGreeter(t *testing.T) string {
 	t.Helper()
 	logger := zerolog.New(zerolog.NewTestWriter(t)) // logs attach to the test
 	system := actors.NewSystem(logger.Level(zerolog.WarnLevel))
-	h := actors.NewHandler(system, func() actor.Actor { return &greeter{} },
+	h, err := actors.NewHandler(system, func() actor.Actor { return &greeter{} },
 		&actors.HandlerOptions{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config = transport.NewServer("", h) // the timeouts your program serves with
 	srv.Start()
@@ -120,7 +123,10 @@ func TestRelayWithProbe(t *testing.T) {
 	}))
 	t.Cleanup(func() { system.Root.Stop(probe) })
 
-	h := actors.NewHandler(system, func() actor.Actor { return &relay{lobby: probe} }, nil)
+	h, err := actors.NewHandler(system, func() actor.Actor { return &relay{lobby: probe} }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -51,8 +51,11 @@ func Example_serverBroadcast() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		h := actors.NewHandler(system, func() actor.Actor { return &member{everyone: everyone, others: others} },
+		h, err := actors.NewHandler(system, func() actor.Actor { return &member{everyone: everyone, others: others} },
 			&actors.HandlerOptions{Tree: tree})
+		if err != nil {
+			log.Fatal(err)
+		}
 		url, stop := serve(h)
 
 		var clients []*websocket.Conn

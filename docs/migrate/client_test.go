@@ -14,13 +14,17 @@ import (
 
 // echoServer is the peer of the client examples.
 func echoServer(system *actor.ActorSystem) (string, func()) {
-	return serve(actors.NewHandler(system, func() actor.Actor {
+	h, err := actors.NewHandler(system, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if m, ok := ctx.Message().(*actors.Message); ok {
 				_ = m.Conn.Send(m.Type, m.Data)
 			}
 		})
-	}, nil))
+	}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return serve(h)
 }
 
 // ws README: "Sending and receiving text data".

@@ -28,7 +28,10 @@ func Example_heartbeatServerProgram() {
 	system := actors.NewSystem(zerolog.Nop())
 	var opts actors.HandlerOptions
 	opts.Heartbeat = supervisor.HeartbeatOptions{Interval: 30 * time.Second, Timeout: 30 * time.Second}
-	h := actors.NewHandler(system, func() actor.Actor { return &echo{} }, &opts)
+	h, err := actors.NewHandler(system, func() actor.Actor { return &echo{} }, &opts)
+	if err != nil {
+		log.Fatal(err)
+	}
 	log.Fatal(transport.NewServer(":8080", h).ListenAndServe())
 }
 
@@ -39,13 +42,16 @@ func Example_heartbeatServer() {
 	closed := make(chan error, 1)
 	var opts actors.HandlerOptions
 	opts.Heartbeat = supervisor.HeartbeatOptions{Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond}
-	h := actors.NewHandler(system, func() actor.Actor {
+	h, err := actors.NewHandler(system, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if m, ok := ctx.Message().(*actors.Closed); ok {
 				closed <- m.Err
 			}
 		})
 	}, &opts)
+	if err != nil {
+		log.Fatal(err)
+	}
 	url, stop := serve(h)
 	defer stop()
 
@@ -66,7 +72,7 @@ func Example_heartbeatServer() {
 func Example_heartbeatClientProgram() {
 	system := actors.NewSystem(zerolog.Nop())
 	var opts actors.DialOptions
-	opts.Heartbeat = &supervisor.HeartbeatOptions{Interval: 30 * time.Second, Timeout: 30 * time.Second}
+	opts.Heartbeat = supervisor.HeartbeatOptions{Interval: 30 * time.Second, Timeout: 30 * time.Second}
 	ctx, cancel := dialTimeout()
 	defer cancel()
 	if _, _, err := actors.Dial(ctx, system, "wss://example.com/ws", func() actor.Actor { return &echo{} }, &opts); err != nil {
@@ -96,7 +102,7 @@ func Example_heartbeatClient() {
 	system := actors.NewSystem(zerolog.Nop())
 	closed := make(chan *actors.Closed, 1)
 	var opts actors.DialOptions
-	opts.Heartbeat = &supervisor.HeartbeatOptions{Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond}
+	opts.Heartbeat = supervisor.HeartbeatOptions{Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond}
 	ctx, cancel := dialTimeout()
 	defer cancel()
 	conn, _, err := actors.Dial(ctx, system, "ws"+strings.TrimPrefix(hung.URL, "http"), func() actor.Actor {

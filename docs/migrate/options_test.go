@@ -19,19 +19,20 @@ import (
 // broadcast.
 func Example_perMessageDeflate() {
 	var opts actors.HandlerOptions
-	opts.Compression = transport.Compression{
-		Mode:      transport.CompressionEnabled, // ws: perMessageDeflate: {...}
-		Threshold: 1024,                         // ws: threshold (the default)
-		Level:     3,                            // ws: zlibDeflateOptions.level (default 1, flate.BestSpeed)
-	}
+	opts.Compression = transport.CompressionEnabled // ws: perMessageDeflate: {...}
+	opts.CompressionThreshold = 1024                // ws: threshold (the default)
+	opts.CompressionLevel = 3                       // ws: zlibDeflateOptions.level (default 1, flate.BestSpeed)
 	system := actors.NewSystem(zerolog.Nop())
-	h := actors.NewHandler(system, func() actor.Actor { return &echo{} }, &opts)
+	h, err := actors.NewHandler(system, func() actor.Actor { return &echo{} }, &opts)
+	if err != nil {
+		log.Fatal(err)
+	}
 	url, stop := serve(h)
 	defer stop()
 
 	for _, mode := range []transport.CompressionMode{transport.CompressionDefault, transport.CompressionDisabled} {
 		var dopts actors.DialOptions
-		dopts.Compression.Mode = mode // CompressionDisabled is ws's perMessageDeflate: false
+		dopts.Compression = mode // CompressionDisabled is ws's perMessageDeflate: false
 		ctx, cancel := dialTimeout()
 		conn, _, err := actors.Dial(ctx, system, url, func() actor.Actor { return actor.ReceiveFunc(func(actor.Context) {}) }, &dopts)
 		cancel()

@@ -18,13 +18,16 @@ import (
 func Example_sendCallback() {
 	system := actors.NewSystem(zerolog.Nop())
 	opened := make(chan *actors.Conn, 1)
-	h := actors.NewHandler(system, func() actor.Actor {
+	h, err := actors.NewHandler(system, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if m, ok := ctx.Message().(*actors.Opened); ok {
 				opened <- m.Conn
 			}
 		})
 	}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
 	url, stop := serve(h)
 	defer stop()
 	c, _, err := websocket.DefaultDialer.Dial(url, nil)

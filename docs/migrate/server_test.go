@@ -24,7 +24,7 @@ import (
 func Example_simpleServer() {
 	system := actors.NewSystem(zerolog.Nop())
 	received := make(chan string, 1)
-	h := actors.NewHandler(system, func() actor.Actor { // wss.on('connection')
+	h, err := actors.NewHandler(system, func() actor.Actor { // wss.on('connection')
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			switch m := ctx.Message().(type) {
 			case *actors.Opened:
@@ -34,6 +34,9 @@ func Example_simpleServer() {
 			}
 		})
 	}, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
 	url, stop := serve(h) // in a program: transport.NewServer(":8080", h).ListenAndServe()
 	defer stop()
 
@@ -56,7 +59,10 @@ func Example_simpleServer() {
 // server on the Internet needs. (Compiled, not run.)
 func Example_externalHTTPSServerProgram() {
 	system := actors.NewSystem(zerolog.Nop())
-	h := actors.NewHandler(system, func() actor.Actor { return &echo{} }, nil)
+	h, err := actors.NewHandler(system, func() actor.Actor { return &echo{} }, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
 	srv := transport.NewServer(":8443", h) // set srv.TLSConfig here if you need to
 	log.Fatal(srv.ListenAndServeTLS("/path/to/cert.pem", "/path/to/key.pem"))
 }
@@ -64,7 +70,10 @@ func Example_externalHTTPSServerProgram() {
 // An external TLS server on loopback, with a wss:// client.
 func Example_externalHTTPSServer() {
 	system := actors.NewSystem(zerolog.Nop())
-	h := actors.NewHandler(system, func() actor.Actor { return &echo{} }, nil)
+	h, err := actors.NewHandler(system, func() actor.Actor { return &echo{} }, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config = transport.NewServer("", h)
 	srv.StartTLS()
@@ -121,10 +130,16 @@ func Example_multipleServersSharingOneHTTPServer() {
 			})
 		}
 	}
-	foo := actors.NewHandler(system, say("this is /foo"), nil)
+	foo, err := actors.NewHandler(system, say("this is /foo"), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
 	var barOpts actors.HandlerOptions
 	barOpts.ReadLimit = 4 << 10 // options differ per endpoint
-	bar := actors.NewHandler(system, say("this is /bar"), &barOpts)
+	bar, err := actors.NewHandler(system, say("this is /bar"), &barOpts)
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/foo", foo)
@@ -166,13 +181,16 @@ func Example_clientAuthentication() {
 	received := make(chan string, 1)
 	var opts actors.HandlerOptions
 	opts.Authenticate = authenticate
-	h := actors.NewHandler(system, func() actor.Actor {
+	h, err := actors.NewHandler(system, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if m, ok := ctx.Message().(*actors.Message); ok {
 				received <- fmt.Sprintf("Received message %s from user %s", m.Data, m.Conn.Principal())
 			}
 		})
 	}, &opts)
+	if err != nil {
+		log.Fatal(err)
+	}
 	url, stop := serve(h)
 	defer stop()
 
@@ -204,13 +222,19 @@ func Example_clientIP() {
 			}
 		})
 	}
-	direct := actors.NewHandler(system, behaviour, nil)
+	direct, err := actors.NewHandler(system, behaviour, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
 	var opts actors.HandlerOptions
 	opts.TrustedProxies = []netip.Prefix{
 		netip.MustParsePrefix("127.0.0.0/8"), // the proxy in front of us (NGINX, a load balancer)
 		netip.MustParsePrefix("10.0.0.0/8"),  // and the ones in front of it
 	}
-	proxied := actors.NewHandler(system, behaviour, &opts)
+	proxied, err := actors.NewHandler(system, behaviour, &opts)
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	xff := http.Header{"X-Forwarded-For": {"198.51.100.1, 203.0.113.7, 10.0.0.2"}}
 	for _, h := range []*actors.Handler{direct, proxied} {

@@ -59,11 +59,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logger := newLogger(stderr)
 	system := actors.NewSystem(logger.Level(zerolog.WarnLevel))
 
+	s, err := newServer(system, logger, users)
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
-		return fmt.Errorf("auth: %w", err)
+		return errors.Join(fmt.Errorf("auth: %w", err), s.Shutdown(ctx))
 	}
-	s := newServer(system, logger, users)
 	srv := transport.NewServer(*addr, s.mux) // header, read and idle timeouts
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

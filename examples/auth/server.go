@@ -77,26 +77,30 @@ type server struct {
 	mux             *http.ServeMux
 }
 
-func newServer(system *actor.ActorSystem, logger zerolog.Logger, users tokens) *server {
+func newServer(system *actor.ActorSystem, logger zerolog.Logger, users tokens) (*server, error) {
 	// /ws: token required, permessage-deflate offered to clients that ask.
 	var private actors.HandlerOptions
 	private.Logger = logger.With().Str("endpoint", "/ws").Logger()
 	private.Authenticate = users.authenticate
-	private.Compression.Mode = transport.CompressionEnabled
+	private.Compression = transport.CompressionEnabled
 
 	// /public: anyone, no compression (the server default), small messages.
 	var public actors.HandlerOptions
 	public.Logger = logger.With().Str("endpoint", "/public").Logger()
 	public.ReadLimit = publicReadLimit
 
-	s := &server{
-		members: actors.NewHandler(system, func() actor.Actor { return member{} }, &private),
-		guests:  actors.NewHandler(system, func() actor.Actor { return guest{} }, &public),
-		mux:     http.NewServeMux(),
+	members, err := actors.NewHandler(system, func() actor.Actor { return member{} }, &private)
+	if err != nil {
+		return nil, fmt.Errorf("auth: /ws: %w", err)
 	}
+	guests, err := actors.NewHandler(system, func() actor.Actor { return guest{} }, &public)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("auth: /public: %w", err), members.Shutdown(context.Background()))
+	}
+	s := &server{members: members, guests: guests, mux: http.NewServeMux()}
 	s.mux.Handle("/ws", s.members)
 	s.mux.Handle("/public", s.guests)
-	return s
+	return s, nil
 }
 
 // Shutdown closes every connection of both endpoints with 1001 and waits for

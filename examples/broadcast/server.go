@@ -91,12 +91,15 @@ func newServer(ctx context.Context, system *actor.ActorSystem, logger zerolog.Lo
 		return nil, errors.Join(fmt.Errorf("broadcast: %w", err), tree.Shutdown(ctx))
 	}
 	opts := &actors.HandlerOptions{Logger: logger, Tree: tree}
-	s := &server{
-		tree:   tree,
-		all:    actors.NewHandler(system, func() actor.Actor { return &toAll{room: allRoom} }, opts),
-		others: actors.NewHandler(system, func() actor.Actor { return &toOthers{room: othersRoom} }, opts),
-		mux:    http.NewServeMux(),
+	all, err := actors.NewHandler(system, func() actor.Actor { return &toAll{room: allRoom} }, opts)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("broadcast: %w", err), tree.Shutdown(ctx))
 	}
+	others, err := actors.NewHandler(system, func() actor.Actor { return &toOthers{room: othersRoom} }, opts)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("broadcast: %w", err), tree.Shutdown(ctx))
+	}
+	s := &server{tree: tree, all: all, others: others, mux: http.NewServeMux()}
 	s.mux.Handle("/all", s.all)
 	s.mux.Handle("/others", s.others)
 	return s, nil

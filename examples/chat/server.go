@@ -50,12 +50,15 @@ func newServer(system *actor.ActorSystem, logger zerolog.Logger) (*server, error
 			return &room.Options{Presence: true, IdleTimeout: time.Minute, MaxMembers: 1000}
 		},
 	})
-	ws := actors.NewHandler(system, func() actor.Actor { return &client{rooms: rooms} }, &actors.HandlerOptions{
-		AcceptOptions: transport.AcceptOptions{ConnOptions: transport.ConnOptions{ReadLimit: readLimit}},
+	ws, err := actors.NewHandler(system, func() actor.Actor { return &client{rooms: rooms} }, &actors.HandlerOptions{
+		AcceptOptions: transport.AcceptOptions{ReadLimit: readLimit},
 		Logger:        logger,
 		Tree:          tree,
 		Decode:        decode,
 	})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("chat: %w", err), tree.Shutdown(context.Background()))
+	}
 	page, err := fs.Sub(static, "static")
 	if err != nil {
 		return nil, err
@@ -147,10 +150,10 @@ func (c *client) Receive(ctx actor.Context) {
 		if c.room == nil || m.Room != c.room.Name() {
 			return
 		}
-		if _, seen := c.members[m.Member.Conn.ID()]; seen {
+		if _, seen := c.members[m.Member.PID().Id]; seen {
 			return // our own join, already in the snapshot
 		}
-		c.members[m.Member.Conn.ID()] = m.Member
+		c.members[m.Member.PID().Id] = m.Member
 		if m.First {
 			c.send(outbound{Type: "joined", Room: m.Room, Name: m.Member.User})
 		}
@@ -159,7 +162,7 @@ func (c *client) Receive(ctx actor.Context) {
 		if c.room == nil || m.Room != c.room.Name() {
 			return
 		}
-		delete(c.members, m.Member.Conn.ID())
+		delete(c.members, m.Member.PID().Id)
 		if m.Last {
 			c.send(outbound{Type: "left", Room: m.Room, Name: m.Member.User})
 		}
@@ -200,7 +203,7 @@ func (c *client) join(in *inbound) {
 	c.room, c.name = r, name
 	c.members = make(map[string]room.Member, len(res.Members))
 	for _, m := range res.Members {
-		c.members[m.Conn.ID()] = m
+		c.members[m.PID().Id] = m
 	}
 	c.conn.Logger().Info().Str("room", rname).Str("name", name).Msg("joined")
 	c.send(outbound{Type: "welcome", Room: rname, Name: name})

@@ -118,9 +118,10 @@ func runClient(ctx context.Context, system *actor.ActorSystem, cfg config, out i
 		}
 		opts.Proxy = http.ProxyURL(u)
 	}
-	if cfg.heartbeat > 0 {
-		// Ping a server silent for heartbeat; give up on it after twice that.
-		opts.Heartbeat = &supervisor.HeartbeatOptions{Interval: cfg.heartbeat}
+	// Ping a server silent for heartbeat; give up on it after twice that.
+	opts.Heartbeat = supervisor.HeartbeatOptions{Interval: cfg.heartbeat}
+	if cfg.heartbeat <= 0 {
+		opts.Heartbeat.Interval = -1 // off (zero would mean the default, 30s)
 	}
 	opts.Reconnect = &actors.ReconnectOptions{Backoff: cfg.backoff}
 

@@ -48,13 +48,16 @@ func startEcho(t *testing.T, addr string) *echoServer {
 		t.Fatalf("listen: %v", err)
 	}
 	system := actors.NewSystem(zerolog.Nop())
-	h := actors.NewHandler(system, func() actor.Actor {
+	h, err := actors.NewHandler(system, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if m, ok := ctx.Message().(*actors.Message); ok {
 				_ = m.Conn.SendText("echo: " + m.Text())
 			}
 		})
 	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := &echoServer{h: h, srv: transport.NewServer("", h), url: "ws://" + ln.Addr().String() + "/ws"}
 	go func() { _ = s.srv.Serve(ln) }()
 	t.Cleanup(s.stop)

@@ -54,7 +54,7 @@ func (c *rttClient) sendNow(conn *actors.Conn) {
 
 // runClient dials url, offering permessage-deflate as compression says,
 // exchanges count messages and returns once the connection has closed.
-func runClient(ctx context.Context, system *actor.ActorSystem, url string, count int, compression transport.Compression, out io.Writer) error {
+func runClient(ctx context.Context, system *actor.ActorSystem, url string, count int, compression transport.CompressionMode, out io.Writer) error {
 	done := make(chan struct{})
 	var opts actors.DialOptions
 	opts.Compression = compression

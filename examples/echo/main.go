@@ -58,11 +58,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// permessage-deflate is off by default on servers and on by default on
 	// clients, as in Node's ws; -deflate turns it on for both, and its
 	// absence off for both.
-	var compression transport.Compression
+	var compression transport.CompressionMode
 	if *deflate {
-		compression.Mode = transport.CompressionEnabled
+		compression = transport.CompressionEnabled
 	} else {
-		compression.Mode = transport.CompressionDisabled
+		compression = transport.CompressionDisabled
 	}
 
 	if *client != "" {
@@ -76,7 +76,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var opts actors.HandlerOptions
 	opts.Logger = logger
 	opts.Compression = compression
-	h := actors.NewHandler(system, newEcho, &opts)
+	h, err := actors.NewHandler(system, newEcho, &opts)
+	if err != nil {
+		return fmt.Errorf("echo: %w", err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", h)
 	srv := transport.NewServer(*addr, mux) // header, read and idle timeouts

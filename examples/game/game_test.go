@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wsactor/wsactor/actors"
 	"github.com/wsactor/wsactor/internal/exampletest"
 )
 
@@ -88,8 +89,8 @@ func TestGameSlowClientConflates(t *testing.T) {
 	}
 	var buffered func() (int, int)
 	for _, m := range members {
-		if m.Conn.RemoteAddr().String() == slow.c.LocalAddr().String() {
-			buffered = m.Conn.Buffered
+		if c := m.Conn.(*actors.Conn); c.RemoteAddr().String() == slow.c.LocalAddr().String() {
+			buffered = c.Buffered
 		}
 	}
 	if buffered == nil {

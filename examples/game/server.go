@@ -56,12 +56,15 @@ func newServer(ctx context.Context, system *actor.ActorSystem, logger zerolog.Lo
 	if err != nil {
 		return nil, errors.Join(err, tree.Shutdown(ctx))
 	}
-	ws := actors.NewHandler(system, func() actor.Actor { return &controller{board: board} }, &actors.HandlerOptions{
-		AcceptOptions: transport.AcceptOptions{ConnOptions: transport.ConnOptions{ReadLimit: readLimit}},
+	ws, err := actors.NewHandler(system, func() actor.Actor { return &controller{board: board} }, &actors.HandlerOptions{
+		AcceptOptions: transport.AcceptOptions{ReadLimit: readLimit},
 		Logger:        logger,
 		Tree:          tree,
 		Decode:        decode,
 	})
+	if err != nil {
+		return nil, errors.Join(err, tree.Shutdown(ctx))
+	}
 	page, err := fs.Sub(static, "static")
 	if err != nil {
 		return nil, err

@@ -65,12 +65,12 @@ func (w *world) Receive(ctx actor.Context) {
 			Y:     radius + rand.IntN(boardHeight-2*radius),
 			Color: colors[(w.nextID-1)%len(colors)],
 		}
-		w.players[m.Member.Conn.ID()] = p
+		w.players[m.Member.PID().Id] = p
 		// Only the new player learns its id; everyone sees it in the next
 		// snapshot.
 		w.send(m.Member.PID(), welcome{Type: "welcome", ID: p.ID, Color: p.Color, Width: boardWidth, Height: boardHeight})
 	case *room.Left:
-		delete(w.players, m.Member.Conn.ID())
+		delete(w.players, m.Member.PID().Id)
 	case *input:
 		if p, ok := w.players[m.conn]; ok {
 			p.dx, p.dy = m.dx, m.dy

@@ -60,11 +60,14 @@ func run(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer
 	}
 
 	logger := newLogger(errOut)
+	streams, err := newStreamServer(logger, nil) // nil: the default options
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("stream: %w", err)
 	}
-	streams := newStreamServer(logger)
 	mux := http.NewServeMux()
 	mux.Handle("/upper", streams)
 	srv := transport.NewServer(*addr, mux) // header, read and idle timeouts

@@ -32,8 +32,8 @@ func upper(rw io.ReadWriter) error {
 // transport layer, without actors, so it keeps its own list of connections
 // for Shutdown.
 type streamServer struct {
-	log  zerolog.Logger
-	opts *transport.AcceptOptions // the handshake's options; nil means defaults
+	log    zerolog.Logger
+	accept *transport.Acceptor // the handshake's options, checked once
 
 	mu       sync.Mutex
 	conns    map[*transport.Conn]struct{}
@@ -41,8 +41,12 @@ type streamServer struct {
 	wg       sync.WaitGroup
 }
 
-func newStreamServer(logger zerolog.Logger) *streamServer {
-	return &streamServer{log: logger, conns: map[*transport.Conn]struct{}{}}
+func newStreamServer(logger zerolog.Logger, opts *transport.AcceptOptions) (*streamServer, error) {
+	accept, err := transport.NewAcceptor(opts)
+	if err != nil {
+		return nil, fmt.Errorf("stream: %w", err)
+	}
+	return &streamServer{log: logger, accept: accept, conns: map[*transport.Conn]struct{}{}}, nil
 }
 
 func (s *streamServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -56,7 +60,7 @@ func (s *streamServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	defer s.wg.Done()
 
-	c, err := transport.Accept(w, r, s.opts)
+	c, err := s.accept.Accept(w, r)
 	if err != nil {
 		s.log.Debug().Err(err).Msg("upgrade failed") // Accept has answered
 		return

@@ -1,4 +1,7 @@
-// Package wstest is benchmark plumbing shared by wsactor's packages: a cheap
+// Package wstest is test and benchmark plumbing shared by wsactor's
+// packages: an in-memory network (Net, Server) and Pipe, a connected pair of
+// transport connections made with the real handshake over net.Pipe, both of
+// which run on fake time inside a testing/synctest bubble; and a cheap
 // counter of the frames a server sends, read straight off client sockets
 // without a WebSocket library (so the client side costs almost nothing). It
 // is not API.

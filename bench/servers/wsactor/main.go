@@ -101,9 +101,14 @@ func main() {
 	rooms := room.NewRegistry(tree, regOpts)
 	opts.ReadBufferSize = *readBuf
 	if *deflate {
-		opts.Compression = transport.Compression{Mode: transport.CompressionEnabled, Level: 1, Threshold: 1024}
+		opts.Compression = transport.CompressionEnabled
+		opts.CompressionLevel = 1
+		opts.CompressionThreshold = 1024
 	}
-	h := actors.NewHandler(system, func() actor.Actor { return &member{rooms: rooms} }, opts)
+	h, err := actors.NewHandler(system, func() actor.Actor { return &member{rooms: rooms} }, opts)
+	if err != nil {
+		log.Fatal(err)
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/ws", h)

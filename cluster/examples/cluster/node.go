@@ -83,11 +83,14 @@ func runNode(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 
-	h := actors.NewHandler(system, func() actor.Actor { return &chat{node: node, label: label} }, &actors.HandlerOptions{
+	h, err := actors.NewHandler(system, func() actor.Actor { return &chat{node: node, label: label} }, &actors.HandlerOptions{
 		Tree:      node.Tree(),
 		Logger:    logger,
 		Heartbeat: supervisor.HeartbeatOptions{Interval: 25 * time.Second},
 	})
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", h)
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
