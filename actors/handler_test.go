@@ -16,17 +16,17 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/gorilla/websocket"
 	"github.com/rs/zerolog"
-	"go.uber.org/goleak"
 
 	"github.com/wsactor/wsactor/actors"
 	"github.com/wsactor/wsactor/supervisor"
 	"github.com/wsactor/wsactor/transport"
+	"github.com/wsactor/wsactor/wsactortest"
 )
 
 func TestMain(m *testing.M) {
-	// protoactor's dead-letter throttle keeps a goroutine for its interval
-	// (1s) after a dead letter is logged; it ends by itself.
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"))
+	// goleak, ignoring only protoactor's dead-letter throttle, which keeps a
+	// goroutine for its interval (1s) after a dead letter is logged.
+	wsactortest.VerifyTestMain(m)
 }
 
 // testServer serves h on loopback and shuts both down at cleanup: the

@@ -26,16 +26,16 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
-	"go.uber.org/goleak"
 
 	"github.com/wsactor/wsactor/actors"
 	"github.com/wsactor/wsactor/transport"
+	"github.com/wsactor/wsactor/wsactortest"
 )
 
 func TestMain(m *testing.M) {
 	// protoactor's dead-letter throttle keeps a goroutine for its interval
 	// (1s) after a dead letter is logged; it ends by itself.
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/asynkron/protoactor-go/actor.NewDeadLetter.NewThrottle.func4.1"))
+	wsactortest.VerifyTestMain(m)
 }
 
 // Bounds on every wait, so a broken peer fails a test instead of hanging it.

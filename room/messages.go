@@ -55,7 +55,9 @@ var (
 	// ErrStopped is returned by calls on a room that has stopped (or is
 	// stopping after its idle timeout), and is the JoinResult.Err of a Join
 	// that reached a room after it decided to stop. [Registry.Join] retries
-	// with a fresh room by itself.
+	// with a fresh room by itself. Spawn and Registry.Get wrap it too when
+	// the tree the rooms live in has stopped (with supervisor.ErrStopped),
+	// so one errors.Is(err, room.ErrStopped) covers every room call.
 	ErrStopped = errors.New("room: room stopped")
 	// ErrInvalidName is returned by [Registry.Get] for an empty room name or
 	// one containing '/'.

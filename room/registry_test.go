@@ -1,6 +1,8 @@
 package room_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/wsactor/wsactor/actors"
 	"github.com/wsactor/wsactor/room"
+	"github.com/wsactor/wsactor/supervisor"
 )
 
 // TestConcurrentGetOrCreate: concurrent Gets of the same new name make one
@@ -142,5 +145,28 @@ func TestJoinAsyncAnswersTheActor(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no JoinResult")
+	}
+}
+
+// TestStoppedTreeIsErrStopped: once the tree is shut down, Spawn and
+// Registry.Get fail with room.ErrStopped (wrapping supervisor.ErrStopped),
+// the sentinel every other room call uses (issue 12, item 5).
+func TestStoppedTreeIsErrStopped(t *testing.T) {
+	system := actor.NewActorSystem()
+	tree, err := supervisor.New(system)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := room.NewRegistry(tree, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tree.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := room.Spawn(ctx, tree, "late", nil); !errors.Is(err, room.ErrStopped) || !errors.Is(err, supervisor.ErrStopped) {
+		t.Errorf("Spawn after Shutdown = %v, want room.ErrStopped and supervisor.ErrStopped", err)
+	}
+	if _, err := reg.Get(ctx, "late"); !errors.Is(err, room.ErrStopped) {
+		t.Errorf("Registry.Get after Shutdown = %v, want room.ErrStopped", err)
 	}
 }

@@ -2,6 +2,7 @@ package room
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -134,6 +135,10 @@ func spawn(ctx context.Context, tree *supervisor.Tree, name string, o Options, r
 	c := newCore(h, o, reg)
 	props := actor.PropsFromProducer(func() actor.Actor { return c }, o.Props...)
 	pid, err := tree.SpawnRoom(ctx, props, name)
+	if errors.Is(err, supervisor.ErrStopped) {
+		// One sentinel for every room call: the tree's stop is the room's.
+		return nil, fmt.Errorf("room: spawn %q: %w: %w", name, ErrStopped, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("room: spawn %q: %w", name, err)
 	}
