@@ -28,6 +28,22 @@
 // callback). A broadcast should build one [transport.Frame] and send it to
 // every member: it is encoded and compressed once.
 //
+// Which to use:
+//
+//   - [Conn.SendText] and [Conn.Send]: from your behaviour (or any goroutine
+//     holding the Conn), one message to this connection. The common case.
+//   - [Conn.SendFrame]: the same with a prepared [transport.Frame], when one
+//     frame goes to many connections (encoded and compressed once), or a
+//     keyed frame for conflation ([transport.NewKeyedFrame]).
+//   - [Conn.SendNotify]: when you must know that a frame reached the socket
+//     or why it was lost (a callback, run by the writer or by whoever drops
+//     the frame; it must not block).
+//   - [*Send] to the connection's PID: from another actor that has only the
+//     PID (no Conn); with ReplyTo, the outcome comes back as [*Sent], a
+//     message, so the sender needs no callback or lock.
+//   - room.Send to a room's PID: to one member of a room, ordered with the
+//     room's broadcasts (a private reply that must not overtake them).
+//
 // # Failures
 //
 // The user's behaviour runs inside the connection actor through a
