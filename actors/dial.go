@@ -36,6 +36,11 @@ type DialOptions struct {
 	Props []actor.PropsOption
 	// HandlerPanic is as in HandlerOptions.
 	HandlerPanic supervisor.Policy
+	// Decode is as in HandlerOptions: it runs on the reader goroutine and
+	// its value is Message.Value; an error closes with 1007.
+	Decode func(MessageType, []byte) (any, error)
+	// DecodePanic is as in HandlerOptions.
+	DecodePanic supervisor.Policy
 	// Heartbeat is as in HandlerOptions: the server is pinged when it has not
 	// been heard from for Interval, and the connection is terminated when it
 	// has not been heard from for Interval+Timeout (the ws README's client
@@ -92,7 +97,11 @@ func Dial(ctx context.Context, system *actor.ActorSystem, url string, producer a
 	}
 	c := &Conn{t: t}
 	opened := make(chan struct{})
-	a := newConnActor(c, producer, failurePolicies{handlerPanic: cs.handlerPanic}, cs.log, newInbox(cs.inboxLimit, cs.inboxBytes))
+	a := newConnActor(c, producer, failurePolicies{
+		handlerPanic: cs.handlerPanic,
+		decodeFail:   o.DecodePanic,
+		decode:       o.Decode,
+	}, cs.log, newInbox(cs.inboxLimit, cs.inboxBytes))
 	a.root = system.Root
 	a.opened = opened
 	if hb := supervisor.NewHeartbeat(o.Heartbeat); hb.Enabled() {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -142,118 +143,124 @@ func waitFor[T any](t *testing.T, ch <-chan any) T {
 }
 
 func TestEchoAndLifecycle(t *testing.T) {
-	events := make(chan any, 16)
-	h, url, _ := testServer(t, echoProducer(events), nil)
-	c := dial(t, url)
-	opened := waitFor[*actors.Opened](t, events)
-	if opened.Conn.PID() == nil || opened.Conn.Request() == nil {
-		t.Fatalf("Opened lacks PID or request: %+v", opened.Conn)
-	}
-	for i := range 100 {
-		msg := fmt.Sprintf("hello %d", i)
-		if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		events := make(chan any, 16)
+		h, srv, _ := fakeServer(t, echoProducer(events), nil)
+		c := fakeDial(t, srv)
+		opened := waitFor[*actors.Opened](t, events)
+		if opened.Conn.PID() == nil || opened.Conn.Request() == nil {
+			t.Fatalf("Opened lacks PID or request: %+v", opened.Conn)
 		}
-		if got := readText(t, c); got != msg {
-			t.Fatalf("echo = %q, want %q", got, msg)
+		for i := range 100 {
+			msg := fmt.Sprintf("hello %d", i)
+			if err := c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+				t.Fatal(err)
+			}
+			if got := readText(t, c); got != msg {
+				t.Fatalf("echo = %q, want %q", got, msg)
+			}
 		}
-	}
-	if h.Len() != 1 {
-		t.Fatalf("Len = %d, want 1", h.Len())
-	}
-	_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4000, "done"), time.Now().Add(time.Second))
-	closed := waitFor[*actors.Closed](t, events)
-	if closed.Code != 4000 || closed.Reason != "done" || !closed.ByPeer || closed.Err != nil {
-		t.Fatalf("Closed = %+v, want 4000 done by peer", closed)
-	}
-	if code, _ := readClose(t, c); code != 4000 {
-		t.Fatalf("server echoed close %d, want 4000", code)
-	}
-	select {
-	case m := <-events:
-		t.Fatalf("unexpected event after Closed: %#v", m)
-	default:
-	}
+		if h.Len() != 1 {
+			t.Fatalf("Len = %d, want 1", h.Len())
+		}
+		_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4000, "done"), time.Now().Add(time.Second))
+		closed := waitFor[*actors.Closed](t, events)
+		if closed.Code != 4000 || closed.Reason != "done" || !closed.ByPeer || closed.Err != nil {
+			t.Fatalf("Closed = %+v, want 4000 done by peer", closed)
+		}
+		if code, _ := readClose(t, c); code != 4000 {
+			t.Fatalf("server echoed close %d, want 4000", code)
+		}
+		select {
+		case m := <-events:
+			t.Fatalf("unexpected event after Closed: %#v", m)
+		default:
+		}
+	})
 }
 
 func TestHandlerPanicClosesOnlyThatConnection(t *testing.T) {
-	events := make(chan any, 16)
-	_, url, _ := testServer(t, echoProducer(events), &actors.HandlerOptions{HandlerPanic: supervisor.Policy{Directive: supervisor.Stop}})
-	bad, good := dial(t, url), dial(t, url)
-	waitFor[*actors.Opened](t, events)
-	waitFor[*actors.Opened](t, events)
+	synctest.Test(t, func(t *testing.T) {
+		events := make(chan any, 16)
+		_, srv, _ := fakeServer(t, echoProducer(events), &actors.HandlerOptions{HandlerPanic: supervisor.Policy{Directive: supervisor.Stop}})
+		bad, good := fakeDial(t, srv), fakeDial(t, srv)
+		waitFor[*actors.Opened](t, events)
+		waitFor[*actors.Opened](t, events)
 
-	if err := bad.WriteMessage(websocket.TextMessage, []byte("panic")); err != nil {
-		t.Fatal(err)
-	}
-	if code, _ := readClose(t, bad); code != int(transport.StatusInternalError) {
-		t.Fatalf("close code %d, want 1011", code)
-	}
-	closed := waitFor[*actors.Closed](t, events)
-	var pe *actors.PanicError
-	if !errors.As(closed.Err, &pe) || len(pe.Stack) == 0 {
-		t.Fatalf("Closed.Err = %v, want *PanicError with stack", closed.Err)
-	}
-	if err := good.WriteMessage(websocket.TextMessage, []byte("still here")); err != nil {
-		t.Fatal(err)
-	}
-	if got := readText(t, good); got != "still here" {
-		t.Fatalf("other connection got %q", got)
-	}
+		if err := bad.WriteMessage(websocket.TextMessage, []byte("panic")); err != nil {
+			t.Fatal(err)
+		}
+		if code, _ := readClose(t, bad); code != int(transport.StatusInternalError) {
+			t.Fatalf("close code %d, want 1011", code)
+		}
+		closed := waitFor[*actors.Closed](t, events)
+		var pe *actors.PanicError
+		if !errors.As(closed.Err, &pe) || len(pe.Stack) == 0 {
+			t.Fatalf("Closed.Err = %v, want *PanicError with stack", closed.Err)
+		}
+		if err := good.WriteMessage(websocket.TextMessage, []byte("still here")); err != nil {
+			t.Fatal(err)
+		}
+		if got := readText(t, good); got != "still here" {
+			t.Fatalf("other connection got %q", got)
+		}
+	})
 }
 
 func TestSendThroughPIDReportsOutcome(t *testing.T) {
-	events := make(chan any, 16)
-	_, url, system := testServer(t, echoProducer(events), nil)
-	c := dial(t, url)
-	conn := waitFor[*actors.Opened](t, events).Conn
+	synctest.Test(t, func(t *testing.T) {
+		events := make(chan any, 16)
+		_, srv, system := fakeServer(t, echoProducer(events), nil)
+		c := fakeDial(t, srv)
+		conn := waitFor[*actors.Opened](t, events).Conn
 
-	replies := make(chan *actors.Sent, 4)
-	probe := system.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
-		if s, ok := ctx.Message().(*actors.Sent); ok {
-			replies <- s
+		replies := make(chan *actors.Sent, 4)
+		probe := system.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+			if s, ok := ctx.Message().(*actors.Sent); ok {
+				replies <- s
+			}
+		}))
+		defer system.Root.Stop(probe)
+
+		system.Root.Send(conn.PID(), &actors.Send{Type: actors.Text, Data: []byte("from afar"), ReplyTo: probe, ID: 7})
+		if got := readText(t, c); got != "from afar" {
+			t.Fatalf("got %q", got)
 		}
-	}))
-	defer system.Root.Stop(probe)
-
-	system.Root.Send(conn.PID(), &actors.Send{Type: actors.Text, Data: []byte("from afar"), ReplyTo: probe, ID: 7})
-	if got := readText(t, c); got != "from afar" {
-		t.Fatalf("got %q", got)
-	}
-	select {
-	case s := <-replies:
-		if s.ID != 7 || s.Err != nil {
-			t.Fatalf("Sent = %+v, want ID 7 nil error", s)
+		select {
+		case s := <-replies:
+			if s.ID != 7 || s.Err != nil {
+				t.Fatalf("Sent = %+v, want ID 7 nil error", s)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no Sent reply")
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no Sent reply")
-	}
 
-	// A plain goroutine can send through the handle too.
-	var wg sync.WaitGroup
-	for i := range 10 {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = conn.SendText(fmt.Sprint(i)) }()
-	}
-	wg.Wait()
-	for range 10 {
-		readText(t, c)
-	}
+		// A plain goroutine can send through the handle too.
+		var wg sync.WaitGroup
+		for i := range 10 {
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = conn.SendText(fmt.Sprint(i)) }()
+		}
+		wg.Wait()
+		for range 10 {
+			readText(t, c)
+		}
 
-	system.Root.Send(conn.PID(), &actors.Close{Code: transport.StatusNormalClosure, Reason: "bye"})
-	if code, text := readClose(t, c); code != 1000 || text != "bye" {
-		t.Fatalf("close %d %q, want 1000 bye", code, text)
-	}
-	closed := waitFor[*actors.Closed](t, events)
-	if closed.Code != 1000 || closed.ByPeer {
-		t.Fatalf("Closed = %+v", closed)
-	}
+		system.Root.Send(conn.PID(), &actors.Close{Code: transport.StatusNormalClosure, Reason: "bye"})
+		if code, text := readClose(t, c); code != 1000 || text != "bye" {
+			t.Fatalf("close %d %q, want 1000 bye", code, text)
+		}
+		closed := waitFor[*actors.Closed](t, events)
+		if closed.Code != 1000 || closed.ByPeer {
+			t.Fatalf("Closed = %+v", closed)
+		}
 
-	// After the close, a send is refused with ErrClosed.
-	system.Root.Send(conn.PID(), &actors.Send{Type: actors.Text, Data: []byte("late"), ReplyTo: probe, ID: 8})
-	if err := conn.SendText("late"); !errors.Is(err, transport.ErrClosed) {
-		t.Fatalf("send after close: %v, want ErrClosed", err)
-	}
+		// After the close, a send is refused with ErrClosed.
+		system.Root.Send(conn.PID(), &actors.Send{Type: actors.Text, Data: []byte("late"), ReplyTo: probe, ID: 8})
+		if err := conn.SendText("late"); !errors.Is(err, transport.ErrClosed) {
+			t.Fatalf("send after close: %v, want ErrClosed", err)
+		}
+	})
 }
 
 func TestShutdownClosesEveryConnectionWith1001(t *testing.T) {
@@ -358,32 +365,34 @@ func TestAuthenticateBeforeUpgrade(t *testing.T) {
 }
 
 func TestExternalStopDeliversClosedOnce(t *testing.T) {
-	events := make(chan any, 16)
-	h, url, system := testServer(t, echoProducer(events), nil)
-	c := dial(t, url)
-	conn := waitFor[*actors.Opened](t, events).Conn
-	system.Root.Stop(conn.PID())
-	closed := waitFor[*actors.Closed](t, events)
-	if !errors.Is(closed.Err, actors.ErrStopped) || closed.Code != 1001 {
-		t.Fatalf("Closed = %+v, want 1001 ErrStopped", closed)
-	}
-	if code, _ := readClose(t, c); code != 1001 {
-		t.Fatalf("client got %d, want 1001", code)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for h.Len() != 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if h.Len() != 0 {
-		t.Fatal("connection still counted after its actor stopped")
-	}
-	select {
-	case m := <-events:
-		if _, dup := m.(*actors.Closed); dup {
-			t.Fatal("Closed delivered twice")
+	synctest.Test(t, func(t *testing.T) {
+		events := make(chan any, 16)
+		h, srv, system := fakeServer(t, echoProducer(events), nil)
+		c := fakeDial(t, srv)
+		conn := waitFor[*actors.Opened](t, events).Conn
+		system.Root.Stop(conn.PID())
+		closed := waitFor[*actors.Closed](t, events)
+		if !errors.Is(closed.Err, actors.ErrStopped) || closed.Code != 1001 {
+			t.Fatalf("Closed = %+v, want 1001 ErrStopped", closed)
 		}
-	case <-time.After(100 * time.Millisecond):
-	}
+		if code, _ := readClose(t, c); code != 1001 {
+			t.Fatalf("client got %d, want 1001", code)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for h.Len() != 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if h.Len() != 0 {
+			t.Fatal("connection still counted after its actor stopped")
+		}
+		select {
+		case m := <-events:
+			if _, dup := m.(*actors.Closed); dup {
+				t.Fatal("Closed delivered twice")
+			}
+		case <-time.After(100 * time.Millisecond):
+		}
+	})
 }
 
 // slow handles one message at a time, each only when released.
@@ -400,48 +409,50 @@ func (s *slow) Receive(ctx actor.Context) {
 }
 
 func TestInboxLimitPausesReading(t *testing.T) {
-	got := make(chan string, 1000)
-	release := make(chan struct{})
-	var once sync.Once
-	defer once.Do(func() { close(release) })
-	h, url, _ := testServer(t, func() actor.Actor { return &slow{got: got, release: release} },
-		&actors.HandlerOptions{InboxLimit: 4})
-	c := dial(t, url)
-	waiting := make(chan int, 1)
-	defer actors.SetInboxWaitHook(func(_ *actors.Conn, msgs, _ int) {
+	synctest.Test(t, func(t *testing.T) {
+		got := make(chan string, 1000)
+		release := make(chan struct{})
+		var once sync.Once
+		defer once.Do(func() { close(release) })
+		h, srv, _ := fakeServer(t, func() actor.Actor { return &slow{got: got, release: release} },
+			&actors.HandlerOptions{InboxLimit: 4})
+		c := fakeDial(t, srv)
+		waiting := make(chan int, 1)
+		defer actors.SetInboxWaitHook(func(_ *actors.Conn, msgs, _ int) {
+			select {
+			case waiting <- msgs:
+			default:
+			}
+		})()
+		const n = 200
+		go func() {
+			for i := range n {
+				if c.WriteMessage(websocket.TextMessage, []byte(fmt.Sprint(i))) != nil {
+					return
+				}
+			}
+		}()
+		// While the actor is stuck, the reader takes InboxLimit messages (the
+		// one being handled among them), then waits for room.
 		select {
-		case waiting <- msgs:
-		default:
+		case msgs := <-waiting:
+			if msgs != 4 {
+				t.Fatalf("reader waits with %d messages held, want 4", msgs)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the reader never waited for inbox room")
 		}
-	})()
-	const n = 200
-	go func() {
+		once.Do(func() { close(release) })
 		for i := range n {
-			if c.WriteMessage(websocket.TextMessage, []byte(fmt.Sprint(i))) != nil {
-				return
+			select {
+			case m := <-got:
+				if m != fmt.Sprint(i) {
+					t.Fatalf("message %d = %q: out of order", i, m)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("only %d of %d messages arrived", i, n)
 			}
 		}
-	}()
-	// While the actor is stuck, the reader takes InboxLimit messages (the
-	// one being handled among them), then waits for room.
-	select {
-	case msgs := <-waiting:
-		if msgs != 4 {
-			t.Fatalf("reader waits with %d messages held, want 4", msgs)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the reader never waited for inbox room")
-	}
-	once.Do(func() { close(release) })
-	for i := range n {
-		select {
-		case m := <-got:
-			if m != fmt.Sprint(i) {
-				t.Fatalf("message %d = %q: out of order", i, m)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("only %d of %d messages arrived", i, n)
-		}
-	}
-	_ = h
+		_ = h
+	})
 }

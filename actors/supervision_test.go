@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -17,6 +18,7 @@ import (
 	"github.com/wsactor/wsactor/actors"
 	"github.com/wsactor/wsactor/supervisor"
 	"github.com/wsactor/wsactor/transport"
+	"github.com/wsactor/wsactor/wsactortest"
 )
 
 // counter replies with how many messages it has handled, and panics on
@@ -34,238 +36,289 @@ func (c *counter) Receive(ctx actor.Context) {
 }
 
 func TestHandlerPanicResumesWithinBudgetThenCloses(t *testing.T) {
-	_, url, _ := testServer(t, func() actor.Actor { return &counter{} }, &actors.HandlerOptions{
-		HandlerPanic: supervisor.Policy{Budget: supervisor.Budget{Max: 2, Within: time.Hour}},
-	})
-	c, other := dial(t, url), dial(t, url)
-	send := func(s string) { _ = c.WriteMessage(websocket.TextMessage, []byte(s)) }
+	synctest.Test(t, func(t *testing.T) {
+		_, srv, _ := fakeServer(t, func() actor.Actor { return &counter{} }, &actors.HandlerOptions{
+			HandlerPanic: supervisor.Policy{Budget: supervisor.Budget{Max: 2, Within: time.Hour}},
+		})
+		c, other := fakeDial(t, srv), fakeDial(t, srv)
+		send := func(s string) { _ = c.WriteMessage(websocket.TextMessage, []byte(s)) }
 
-	send("a")
-	if got := readText(t, c); got != "1" {
-		t.Fatalf("got %q", got)
-	}
-	for i := range 2 { // within budget: resumed, state kept
-		send("panic")
-		send("b")
-		if got, want := readText(t, c), strconv.Itoa(i+2); got != want {
-			t.Fatalf("after panic %d: count %q, want %q (state lost or connection gone)", i+1, got, want)
+		send("a")
+		if got := readText(t, c); got != "1" {
+			t.Fatalf("got %q", got)
 		}
-	}
-	send("panic") // third panic: past the budget
-	if code, _ := readClose(t, c); code != int(transport.StatusInternalError) {
-		t.Fatalf("past budget: close %d, want 1011", code)
-	}
-	_ = other.WriteMessage(websocket.TextMessage, []byte("x"))
-	if got := readText(t, other); got != "1" {
-		t.Fatalf("other connection disturbed: %q", got)
-	}
+		for i := range 2 { // within budget: resumed, state kept
+			send("panic")
+			send("b")
+			if got, want := readText(t, c), strconv.Itoa(i+2); got != want {
+				t.Fatalf("after panic %d: count %q, want %q (state lost or connection gone)", i+1, got, want)
+			}
+		}
+		send("panic") // third panic: past the budget
+		if code, _ := readClose(t, c); code != int(transport.StatusInternalError) {
+			t.Fatalf("past budget: close %d, want 1011", code)
+		}
+		_ = other.WriteMessage(websocket.TextMessage, []byte("x"))
+		if got := readText(t, other); got != "1" {
+			t.Fatalf("other connection disturbed: %q", got)
+		}
+	})
 }
 
 func TestDecodeHook(t *testing.T) {
-	events := make(chan any, 16)
-	values := make(chan any, 16)
-	_, url, _ := testServer(t, func() actor.Actor {
-		return actor.ReceiveFunc(func(ctx actor.Context) {
-			switch m := ctx.Message().(type) {
-			case *actors.Message:
-				values <- m.Value
-			case *actors.Closed:
-				events <- m
-			}
+	synctest.Test(t, func(t *testing.T) {
+		events := make(chan any, 16)
+		values := make(chan any, 16)
+		_, srv, _ := fakeServer(t, func() actor.Actor {
+			return actor.ReceiveFunc(func(ctx actor.Context) {
+				switch m := ctx.Message().(type) {
+				case *actors.Message:
+					values <- m.Value
+				case *actors.Closed:
+					events <- m
+				}
+			})
+		}, &actors.HandlerOptions{
+			Decode: func(_ actors.MessageType, p []byte) (any, error) {
+				switch string(p) {
+				case "boom":
+					panic("decoder bug")
+				case "junk":
+					return nil, errors.New("not a number")
+				}
+				return strconv.Atoi(string(p))
+			},
+			DecodePanic: supervisor.Policy{Budget: supervisor.Budget{Max: 1, Within: time.Hour}},
 		})
-	}, &actors.HandlerOptions{
-		Decode: func(_ actors.MessageType, p []byte) (any, error) {
-			switch string(p) {
-			case "boom":
-				panic("decoder bug")
-			case "junk":
-				return nil, errors.New("not a number")
-			}
-			return strconv.Atoi(string(p))
-		},
-		DecodePanic: supervisor.Policy{Budget: supervisor.Budget{Max: 1, Within: time.Hour}},
-	})
 
-	c := dial(t, url)
-	for _, s := range []string{"1", "boom", "2"} {
-		_ = c.WriteMessage(websocket.TextMessage, []byte(s))
-	}
-	for _, want := range []int{1, 2} { // "boom" was dropped, reading went on
-		select {
-		case v := <-values:
-			if v != want {
-				t.Fatalf("value %v, want %d", v, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("decoded value missing")
+		c := fakeDial(t, srv)
+		for _, s := range []string{"1", "boom", "2"} {
+			_ = c.WriteMessage(websocket.TextMessage, []byte(s))
 		}
-	}
-	_ = c.WriteMessage(websocket.TextMessage, []byte("boom")) // past the budget
-	if code, _ := readClose(t, c); code != 1011 {
-		t.Fatalf("decoder panic past budget: close %d, want 1011", code)
-	}
-	waitFor[*actors.Closed](t, events)
+		for _, want := range []int{1, 2} { // "boom" was dropped, reading went on
+			select {
+			case v := <-values:
+				if v != want {
+					t.Fatalf("value %v, want %d", v, want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("decoded value missing")
+			}
+		}
+		_ = c.WriteMessage(websocket.TextMessage, []byte("boom")) // past the budget
+		if code, _ := readClose(t, c); code != 1011 {
+			t.Fatalf("decoder panic past budget: close %d, want 1011", code)
+		}
+		waitFor[*actors.Closed](t, events)
 
-	c2 := dial(t, url)
-	_ = c2.WriteMessage(websocket.TextMessage, []byte("junk"))
-	if code, _ := readClose(t, c2); code != int(transport.StatusInvalidFramePayloadData) {
-		t.Fatalf("decode error: close %d, want 1007", code)
-	}
-	if closed := waitFor[*actors.Closed](t, events); !errors.Is(closed.Err, actors.ErrDecode) {
-		t.Fatalf("Closed.Err = %v, want ErrDecode", closed.Err)
-	}
+		c2 := fakeDial(t, srv)
+		_ = c2.WriteMessage(websocket.TextMessage, []byte("junk"))
+		if code, _ := readClose(t, c2); code != int(transport.StatusInvalidFramePayloadData) {
+			t.Fatalf("decode error: close %d, want 1007", code)
+		}
+		if closed := waitFor[*actors.Closed](t, events); !errors.Is(closed.Err, actors.ErrDecode) {
+			t.Fatalf("Closed.Err = %v, want ErrDecode", closed.Err)
+		}
+	})
 }
 
 func TestHeartbeatKillsSilentClientOnce(t *testing.T) {
-	events := make(chan any, 16)
-	hb := supervisor.HeartbeatOptions{Interval: 100 * time.Millisecond, Timeout: 400 * time.Millisecond}
-	h, url, _ := testServer(t, echoProducer(events), &actors.HandlerOptions{Heartbeat: hb})
+	synctest.Test(t, func(t *testing.T) {
+		events := make(chan any, 16)
+		hb := supervisor.HeartbeatOptions{Interval: 100 * time.Millisecond, Timeout: 400 * time.Millisecond}
+		h, srv, _ := fakeServer(t, echoProducer(events), &actors.HandlerOptions{Heartbeat: hb})
 
-	// A client that completes the handshake and then never reads: gorilla
-	// answers pings only while reading, so this peer is silent.
-	silent := dial(t, url)
-	waitFor[*actors.Opened](t, events)
+		// A client that completes the handshake and then never reads: gorilla
+		// answers pings only while reading, so this peer is silent.
+		silent := fakeDial(t, srv)
+		waitFor[*actors.Opened](t, events)
 
-	// A client that reads answers every ping and must survive.
-	alive := dial(t, url)
-	waitFor[*actors.Opened](t, events)
-	aliveErr := make(chan error, 1)
-	go func() {
-		for {
-			if _, _, err := alive.ReadMessage(); err != nil {
-				aliveErr <- err
-				return
+		// A client that reads answers every ping and must survive.
+		alive := fakeDial(t, srv)
+		waitFor[*actors.Opened](t, events)
+		aliveErr := make(chan error, 1)
+		go func() {
+			for {
+				if _, _, err := alive.ReadMessage(); err != nil {
+					aliveErr <- err
+					return
+				}
 			}
-		}
-	}()
+		}()
 
-	closed := waitFor[*actors.Closed](t, events)
-	if !errors.Is(closed.Err, supervisor.ErrHeartbeatTimeout) || closed.ByPeer {
-		t.Fatalf("Closed = %+v, want ErrHeartbeatTimeout, not by peer", closed)
-	}
-	// Three more intervals: the reading client stays, no second Closed.
-	select {
-	case m := <-events:
-		t.Fatalf("unexpected event %#v", m)
-	case err := <-aliveErr:
-		t.Fatalf("answering client was dropped: %v", err)
-	case <-time.After(3 * hb.Interval):
-	}
-	if h.Len() != 1 {
-		t.Fatalf("Len = %d, want 1", h.Len())
-	}
-	_ = silent
+		closed := waitFor[*actors.Closed](t, events)
+		if !errors.Is(closed.Err, supervisor.ErrHeartbeatTimeout) || closed.ByPeer {
+			t.Fatalf("Closed = %+v, want ErrHeartbeatTimeout, not by peer", closed)
+		}
+		// Three more intervals: the reading client stays, no second Closed.
+		select {
+		case m := <-events:
+			t.Fatalf("unexpected event %#v", m)
+		case err := <-aliveErr:
+			t.Fatalf("answering client was dropped: %v", err)
+		case <-time.After(3 * hb.Interval):
+		}
+		if h.Len() != 1 {
+			t.Fatalf("Len = %d, want 1", h.Len())
+		}
+		_ = silent
+	})
 }
 
 func TestClientHeartbeatAndReconnect(t *testing.T) {
-	// The server closes each of the first two sessions right after it opens
-	// (a restarting server), then echoes.
-	var sessions atomic.Int32
-	_, url, system := testServer(t, func() actor.Actor {
-		return actor.ReceiveFunc(func(ctx actor.Context) {
-			switch m := ctx.Message().(type) {
-			case *actors.Opened:
-				if sessions.Add(1) <= 2 {
-					m.Conn.Close(transport.StatusServiceRestart, "restarting")
+	synctest.Test(t, func(t *testing.T) {
+		// The server closes each of the first two sessions right after it opens
+		// (a restarting server), then echoes.
+		var sessions atomic.Int32
+		_, srv, system := fakeServer(t, func() actor.Actor {
+			return actor.ReceiveFunc(func(ctx actor.Context) {
+				switch m := ctx.Message().(type) {
+				case *actors.Opened:
+					if sessions.Add(1) <= 2 {
+						m.Conn.Close(transport.StatusServiceRestart, "restarting")
+					}
+				case *actors.Message:
+					_ = m.Conn.Send(m.Type, m.Data)
 				}
-			case *actors.Message:
-				_ = m.Conn.Send(m.Type, m.Data)
-			}
-		})
-	}, nil)
+			})
+		}, nil)
 
-	events := make(chan any, 32)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	first, _, err := actors.Dial(ctx, system, url, func() actor.Actor {
-		return actor.ReceiveFunc(func(ctx actor.Context) {
-			switch m := ctx.Message().(type) {
-			case *actors.Opened, *actors.Closed, *actors.Reconnecting:
-				events <- m
-			case *actors.Message:
-				events <- m.Text()
-			}
+		events := make(chan any, 32)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		first, _, err := actors.Dial(ctx, system, srv.URL, func() actor.Actor {
+			return actor.ReceiveFunc(func(ctx actor.Context) {
+				switch m := ctx.Message().(type) {
+				case *actors.Opened, *actors.Closed, *actors.Reconnecting:
+					events <- m
+				case *actors.Message:
+					events <- m.Text()
+				}
+			})
+		}, &actors.DialOptions{
+			DialOptions: transport.DialOptions{NetDialContext: srv.Net.Dial},
+			Reconnect:   &actors.ReconnectOptions{Backoff: supervisor.Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond}},
 		})
-	}, &actors.DialOptions{Reconnect: &actors.ReconnectOptions{Backoff: supervisor.Backoff{Min: 5 * time.Millisecond, Max: 20 * time.Millisecond}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// On failure the client would go on reconnecting (and logging to the
-	// system's test logger) after the test: stop it first.
-	t.Cleanup(func() { system.Root.StopFuture(first.PID()).Wait() })
-	var last *actors.Conn
-	for i := range 2 {
-		waitFor[*actors.Opened](t, events)
-		closed := waitFor[*actors.Closed](t, events)
-		if closed.Code != transport.StatusServiceRestart {
-			t.Fatalf("session %d closed with %d", i+1, closed.Code)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if r := waitFor[*actors.Reconnecting](t, events); r.Attempt != 1 {
-			t.Fatalf("Reconnecting.Attempt = %d, want 1 (reset after a successful reconnect)", r.Attempt)
+		// On failure the client would go on reconnecting (and logging to the
+		// system's test logger) after the test: stop it first.
+		t.Cleanup(func() { system.Root.StopFuture(first.PID()).Wait() })
+		var last *actors.Conn
+		for i := range 2 {
+			waitFor[*actors.Opened](t, events)
+			closed := waitFor[*actors.Closed](t, events)
+			if closed.Code != transport.StatusServiceRestart {
+				t.Fatalf("session %d closed with %d", i+1, closed.Code)
+			}
+			if r := waitFor[*actors.Reconnecting](t, events); r.Attempt != 1 {
+				t.Fatalf("Reconnecting.Attempt = %d, want 1 (reset after a successful reconnect)", r.Attempt)
+			}
 		}
-	}
-	last = waitFor[*actors.Opened](t, events).Conn
-	if last == first || last.PID().Id != first.PID().Id {
-		t.Fatal("a reconnect must keep the actor (same PID) and give a new Conn")
-	}
-	_ = last.SendText("after reconnects")
-	if got := waitFor[string](t, events); got != "after reconnects" {
-		t.Fatalf("echo %q", got)
-	}
-	// Our own clean close ends it: no reconnect.
-	last.Close(transport.StatusNormalClosure, "bye")
-	waitFor[*actors.Closed](t, events)
-	select {
-	case m := <-events:
-		if _, ok := m.(*actors.Reconnecting); ok {
-			t.Fatal("reconnected after our own clean close")
+		last = waitFor[*actors.Opened](t, events).Conn
+		if last == first || last.PID().Id != first.PID().Id {
+			t.Fatal("a reconnect must keep the actor (same PID) and give a new Conn")
 		}
-	case <-time.After(100 * time.Millisecond):
-	}
-	if n := sessions.Load(); n != 3 {
-		t.Fatalf("server saw %d sessions, want 3", n)
-	}
+		_ = last.SendText("after reconnects")
+		if got := waitFor[string](t, events); got != "after reconnects" {
+			t.Fatalf("echo %q", got)
+		}
+		// Our own clean close ends it: no reconnect.
+		last.Close(transport.StatusNormalClosure, "bye")
+		waitFor[*actors.Closed](t, events)
+		select {
+		case m := <-events:
+			if _, ok := m.(*actors.Reconnecting); ok {
+				t.Fatal("reconnected after our own clean close")
+			}
+		case <-time.After(100 * time.Millisecond):
+		}
+		if n := sessions.Load(); n != 3 {
+			t.Fatalf("server saw %d sessions, want 3", n)
+		}
+	})
 }
 
-func TestClientHeartbeatDetectsSilentServer(t *testing.T) {
-	// A server that upgrades and then never reads (so never answers pings).
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hold := make(chan *websocket.Conn, 1)
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
-		if err == nil {
-			hold <- c
+// silentServer upgrades every request with gorilla on an in-memory network
+// and then never reads, so it never answers a ping. Call it inside
+// synctest.Test.
+func silentServer(t *testing.T) *wsactortest.Server {
+	t.Helper()
+	held := make(chan *websocket.Conn, 4)
+	srv := wsactortest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := (&websocket.Upgrader{}).Upgrade(w, r, nil); err == nil {
+			held <- c
 		}
-	})}
-	go srv.Serve(ln)
-	defer srv.Close()
+	}))
+	t.Cleanup(func() {
+		srv.Close()
+		for {
+			select {
+			case c := <-held:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+	return srv
+}
 
+// dialSilent dials srv with actors.Dial and returns when the client saw
+// its connection close, and why.
+func dialSilent(t *testing.T, srv *wsactortest.Server, opts actors.DialOptions) (*actors.Closed, time.Duration) {
+	t.Helper()
+	settleDeadLetters(t)
 	system := actors.NewSystem(zerolog.Nop())
 	closed := make(chan *actors.Closed, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, _, err = actors.Dial(ctx, system, "ws://"+ln.Addr().String(), func() actor.Actor {
+	opts.NetDialContext = srv.Net.Dial
+	start := time.Now()
+	_, _, err := actors.Dial(context.Background(), system, srv.URL, func() actor.Actor {
 		return actor.ReceiveFunc(func(ctx actor.Context) {
 			if m, ok := ctx.Message().(*actors.Closed); ok {
 				closed <- m
 			}
 		})
-	}, &actors.DialOptions{Heartbeat: supervisor.HeartbeatOptions{Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond}})
+	}, &opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case m := <-closed:
+		return m, time.Since(start)
+	case <-time.After(time.Hour):
+		t.Fatal("silent server not detected in an hour")
+		return nil, 0
+	}
+}
+
+func TestClientHeartbeatDetectsSilentServer(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hb := supervisor.HeartbeatOptions{Interval: 50 * time.Millisecond, Timeout: 50 * time.Millisecond}
+		m, after := dialSilent(t, silentServer(t), actors.DialOptions{Heartbeat: hb})
 		if !errors.Is(m.Err, supervisor.ErrHeartbeatTimeout) {
 			t.Fatalf("Closed.Err = %v, want ErrHeartbeatTimeout", m.Err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("silent server not detected")
-	}
-	(<-hold).Close()
+		if lo, hi := hb.Interval+hb.Timeout, hb.Interval+hb.Timeout+hb.Interval/10+time.Millisecond*5; after < lo || after > hi {
+			t.Fatalf("terminated after %v, want between %v and %v", after, lo, hi)
+		}
+	})
+}
+
+// The client's heartbeat is on with zero options (the ws README's client
+// heartbeat is opt-in code; here it is the default): a server that stops
+// answering is dropped after 30s unheard plus 30s to answer the ping.
+func TestClientHeartbeatOnByDefault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, after := dialSilent(t, silentServer(t), actors.DialOptions{})
+		if !errors.Is(m.Err, supervisor.ErrHeartbeatTimeout) {
+			t.Fatalf("Closed.Err = %v, want ErrHeartbeatTimeout", m.Err)
+		}
+		if lo, hi := 60*time.Second, 63*time.Second; after < lo || after > hi {
+			t.Fatalf("terminated after %v, want between %v and %v (default 30s + 30s, tick 3s)", after, lo, hi)
+		}
+	})
 }
 
 func TestShutdownThousandConnections(t *testing.T) {
@@ -332,7 +385,9 @@ func TestShutdownThousandConnections(t *testing.T) {
 }
 
 // A reader held back by InboxLimit (a slow actor, not a silent peer) must not
-// be killed by the heartbeat.
+// be killed by the heartbeat. This one stays on loopback TCP: what spares the
+// peer is the kernel's record of data reaching the socket (LastHeard), which
+// an in-memory pipe does not have.
 func TestHeartbeatSparesPeerOfSlowActor(t *testing.T) {
 	events := make(chan any, 16)
 	release := make(chan struct{})
@@ -376,41 +431,46 @@ func TestHeartbeatSparesPeerOfSlowActor(t *testing.T) {
 }
 
 func TestReconnectStopsOnRefusal(t *testing.T) {
-	var sessions atomic.Int32
-	_, url, system := testServer(t, func() actor.Actor {
-		return actor.ReceiveFunc(func(ctx actor.Context) {
-			if m, ok := ctx.Message().(*actors.Opened); ok {
-				m.Conn.Close(transport.StatusServiceRestart, "restarting")
-			}
+	synctest.Test(t, func(t *testing.T) {
+		var sessions atomic.Int32
+		_, srv, system := fakeServer(t, func() actor.Actor {
+			return actor.ReceiveFunc(func(ctx actor.Context) {
+				if m, ok := ctx.Message().(*actors.Opened); ok {
+					m.Conn.Close(transport.StatusServiceRestart, "restarting")
+				}
+			})
+		}, &actors.HandlerOptions{AcceptOptions: transport.AcceptOptions{
+			Authenticate: func(*http.Request) (any, error) {
+				if sessions.Add(1) == 1 {
+					return "ok", nil
+				}
+				return nil, errors.New("token expired")
+			},
+		}})
+		events := make(chan any, 16)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, _, err := actors.Dial(ctx, system, srv.URL, func() actor.Actor {
+			return actor.ReceiveFunc(func(ctx actor.Context) {
+				switch m := ctx.Message().(type) {
+				case *actors.Reconnecting, *actor.Stopped:
+					events <- m
+				}
+			})
+		}, &actors.DialOptions{
+			DialOptions: transport.DialOptions{NetDialContext: srv.Net.Dial},
+			Reconnect:   &actors.ReconnectOptions{Backoff: supervisor.Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond}},
 		})
-	}, &actors.HandlerOptions{AcceptOptions: transport.AcceptOptions{
-		Authenticate: func(*http.Request) (any, error) {
-			if sessions.Add(1) == 1 {
-				return "ok", nil
-			}
-			return nil, errors.New("token expired")
-		},
-	}})
-	events := make(chan any, 16)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, _, err := actors.Dial(ctx, system, url, func() actor.Actor {
-		return actor.ReceiveFunc(func(ctx actor.Context) {
-			switch m := ctx.Message().(type) {
-			case *actors.Reconnecting, *actor.Stopped:
-				events <- m
-			}
-		})
-	}, &actors.DialOptions{Reconnect: &actors.ReconnectOptions{Backoff: supervisor.Backoff{Min: time.Millisecond, Max: 5 * time.Millisecond}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { system.Root.StopFuture(conn.PID()).Wait() })
-	waitFor[*actors.Reconnecting](t, events) // after the 1012
-	waitFor[*actor.Stopped](t, events)       // the 401 ends it
-	if n := sessions.Load(); n != 2 {
-		t.Fatalf("server saw %d handshakes, want 2 (no retry after 401)", n)
-	}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { system.Root.StopFuture(conn.PID()).Wait() })
+		waitFor[*actors.Reconnecting](t, events) // after the 1012
+		waitFor[*actor.Stopped](t, events)       // the 401 ends it
+		if n := sessions.Load(); n != 2 {
+			t.Fatalf("server saw %d handshakes, want 2 (no retry after 401)", n)
+		}
+	})
 }
 
 // restartable counts messages like counter and tells its peer when it was
@@ -436,43 +496,45 @@ func (r *restartable) Receive(ctx actor.Context) {
 // same socket; the fresh behaviour gets *actors.Opened again, for the same
 // Conn, with Restarted set. Past the budget the connection closes with 1011.
 func TestHandlerPanicRestartKeepsSocket(t *testing.T) {
-	opened := make(chan *actors.Opened, 8)
-	var made atomic.Int32
-	_, url, _ := testServer(t, func() actor.Actor {
-		made.Add(1)
-		return &restartable{opened: opened}
-	}, &actors.HandlerOptions{
-		HandlerPanic: supervisor.Policy{Directive: supervisor.Restart, Budget: supervisor.Budget{Max: 1, Within: time.Hour}},
+	synctest.Test(t, func(t *testing.T) {
+		opened := make(chan *actors.Opened, 8)
+		var made atomic.Int32
+		_, srv, _ := fakeServer(t, func() actor.Actor {
+			made.Add(1)
+			return &restartable{opened: opened}
+		}, &actors.HandlerOptions{
+			HandlerPanic: supervisor.Policy{Directive: supervisor.Restart, Budget: supervisor.Budget{Max: 1, Within: time.Hour}},
+		})
+		c := fakeDial(t, srv)
+		send := func(s string) { _ = c.WriteMessage(websocket.TextMessage, []byte(s)) }
+		first := <-opened
+		if first.Restarted != nil {
+			t.Fatal("a new session's Opened has Restarted set")
+		}
+		send("a")
+		send("b")
+		if got := readText(t, c) + readText(t, c); got != "12" {
+			t.Fatalf("got %q", got)
+		}
+		send("panic")
+		send("c")
+		if got := readText(t, c); got != "restarted" {
+			t.Fatalf("got %q, want the fresh behaviour's greeting", got)
+		}
+		if got := readText(t, c); got != "1" {
+			t.Fatalf("count after restart %q, want 1 (a fresh instance)", got)
+		}
+		again := <-opened
+		var pe *actors.PanicError
+		if again.Conn != first.Conn || again.Restarted == nil || !errors.As(error(again.Restarted), &pe) || pe.Value != "asked to" {
+			t.Fatalf("Opened after restart = %+v, want the same Conn and the panic", again)
+		}
+		if n := made.Load(); n != 2 {
+			t.Fatalf("producer called %d times, want 2", n)
+		}
+		send("panic") // the second panic within the hour: past the budget
+		if code, _ := readClose(t, c); code != int(transport.StatusInternalError) {
+			t.Fatalf("past budget: close %d, want 1011", code)
+		}
 	})
-	c := dial(t, url)
-	send := func(s string) { _ = c.WriteMessage(websocket.TextMessage, []byte(s)) }
-	first := <-opened
-	if first.Restarted != nil {
-		t.Fatal("a new session's Opened has Restarted set")
-	}
-	send("a")
-	send("b")
-	if got := readText(t, c) + readText(t, c); got != "12" {
-		t.Fatalf("got %q", got)
-	}
-	send("panic")
-	send("c")
-	if got := readText(t, c); got != "restarted" {
-		t.Fatalf("got %q, want the fresh behaviour's greeting", got)
-	}
-	if got := readText(t, c); got != "1" {
-		t.Fatalf("count after restart %q, want 1 (a fresh instance)", got)
-	}
-	again := <-opened
-	var pe *actors.PanicError
-	if again.Conn != first.Conn || again.Restarted == nil || !errors.As(error(again.Restarted), &pe) || pe.Value != "asked to" {
-		t.Fatalf("Opened after restart = %+v, want the same Conn and the panic", again)
-	}
-	if n := made.Load(); n != 2 {
-		t.Fatalf("producer called %d times, want 2", n)
-	}
-	send("panic") // the second panic within the hour: past the budget
-	if code, _ := readClose(t, c); code != int(transport.StatusInternalError) {
-		t.Fatalf("past budget: close %d, want 1011", code)
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsactor/wsactor/cluster"
+	internalprobe "github.com/wsactor/wsactor/internal/probe"
 	"github.com/wsactor/wsactor/transport"
 )
 
@@ -159,7 +160,7 @@ func TestCompressOncePerNode(t *testing.T) {
 	}
 	payload := strings.Repeat("compressible chat text ", 200) // 4.6 KB, over the 1 KB threshold
 	const b = 10
-	before := transport.Compressions()
+	before := internalprobe.Compressions.Load()
 	for i := range b {
 		clients[0].send(t, fmt.Sprintf("%s#%03d %s", clients[0].name, i, payload))
 	}
@@ -171,7 +172,7 @@ func TestCompressOncePerNode(t *testing.T) {
 		}
 		return true
 	})
-	if got := transport.Compressions() - before; got != 3*b {
+	if got := internalprobe.Compressions.Load() - before; got != 3*b {
 		t.Errorf("%d compressions for %d broadcasts to %d members on 3 nodes, want %d (once per node)", got, b, len(clients), 3*b)
 	}
 }

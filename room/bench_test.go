@@ -23,6 +23,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/internal/probe"
 	"github.com/wsactor/wsactor/internal/wstest"
 	"github.com/wsactor/wsactor/room"
 	"github.com/wsactor/wsactor/supervisor"
@@ -258,7 +259,7 @@ func (fx *fixture) run(b *testing.B) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	comps := transport.Compressions()
+	comps := probe.Compressions.Load()
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
@@ -276,7 +277,7 @@ func (fx *fixture) run(b *testing.B) {
 	runtime.ReadMemStats(&after)
 	recipients := float64(b.N) * float64(n)
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/recipients, "allocs/recipient")
-	b.ReportMetric(float64(transport.Compressions()-comps)/float64(b.N), "compressions/broadcast")
+	b.ReportMetric(float64(probe.Compressions.Load()-comps)/float64(b.N), "compressions/broadcast")
 	b.ReportMetric(float64(fx.roomNS.Load())/recipients, "room-ns/recipient")
 	b.ReportMetric(float64(elapsed.Nanoseconds())/recipients, "ns/recipient")
 }

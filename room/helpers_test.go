@@ -15,7 +15,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wsactor/wsactor/actors"
-	"github.com/wsactor/wsactor/internal/wstest"
 	"github.com/wsactor/wsactor/room"
 	"github.com/wsactor/wsactor/supervisor"
 	"github.com/wsactor/wsactor/wsactortest"
@@ -25,7 +24,7 @@ func TestMain(m *testing.M) { wsactortest.VerifyTestMain(m) }
 
 // env is a server on loopback (or, with envConfig.pipe, on an in-memory
 // network): an actor system, a supervision tree shared by the Handler and a
-// room Registry, and an httptest server (or a wstest.Server).
+// room Registry, and an httptest server (or a wsactortest.Server).
 type env struct {
 	system *actor.ActorSystem
 	tree   *supervisor.Tree
@@ -33,7 +32,7 @@ type env struct {
 	h      *actors.Handler
 	url    string
 	opened chan *actors.Conn // every opened server connection, if not nil
-	net    *wstest.Net       // with envConfig.pipe: the network dial uses
+	net    *wsactortest.Net  // with envConfig.pipe: the network dial uses
 }
 
 type envConfig struct {
@@ -45,11 +44,14 @@ type envConfig struct {
 	opened int
 	// logger defaults to the test's log at info level.
 	logger *zerolog.Logger
-	// pipe serves on an in-memory network (wstest.Server) instead of
+	// pipe serves on an in-memory network (wsactortest.Server) instead of
 	// loopback: with it, newEnv may be called in a testing/synctest bubble,
 	// and the whole server (handshakes, connection actors, rooms, timers)
 	// runs on fake time.
 	pipe bool
+	// pipeBuffer, with pipe, is each direction's buffer in bytes (zero:
+	// wsactortest.DefaultBuffer).
+	pipeBuffer int
 }
 
 // newEnv starts a server and registers its shutdown: the Handler first
@@ -92,7 +94,8 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 	e.h = h
 	closeServer := func() {}
 	if cfg.pipe {
-		srv := wstest.NewServer(e.h)
+		srv := wsactortest.NewServer(e.h)
+		srv.Net.Buffer = cfg.pipeBuffer
 		e.url, e.net, closeServer = srv.URL, srv.Net, srv.Close
 	} else {
 		srv := httptest.NewServer(e.h)

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/internal/probe"
 	"github.com/wsactor/wsactor/room"
 	"github.com/wsactor/wsactor/transport"
 )
@@ -259,7 +260,7 @@ func TestDeflateAndPlainMembersShareOneBroadcast(t *testing.T) {
 
 	payload := bytes.Repeat([]byte("the same bytes for everyone "), 200)
 	r, _ := e.reg.Lookup("z")
-	before := transport.Compressions()
+	before := probe.Compressions.Load()
 	r.Broadcast(transport.MessageText, payload)
 	for i, c := range clients {
 		_ = c.SetReadDeadline(deadline())
@@ -268,7 +269,7 @@ func TestDeflateAndPlainMembersShareOneBroadcast(t *testing.T) {
 			t.Fatalf("client %d: type %d, %d bytes, %v; want the %d-byte payload", i, typ, len(p), err, len(payload))
 		}
 	}
-	if d := transport.Compressions() - before; d != 1 {
+	if d := probe.Compressions.Load() - before; d != 1 {
 		t.Fatalf("one broadcast to 2 deflate and 1 plain members ran %d compressions, want 1", d)
 	}
 }

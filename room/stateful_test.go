@@ -78,7 +78,9 @@ func TestGameRoomTicks(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		const iv = 50 * time.Millisecond
-		e := newEnv(t, envConfig{pipe: true, registry: &room.RegistryOptions{
+		// A one-byte socket buffer: a peer that does not read holds the
+		// server's next write at once, as a full socket would.
+		e := newEnv(t, envConfig{pipe: true, pipeBuffer: 1, registry: &room.RegistryOptions{
 			Options: func(string) *room.Options {
 				return &room.Options{Behavior: newGame, TickInterval: iv}
 			},
@@ -111,7 +113,7 @@ func TestGameRoomTicks(t *testing.T) {
 			}
 		}
 		// Neither reads for ten ticks: each gets the latest snapshot, not a
-		// backlog. net.Pipe has no buffer, so tick 7 waits in the write,
+		// backlog. The pipe holds one byte, so tick 7 waits in the write,
 		// and ticks 8 to 16, keyed frames, replace one another in the queue.
 		time.Sleep(10*iv + iv/2)
 		for _, c := range []*websocket.Conn{alice, bob} {

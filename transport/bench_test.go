@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wsactor/wsactor/internal/probe"
 	"github.com/wsactor/wsactor/internal/wstest"
 	"github.com/wsactor/wsactor/transport"
 )
@@ -157,7 +158,7 @@ func BenchmarkFrameDeflate(b *testing.B) {
 			}, true)
 			defer p.close(b)
 			const window = 256
-			comps := transport.Compressions()
+			comps := probe.Compressions.Load()
 			var before, after runtime.MemStats
 			runtime.GC()
 			runtime.ReadMemStats(&before)
@@ -177,7 +178,7 @@ func BenchmarkFrameDeflate(b *testing.B) {
 			p.waitTotal(int64(b.N) * int64(n))
 			b.StopTimer()
 			runtime.ReadMemStats(&after)
-			b.ReportMetric(float64(transport.Compressions()-comps)/float64(b.N), "compressions/frame")
+			b.ReportMetric(float64(probe.Compressions.Load()-comps)/float64(b.N), "compressions/frame")
 			b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N)/float64(n), "allocs/recipient")
 		})
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wsactor/wsactor/internal/probe"
 )
 
 const deflateOffer = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover"
@@ -331,7 +333,7 @@ func TestBroadcastCompressesOnce(t *testing.T) {
 
 	// One frame to the 20 compressing connections: one compression.
 	f := NewFrame(MessageBinary, payload)
-	before := Compressions()
+	before := probe.Compressions.Load()
 	for _, a := range conns {
 		if a.c.Compressed() {
 			if err := a.c.Send(f); err != nil {
@@ -340,7 +342,7 @@ func TestBroadcastCompressesOnce(t *testing.T) {
 		}
 	}
 	check("deflate only", true)
-	if d := Compressions() - before; d != 1 {
+	if d := probe.Compressions.Load() - before; d != 1 {
 		t.Errorf("%d compressions for one frame sent to %d connections, want 1", d, nDeflate)
 	}
 
@@ -348,14 +350,14 @@ func TestBroadcastCompressesOnce(t *testing.T) {
 	// frame is still compressed once.
 	for round := 0; round < 3; round++ {
 		f := NewFrame(MessageBinary, payload)
-		before := Compressions()
+		before := probe.Compressions.Load()
 		for _, a := range conns {
 			if err := a.c.Send(f); err != nil {
 				t.Fatal(err)
 			}
 		}
 		check(fmt.Sprint("mixed round ", round), false)
-		if d := Compressions() - before; d != 1 {
+		if d := probe.Compressions.Load() - before; d != 1 {
 			t.Errorf("mixed round %d: %d compressions, want 1", round, d)
 		}
 	}

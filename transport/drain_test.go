@@ -504,13 +504,21 @@ func TestPeerCloseDropsBacklog(t *testing.T) {
 		}
 	}
 	rc.writeFrame(0x80|opClose, closePayloadOf(4000, "bye"))
-	// The server has seen our close once it reports the end of the
-	// handshake; only then does the client read.
+	// The server has seen our close once a send callback reports ErrClosed
+	// (the backlog is cut); only then does the client read. The rest of
+	// the frame in flight and the close echo may need the client to read
+	// before they fit into the socket, so the handshake's end (HandleClose)
+	// is awaited after reading.
+	pollUntil(t, "the backlog cut after the peer's close", func() bool {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		return o.closed > 0
+	})
+	code, _, frames := rc.readClose()
 	info := srv.r.waitClose(t)
 	if info.Code != 4000 || !info.ByPeer {
 		t.Errorf("HandleClose = %+v, want the peer's 4000", info)
 	}
-	code, _, frames := rc.readClose()
 	for i, f := range frames {
 		if !f.fin || f.op != byte(MessageBinary) || len(f.payload) != size || int(binary.BigEndian.Uint32(f.payload)) != i {
 			t.Fatalf("frame %d: fin %v, opcode %d, %d bytes; want message #%d", i, f.fin, f.op, len(f.payload), i)

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+
+	"github.com/wsactor/wsactor/internal/probe"
 )
 
 // MessageType is the type of a data message.
@@ -130,14 +132,6 @@ func (f *Frame) Len() int { return len(f.plain) - f.hdrLen }
 
 func (f *Frame) isControl() bool { return f.op >= opClose }
 
-// compressions counts deflate runs, so tests and benchmarks can prove that a
-// broadcast is compressed once.
-var compressions atomic.Int64
-
-// Compressions returns how many messages this process has compressed with
-// permessage-deflate. Benchmarks divide it by the number of broadcasts.
-func Compressions() int64 { return compressions.Load() }
-
 // serverBytes returns the encoding a server writes to a peer; compress
 // selects the permessage-deflate variant (nil result means "use plain").
 func (f *Frame) serverBytes(compress bool, level int) []byte {
@@ -246,7 +240,7 @@ func deflate(level int, p []byte) []byte {
 	if level < flate.HuffmanOnly || level > flate.BestCompression || level == flate.NoCompression {
 		level = flate.BestSpeed
 	}
-	compressions.Add(1)
+	probe.Compressions.Add(1) // tests prove compress-once with it
 	var buf bytes.Buffer
 	buf.Grow(len(p)/2 + 64)
 	pool := &flateWriters[level-flate.HuffmanOnly]

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/wsactor/wsactor/internal/probe"
 )
 
 // Options are checked once, when the Acceptor or Dialer is built: a value no
@@ -97,7 +99,7 @@ func TestOptionsDefaultsAppliedOnce(t *testing.T) {
 func TestFrameDeflatesOncePerLevel(t *testing.T) {
 	payload := bytes.Repeat([]byte("wsactor compresses a broadcast once per level; "), 200)
 	f := NewFrame(MessageText, payload)
-	before := compressions.Load()
+	before := probe.Compressions.Load()
 	var wg sync.WaitGroup
 	for i := range 16 {
 		wg.Go(func() {
@@ -109,7 +111,7 @@ func TestFrameDeflatesOncePerLevel(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := compressions.Load() - before; n != 2 {
+	if n := probe.Compressions.Load() - before; n != 2 {
 		t.Fatalf("%d compressions for two levels, want 2", n)
 	}
 	for _, level := range []int{flate.BestSpeed, flate.BestCompression, flate.HuffmanOnly} {

@@ -8,6 +8,12 @@
 //     recorder of frames. A room and its behaviour then run without
 //     sockets, and under testing/synctest on fake time: ticks, idle
 //     timeouts and budgets take no real time.
+//   - [Server] serves a Handler on an in-memory network ([Net], whose
+//     connections are [BufferedPipe]s that buffer like sockets) instead of a
+//     loopback port. Inside a testing/synctest bubble the whole server, its
+//     heartbeat, write and close timeouts and the clients run on fake time:
+//     a test of a minute of heartbeats takes milliseconds, and a loaded
+//     machine cannot make it flaky.
 //
 // A testing/synctest bubble must end with no goroutine left in it, and its
 // fake clock moves only while the test's own goroutine waits. So after

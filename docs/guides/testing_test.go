@@ -2,9 +2,11 @@ package guides_test
 
 import (
 	"context"
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -13,7 +15,9 @@ import (
 
 	"github.com/wsactor/wsactor/actors"
 	"github.com/wsactor/wsactor/room"
+	"github.com/wsactor/wsactor/supervisor"
 	"github.com/wsactor/wsactor/transport"
+	"github.com/wsactor/wsactor/wsactortest"
 )
 
 // startGreeter serves the greeter behaviour on loopback for one test. The
@@ -147,4 +151,46 @@ func TestRelayWithProbe(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no broadcast")
 	}
+}
+
+// TestIdlePeerDroppedOnFakeTime runs a server with its default heartbeat (a
+// ping after 30s unheard, a drop after 60s) on an in-memory network inside a
+// synctest bubble: a minute passes on the fake clock in milliseconds.
+func TestIdlePeerDroppedOnFakeTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		closed := make(chan *actors.Closed, 1)
+		system := actors.NewSystem(zerolog.Nop())
+		h, err := actors.NewHandler(system, func() actor.Actor {
+			return actor.ReceiveFunc(func(ctx actor.Context) {
+				if m, ok := ctx.Message().(*actors.Closed); ok {
+					closed <- m
+				}
+			})
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := wsactortest.NewServer(h) // no port: an in-memory network
+		defer srv.Close()
+
+		d := websocket.Dialer{NetDialContext: srv.Net.Dial}
+		c, _, err := d.Dial(srv.URL, nil) // a client that never reads: it never answers a ping
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		start := time.Now() // the bubble's fake clock
+		m := <-closed
+		if !errors.Is(m.Err, supervisor.ErrHeartbeatTimeout) {
+			t.Fatalf("closed by %v, want the heartbeat", m.Err)
+		}
+		if d := time.Since(start); d < time.Minute || d > time.Minute+3*time.Second {
+			t.Fatalf("dropped after %v, want 60s (and at most one 3s tick more)", d)
+		}
+		if err := h.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		// A dead letter's throttle goroutine waits 1s: let it end in the bubble.
+		time.Sleep(system.Config.DeadLetterThrottleInterval)
+	})
 }

@@ -1,0 +1,10 @@
+// Package probe holds counters that wsactor's packages bump and its own
+// tests and benchmarks read, to prove what cannot be seen from outside
+// (that a broadcast was compressed once, say). They are process-wide and
+// not part of the public API: operators get counts from metrics instead.
+package probe
+
+import "sync/atomic"
+
+// Compressions counts messages compressed with permessage-deflate.
+var Compressions atomic.Int64
