@@ -1,0 +1,414 @@
+package channel
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/room"
+	"github.com/wsactor/wsactor/transport"
+)
+
+// session is the actor of one channel connection: it speaks the protocol,
+// keeps the connection's memberships, limits and pending requests, and
+// talks to topics by message. Its state is touched only by its Receive,
+// except names (for Hub.Sessions), under mu.
+type session struct {
+	hub  *Hub
+	conn *actors.Conn
+	self *actor.PID
+	id   string
+	user string
+	meta any
+	done chan struct{}
+
+	bucket     *bucket
+	userBucket *bucket // set by the user index
+	malformed  strikes
+	refused    strikes
+
+	topics  map[string]*membership
+	pending map[uint64]*time.Timer // refs of pushes waiting for a topic
+	outRef  uint64
+	out     map[uint64]*outWait // our requests waiting for the client
+
+	mu    sync.Mutex
+	names []string
+}
+
+type membership struct {
+	joined bool
+	pid    *actor.PID
+	member Member
+	queued []wireMsg // pushes that came while joining
+	bucket *bucket   // TopicOptions.PushRate
+	ref    uint64    // the join's ref
+	params json.RawMessage
+}
+
+func newSession(h *Hub) *session {
+	return &session{
+		hub:       h,
+		done:      make(chan struct{}),
+		topics:    map[string]*membership{},
+		pending:   map[uint64]*time.Timer{},
+		out:       map[uint64]*outWait{},
+		malformed: strikes{limit: h.opts.AbuseLimit},
+		refused:   strikes{limit: h.opts.AbuseLimit},
+	}
+}
+
+// refTimeout fires when a topic has not answered push ref in time.
+type refTimeout struct{ ref uint64 }
+
+// outRequest asks the session to push to its client and wait for the reply.
+type outRequest struct {
+	topic, event string
+	data         json.RawMessage
+	ctx          context.Context
+	answer       chan<- outAnswer
+}
+
+type outAnswer struct {
+	data json.RawMessage
+	err  error
+}
+
+type outWait struct {
+	answer chan<- outAnswer
+	stop   func() bool
+}
+
+type outCancel struct{ ref uint64 }
+
+func (s *session) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actors.Opened:
+		s.opened(ctx, m)
+	case *actors.Message:
+		s.message(ctx, m)
+	case *room.JoinResult:
+		s.joinResult(ctx, m)
+	case *pushAnswer:
+		if t, ok := s.pending[m.ref]; ok {
+			t.Stop()
+			delete(s.pending, m.ref)
+			if m.err != nil {
+				s.replyError(m.ref, m.topic, m.err)
+			} else {
+				s.send(&wireMsg{T: typeReply, Ref: m.ref, Topic: m.topic, Status: "ok", Data: m.data})
+			}
+		}
+	case *refTimeout:
+		if _, ok := s.pending[m.ref]; ok {
+			delete(s.pending, m.ref)
+			s.replyError(m.ref, "", &Error{Code: CodeTimeout, Message: "the topic did not answer in time"})
+		}
+	case *topicGone:
+		s.drop(ctx, m.topic)
+	case *actor.Terminated:
+		for name, ms := range s.topics {
+			if ms.pid != nil && ms.pid.Equal(m.Who) {
+				s.send(&wireMsg{T: typeLeft, Topic: name, Reason: leftStopped})
+				s.drop(ctx, name)
+			}
+		}
+	case *outRequest:
+		s.request(ctx, m)
+	case *outCancel:
+		if w, ok := s.out[m.ref]; ok {
+			delete(s.out, m.ref)
+			w.answer <- outAnswer{err: ErrTimeout}
+		}
+	case *actor.Stopped:
+		s.stopped()
+	}
+}
+
+func (s *session) opened(ctx actor.Context, m *actors.Opened) {
+	s.conn, s.self, s.id = m.Conn, ctx.Self(), m.Conn.ID()
+	if id, ok := m.Conn.Principal().(*Identity); ok && id != nil {
+		s.user, s.meta = id.User, id.Meta
+	}
+	if m.Restarted != nil {
+		return // the same connection: already registered
+	}
+	s.bucket = newBucket(s.hub.opts.Rate, time.Now())
+	s.hub.addSession(s)
+}
+
+func (s *session) stopped() {
+	if s.conn == nil {
+		return
+	}
+	s.hub.removeSession(s)
+	for _, t := range s.pending {
+		t.Stop()
+	}
+	for ref, w := range s.out {
+		w.stop()
+		w.answer <- outAnswer{err: fmt.Errorf("channel: %w", transport.ErrClosed)}
+		delete(s.out, ref)
+	}
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+}
+
+func (s *session) info() SessionInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return SessionInfo{ID: s.id, User: s.user, Topics: append([]string(nil), s.names...), Conn: s.conn}
+}
+
+func (s *session) updateNames() {
+	names := make([]string, 0, len(s.topics))
+	for n, ms := range s.topics {
+		if ms.joined {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	s.mu.Lock()
+	s.names = names
+	s.mu.Unlock()
+}
+
+func (s *session) send(m *wireMsg) {
+	_ = s.conn.SendFrame(transport.NewFrame(transport.MessageText, encode(m)))
+}
+
+func (s *session) replyError(ref uint64, topic string, e *Error) {
+	if ref == 0 {
+		return // a push without ref expects no answer, errors included
+	}
+	s.send(&wireMsg{T: typeReply, Ref: ref, Topic: topic, Status: "error", Error: e})
+}
+
+func (s *session) message(ctx actor.Context, msg *actors.Message) {
+	if msg.Type != actors.Text {
+		msg.Conn.Close(transport.StatusUnsupportedData, "binary messages are not part of "+Subprotocol)
+		return
+	}
+	m, err := decode(msg.Data)
+	if err != nil {
+		s.replyError(m.Ref, m.Topic, &Error{Code: CodeBadRequest, Message: err.Error()})
+		if s.malformed.add(time.Now()) {
+			s.conn.Close(StatusMalformed, "too many malformed messages")
+		}
+		return
+	}
+	switch m.T {
+	case typePing:
+		s.send(&wireMsg{T: typeReply, Ref: m.Ref, Status: "ok"})
+	case typeJoin:
+		if s.admit(m.Ref, m.Topic, nil) {
+			s.join(ctx, &m)
+		}
+	case typeLeave:
+		if s.admit(m.Ref, m.Topic, nil) {
+			s.leave(ctx, &m)
+		}
+	case typePush:
+		ms := s.topics[m.Topic]
+		if ms == nil {
+			s.replyError(m.Ref, m.Topic, &Error{Code: CodeNotJoined, Message: "join " + m.Topic + " first"})
+			return
+		}
+		if !s.admit(m.Ref, m.Topic, ms.bucket) {
+			return
+		}
+		if !ms.joined {
+			if len(ms.queued) >= s.hub.opts.MaxPending {
+				s.refuse(m.Ref, m.Topic, "too many pushes waiting for the join", time.Second)
+				return
+			}
+			ms.queued = append(ms.queued, m)
+			return
+		}
+		s.push(ctx, ms, &m)
+	case typeReply:
+		w, ok := s.out[m.Ref]
+		if !ok {
+			return // we stopped waiting (timeout): dropped, as the protocol says
+		}
+		delete(s.out, m.Ref)
+		w.stop()
+		if m.Status == "ok" {
+			w.answer <- outAnswer{data: m.Data}
+		} else {
+			w.answer <- outAnswer{err: m.Error}
+		}
+	default:
+		s.replyError(m.Ref, m.Topic, &Error{Code: CodeBadRequest, Message: m.T + " is sent by servers only"})
+		if s.malformed.add(time.Now()) {
+			s.conn.Close(StatusMalformed, "too many malformed messages")
+		}
+	}
+}
+
+// admit spends one token of the connection's, the user's and (for a push)
+// the topic's budget, and checks the pending bound. On refusal it answers
+// rate_limited and counts a strike.
+func (s *session) admit(ref uint64, topic string, extra *bucket) bool {
+	now := time.Now()
+	for _, b := range []*bucket{s.bucket, s.userBucket, extra} {
+		if ok, wait := b.take(now); !ok {
+			s.refuse(ref, topic, "rate limit exceeded", wait)
+			return false
+		}
+	}
+	if ref != 0 && len(s.pending) >= s.hub.opts.MaxPending {
+		s.refuse(ref, topic, "too many requests waiting for an answer", time.Second)
+		return false
+	}
+	return true
+}
+
+func (s *session) refuse(ref uint64, topic, why string, wait time.Duration) {
+	s.replyError(ref, topic, &Error{Code: CodeRateLimited, Message: why, RetryAfter: max(1, wait.Milliseconds())})
+	if s.refused.add(time.Now()) {
+		s.conn.Close(StatusRateAbuse, "too many refused requests")
+	}
+}
+
+func (s *session) join(ctx actor.Context, m *wireMsg) {
+	if _, ok := s.topics[m.Topic]; ok {
+		s.replyError(m.Ref, m.Topic, &Error{Code: CodeAlreadyJoined, Message: "already in " + m.Topic})
+		return
+	}
+	if len(s.topics) >= s.hub.opts.MaxTopics {
+		s.replyError(m.Ref, m.Topic, &Error{Code: CodeTooManyTopics, Message: fmt.Sprintf("at most %d topics per connection", s.hub.opts.MaxTopics)})
+		return
+	}
+	member := Member{ID: s.id, User: s.user, Meta: s.meta, Conn: s.conn}
+	var reply json.RawMessage
+	if auth := s.hub.opts.Authorize; auth != nil {
+		grant, err := s.authorize(auth, &JoinRequest{Topic: m.Topic, Params: m.Params, Member: member})
+		if err != nil {
+			e := &Error{Code: CodeUnauthorized, Message: "join refused"}
+			var ue *Error
+			if errors.As(err, &ue) {
+				e = ue
+			}
+			s.replyError(m.Ref, m.Topic, e)
+			return
+		}
+		if grant.Meta != nil {
+			member.Meta = grant.Meta
+		}
+		if reply, err = marshalData(grant.Reply); err != nil {
+			s.hub.log.Error().Err(err).Str("topic", m.Topic).Msg("Authorize returned a reply that is not JSON")
+			s.replyError(m.Ref, m.Topic, &Error{Code: CodeInternal, Message: "join failed"})
+			return
+		}
+	}
+	ms := &membership{member: member, ref: m.Ref, params: m.Params}
+	s.topics[m.Topic] = ms
+	jm := &joinMeta{member: member, ref: m.Ref, params: m.Params, recover: m.Recover, history: m.History, reply: reply}
+	s.hub.topics.JoinAsync(m.Topic, &room.Join{Conn: s.conn, User: member.key(), Meta: jm}, ctx.Self(), s.hub.opts.PushTimeout)
+}
+
+// authorize runs the hook, turning a panic into a refusal.
+func (s *session) authorize(auth func(*JoinRequest) (Authorization, error), j *JoinRequest) (g Authorization, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.hub.log.Error().Interface("panic", r).Str("topic", j.Topic).Msg("Authorize panicked; join refused")
+			err = &Error{Code: CodeInternal, Message: "join failed"}
+		}
+	}()
+	return auth(j)
+}
+
+func (s *session) joinResult(ctx actor.Context, r *room.JoinResult) {
+	ms := s.topics[r.Room]
+	if ms == nil || ms.joined {
+		return
+	}
+	if r.Err != nil {
+		delete(s.topics, r.Room)
+		code := CodeUnavailable
+		if errors.Is(r.Err, room.ErrRoomFull) {
+			code = CodeTopicFull
+		}
+		s.replyError(ms.ref, r.Room, &Error{Code: code, Message: "cannot join " + r.Room})
+		return
+	}
+	t, ok := s.hub.topics.Lookup(r.Room)
+	if !ok {
+		// Joined, then the topic stopped at once.
+		s.send(&wireMsg{T: typeLeft, Topic: r.Room, Reason: leftStopped})
+		delete(s.topics, r.Room)
+		return
+	}
+	ms.joined, ms.pid = true, t.PID()
+	if to, ok := s.hub.topicOptions(r.Room); ok && to.PushRate.Rate > 0 {
+		ms.bucket = newBucket(to.PushRate.orDefault(to.PushRate), time.Now())
+	}
+	ctx.Watch(ms.pid)
+	s.updateNames()
+	queued := ms.queued
+	ms.queued = nil
+	for i := range queued {
+		s.push(ctx, ms, &queued[i])
+	}
+}
+
+func (s *session) push(ctx actor.Context, ms *membership, m *wireMsg) {
+	if m.Ref != 0 {
+		ref := m.Ref
+		self := s.self
+		system := ctx.ActorSystem()
+		if old, dup := s.pending[ref]; dup {
+			old.Stop() // a client reusing a ref it still waits for: the newest wins
+		}
+		s.pending[ref] = time.AfterFunc(s.hub.opts.PushTimeout, func() { system.Root.Send(self, &refTimeout{ref: ref}) })
+	}
+	ctx.Send(ms.pid, &Push{From: ms.member, Event: m.Event, Data: m.Data, ref: m.Ref, session: s.self, topic: m.Topic})
+}
+
+func (s *session) leave(ctx actor.Context, m *wireMsg) {
+	ms := s.topics[m.Topic]
+	if ms == nil || !ms.joined {
+		s.replyError(m.Ref, m.Topic, &Error{Code: CodeNotJoined, Message: "not in " + m.Topic})
+		return
+	}
+	ctx.Send(ms.pid, &room.Leave{PID: s.self})
+	ctx.Send(ms.pid, &leaveDone{conn: s.conn, ref: m.Ref, topic: m.Topic})
+	s.drop(ctx, m.Topic)
+}
+
+// drop forgets membership of topic (the topic already let us go).
+func (s *session) drop(ctx actor.Context, topic string) {
+	ms := s.topics[topic]
+	if ms == nil {
+		return
+	}
+	if ms.pid != nil {
+		ctx.Unwatch(ms.pid)
+	}
+	delete(s.topics, topic)
+	s.updateNames()
+}
+
+func (s *session) request(ctx actor.Context, r *outRequest) {
+	if r.ctx.Err() != nil {
+		r.answer <- outAnswer{err: r.ctx.Err()}
+		return
+	}
+	s.outRef++
+	ref := s.outRef
+	self, system := s.self, ctx.ActorSystem()
+	stop := context.AfterFunc(r.ctx, func() { system.Root.Send(self, &outCancel{ref: ref}) })
+	s.out[ref] = &outWait{answer: r.answer, stop: stop}
+	s.send(&wireMsg{T: typePush, Ref: ref, Topic: r.topic, Event: r.event, Data: r.data})
+}

@@ -1,0 +1,485 @@
+package channel
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/room"
+	"github.com/wsactor/wsactor/supervisor"
+	"github.com/wsactor/wsactor/transport"
+)
+
+// TopicOptions configures a topic. A nil *TopicOptions is valid and means
+// all defaults: 100 events of history kept for as long as they fit, no
+// presence, no pushes from clients, idle for 10 minutes before it stops.
+type TopicOptions struct {
+	// History is how many events the topic keeps for joins and recovery.
+	// Zero means 100; negative keeps none (offsets still count).
+	History int
+	// HistoryTTL drops kept events older than this. Zero keeps them until
+	// newer ones push them out.
+	HistoryTTL time.Duration
+	// Presence tracks who is in the topic and sends presence_state and
+	// presence_diff to its members.
+	Presence bool
+	// ClientPublish, when Handler is nil, publishes every client push as a
+	// kept event to all members (the sender too) and replies with its
+	// offset. Without it (and without a Handler) pushes are refused with
+	// no_handler.
+	ClientPublish bool
+	// Handler makes the topic's behaviour: an ordinary actor, made once when
+	// the topic starts (and again after a restart under HandlerPanic) with
+	// the topic's handle. It runs on the topic's actor, one message at a
+	// time, and receives *Push for client pushes, *Joined and *Left, a
+	// *room.Tick every TickInterval, the actor lifecycle, and any message
+	// sent to the topic's PID. Nil means none (see ClientPublish).
+	Handler func(*Topic) actor.Actor
+	// TickInterval sends *room.Tick to Handler's behaviour at a fixed rate.
+	TickInterval time.Duration
+	// IdleTimeout stops the topic once it has had no member for this long;
+	// its history goes with it (the next topic of the name has a new epoch).
+	// Zero means 10 minutes; negative means never.
+	IdleTimeout time.Duration
+	// MaxMembers refuses joins past this many members (topic_full). Zero
+	// means no limit.
+	MaxMembers int
+	// PushRate limits each connection's pushes to this topic, on top of the
+	// connection's and user's limits. The zero value adds no limit.
+	PushRate Limit
+	// HandlerPanic is the policy for a panic in Handler's behaviour: the push
+	// being handled is answered with "internal"; see room.Options.BehaviorPanic
+	// for the rest. The zero value resumes 3 times a minute, then stops the
+	// topic (its members get "left" with reason "stopped").
+	HandlerPanic supervisor.Policy
+}
+
+const (
+	defaultHistory     = 100
+	defaultIdleTimeout = 10 * time.Minute
+)
+
+func (o *TopicOptions) withDefaults() TopicOptions {
+	var t TopicOptions
+	if o != nil {
+		t = *o
+	}
+	if t.History == 0 {
+		t.History = defaultHistory
+	}
+	if t.IdleTimeout == 0 {
+		t.IdleTimeout = defaultIdleTimeout
+	}
+	return t
+}
+
+// Member is a connection in a topic.
+type Member struct {
+	// ID is the connection's id (actors.Conn.ID), also its presence id.
+	ID string
+	// User is who the connection authenticated as (Identity.User); empty
+	// for an anonymous connection.
+	User string
+	// Meta is the connection's presence meta: what Authorize returned as
+	// meta for this join, or else Identity.Meta.
+	Meta any
+	// Conn is the connection.
+	Conn *actors.Conn
+}
+
+// key is the member's presence key: its user, or its id.
+func (m *Member) key() string {
+	if m.User != "" {
+		return m.User
+	}
+	return m.ID
+}
+
+// Joined tells a topic's behaviour that a member joined. It arrives after
+// the member got its join reply, history and presence state.
+type Joined struct {
+	Member Member
+	// Params is what the client sent with its join.
+	Params json.RawMessage
+	// Recovered says the join resumed an earlier position without a gap.
+	Recovered bool
+}
+
+// Left tells a topic's behaviour that a member left: it asked to, its
+// connection closed, or the behaviour removed it.
+type Left struct {
+	Member Member
+	Reason room.LeaveReason
+}
+
+// Push is a client's push to a topic, delivered to the topic's behaviour.
+// Answer it with Reply or Fail while handling it, or keep it and answer
+// later from the behaviour (Defer); an unanswered push is answered "ok"
+// with no data once the behaviour's Receive returns.
+type Push struct {
+	From  Member
+	Event string
+	Data  json.RawMessage
+
+	ref      uint64
+	session  *actor.PID
+	system   *actor.ActorSystem
+	answered bool
+	deferred bool
+	topic    string
+}
+
+// Reply answers the push with data (any JSON-marshallable value; nil for
+// none). Only the first answer counts.
+func (p *Push) Reply(data any) {
+	raw, err := marshalData(data)
+	if err != nil {
+		p.Fail(fmt.Errorf("reply: %w", err))
+		return
+	}
+	p.answer(&pushAnswer{ref: p.ref, topic: p.topic, data: raw})
+}
+
+// Fail answers the push with an error reply: err's code when it is an
+// *Error, "internal" otherwise (its text is not sent to the client).
+func (p *Push) Fail(err error) {
+	p.answer(&pushAnswer{ref: p.ref, topic: p.topic, err: replyError(err)})
+}
+
+// Defer keeps the push open after Receive returns, to be answered later
+// (before the server's PushTimeout, or the client gets "timeout").
+func (p *Push) Defer() { p.deferred = true }
+
+func (p *Push) answer(a *pushAnswer) {
+	if p.answered {
+		return
+	}
+	p.answered = true
+	if p.ref == 0 || p.session == nil || p.system == nil {
+		return
+	}
+	p.system.Root.Send(p.session, a)
+}
+
+// pushAnswer goes from a topic to the session that pushed.
+type pushAnswer struct {
+	ref   uint64
+	topic string
+	data  json.RawMessage
+	err   *Error
+}
+
+func replyError(err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return &Error{Code: CodeInternal, Message: "the topic failed to handle the request"}
+}
+
+// Topic is a topic seen from its behaviour: what TopicOptions.Handler's
+// behaviour uses to publish, send and read members. Like room.State, its
+// methods act at once on the topic's goroutine and are valid only inside
+// the behaviour's Receive.
+type Topic struct {
+	name  string
+	state *room.State
+	hist  *history
+	pres  *presence
+	opts  TopicOptions
+	hub   *Hub
+}
+
+// Name returns the topic's name.
+func (t *Topic) Name() string { return t.name }
+
+// Position returns the topic's epoch and latest offset.
+func (t *Topic) Position() Position { return Position{Epoch: t.hist.epoch, Offset: t.hist.last} }
+
+// Room returns the room underneath, for what Topic does not offer (keyed
+// frames for game snapshots, say).
+func (t *Topic) Room() *room.State { return t.state }
+
+// Publish keeps event in the topic's history and sends it to every member,
+// encoded (and compressed) once. It returns the event's position.
+func (t *Topic) Publish(event string, data any) (Position, error) {
+	if err := checkName("event", event); err != nil {
+		return Position{}, fmt.Errorf("channel: publish: %w", err)
+	}
+	raw, err := marshalData(data)
+	if err != nil {
+		return Position{}, err
+	}
+	t.hist.expire(time.Now())
+	off := t.hist.append(event, raw, time.Now())
+	t.broadcast(&wireMsg{T: typeEvent, Topic: t.name, Event: event, Data: raw, Offset: off}, nil)
+	return Position{Epoch: t.hist.epoch, Offset: off}, nil
+}
+
+// Broadcast sends event to every member but except (nil: all) without
+// keeping it: it has no offset and is never resent (typing indicators,
+// game ticks).
+func (t *Topic) Broadcast(event string, data any, except *Member) error {
+	if err := checkName("event", event); err != nil {
+		return fmt.Errorf("channel: broadcast: %w", err)
+	}
+	raw, err := marshalData(data)
+	if err != nil {
+		return err
+	}
+	var pid *actor.PID
+	if except != nil && except.Conn != nil {
+		pid = except.Conn.PID()
+	}
+	t.broadcast(&wireMsg{T: typeEvent, Topic: t.name, Event: event, Data: raw}, pid)
+	return nil
+}
+
+func (t *Topic) broadcast(m *wireMsg, except *actor.PID) {
+	t.state.Broadcast(transport.NewFrame(transport.MessageText, encode(m)), except)
+}
+
+// Send sends event to one member, not kept, ordered with the topic's
+// broadcasts. It reports false when id is not a member.
+func (t *Topic) Send(id string, event string, data any) (bool, error) {
+	raw, err := marshalData(data)
+	if err != nil {
+		return false, err
+	}
+	m, ok := t.member(id)
+	if !ok {
+		return false, nil
+	}
+	_ = m.Conn.SendFrame(transport.NewFrame(transport.MessageText, encode(&wireMsg{T: typeEvent, Topic: t.name, Event: event, Data: raw})))
+	return true, nil
+}
+
+func (t *Topic) member(id string) (room.Member, bool) {
+	var found room.Member
+	ok := false
+	t.state.Range(func(m room.Member) bool {
+		if jm, is := m.Meta.(*joinMeta); is && jm.member.ID == id {
+			found, ok = m, true
+			return false
+		}
+		return true
+	})
+	return found, ok
+}
+
+// Members returns the topic's members, in no particular order.
+func (t *Topic) Members() []Member {
+	out := make([]Member, 0, t.state.Len())
+	t.state.Range(func(m room.Member) bool {
+		if jm, ok := m.Meta.(*joinMeta); ok {
+			out = append(out, jm.member)
+		}
+		return true
+	})
+	return out
+}
+
+// Presence returns the topic's presence (nil unless TopicOptions.Presence):
+// for each key, its connections' metas.
+func (t *Topic) Presence() map[string][]PresenceMeta {
+	if t.pres == nil {
+		return nil
+	}
+	return t.pres.list()
+}
+
+// Remove takes member id out of the topic; the client gets "left" with
+// reason "removed". It reports whether id was a member.
+func (t *Topic) Remove(id string) bool {
+	m, ok := t.member(id)
+	if !ok {
+		return false
+	}
+	_ = m.Conn.SendFrame(transport.NewFrame(transport.MessageText, encode(&wireMsg{T: typeLeft, Topic: t.name, Reason: leftRemoved})))
+	t.hub.system.Root.Send(m.PID(), &topicGone{topic: t.name})
+	return t.state.Remove(m.PID())
+}
+
+// joinMeta travels in room.Join.Meta from the session to the topic.
+type joinMeta struct {
+	member  Member
+	ref     uint64
+	params  json.RawMessage
+	recover *Position
+	history int
+	reply   json.RawMessage
+}
+
+// topicGone tells a session that a topic ended its membership.
+type topicGone struct{ topic string }
+
+// leaveDone follows a room.Leave from a session: the topic answers the
+// client's leave once the member is out, so nothing of the topic follows
+// the reply.
+type leaveDone struct {
+	conn  *actors.Conn
+	ref   uint64
+	topic string
+}
+
+// publishReq asks a topic to publish (Hub.Publish); answered with
+// *publishResult.
+type publishReq struct {
+	event string
+	data  json.RawMessage
+}
+
+type publishResult struct {
+	pos Position
+	err error
+}
+
+// topicActor is the room's behaviour: history, presence and the protocol,
+// around the user's behaviour.
+type topicActor struct {
+	t    *Topic
+	user actor.Actor
+}
+
+func newTopicActor(hub *Hub, name string, opts TopicOptions, hist *history) func(*room.State) actor.Actor {
+	return func(s *room.State) actor.Actor {
+		t := &Topic{name: name, state: s, hist: hist, opts: opts, hub: hub}
+		if opts.Presence {
+			t.pres = &presence{}
+		}
+		a := &topicActor{t: t}
+		if opts.Handler != nil {
+			a.user = opts.Handler(t)
+		}
+		return a
+	}
+}
+
+func (a *topicActor) Receive(ctx actor.Context) {
+	t := a.t
+	switch m := ctx.Message().(type) {
+	case *room.Joined:
+		a.joined(ctx, m)
+	case *room.Left:
+		a.left(ctx, m)
+	case *Push:
+		m.system = ctx.ActorSystem()
+		if _, ok := t.state.Member(m.session); !ok {
+			m.Fail(&Error{Code: CodeNotJoined, Message: "not in topic " + t.name})
+			return
+		}
+		a.push(ctx, m)
+	case *leaveDone:
+		_ = m.conn.SendFrame(transport.NewFrame(transport.MessageText, encode(&wireMsg{T: typeReply, Ref: m.ref, Topic: m.topic, Status: "ok"})))
+	case *publishReq:
+		t.hist.expire(time.Now())
+		off := t.hist.append(m.event, m.data, time.Now())
+		t.broadcast(&wireMsg{T: typeEvent, Topic: t.name, Event: m.event, Data: m.data, Offset: off}, nil)
+		ctx.Respond(&publishResult{pos: Position{Epoch: t.hist.epoch, Offset: off}})
+	case *room.Tick:
+		t.hist.expire(time.Now())
+		if a.user != nil {
+			a.user.Receive(ctx)
+		}
+	default:
+		if a.user != nil {
+			a.user.Receive(ctx)
+		}
+	}
+}
+
+func (a *topicActor) joined(ctx actor.Context, m *room.Joined) {
+	t := a.t
+	jm, ok := m.Member.Meta.(*joinMeta)
+	if !ok {
+		return // a plain room.Join from user code: not a channel member
+	}
+	t.hist.expire(time.Now())
+	reply := JoinReply{Epoch: t.hist.epoch, Offset: t.hist.last, Reply: jm.reply}
+	if jm.recover != nil {
+		missed, reason := t.hist.since(*jm.recover)
+		if reason == "" {
+			reply.Recovered, reply.History = true, missed
+		} else {
+			reply.Reason = reason
+		}
+	}
+	if reply.History == nil {
+		reply.History = t.hist.lastN(min(jm.history, max(t.opts.History, 0)))
+	}
+	data, _ := json.Marshal(&reply)
+	conn := jm.member.Conn
+	_ = conn.SendFrame(transport.NewFrame(transport.MessageText, encode(&wireMsg{T: typeReply, Ref: jm.ref, Topic: t.name, Status: "ok", Data: data})))
+	if t.pres != nil {
+		meta := presenceMeta(jm.member.ID, jm.member.Meta)
+		t.pres.join(jm.member.key(), meta)
+		_ = conn.SendFrame(transport.NewFrame(transport.MessageText, encode(&wireMsg{T: typePresenceState, Topic: t.name, State: t.pres.state()})))
+		t.broadcast(&wireMsg{T: typePresenceDiff, Topic: t.name, Joins: one(jm.member.key(), meta), Leaves: map[string]*PresenceEntry{}}, conn.PID())
+	}
+	if a.user != nil {
+		a.deliver(ctx, &Joined{Member: jm.member, Params: jm.params, Recovered: reply.Recovered})
+	}
+}
+
+func (a *topicActor) left(ctx actor.Context, m *room.Left) {
+	t := a.t
+	jm, ok := m.Member.Meta.(*joinMeta)
+	if !ok {
+		return
+	}
+	if t.pres != nil {
+		if meta, ok := t.pres.leave(jm.member.key(), jm.member.ID); ok {
+			t.broadcast(&wireMsg{T: typePresenceDiff, Topic: t.name, Joins: map[string]*PresenceEntry{}, Leaves: one(jm.member.key(), meta)}, nil)
+		}
+	}
+	if a.user != nil {
+		a.deliver(ctx, &Left{Member: jm.member, Reason: m.Reason})
+	}
+}
+
+func (a *topicActor) push(ctx actor.Context, p *Push) {
+	t := a.t
+	if a.user == nil {
+		if !t.opts.ClientPublish {
+			p.Fail(&Error{Code: CodeNoHandler, Message: "topic " + t.name + " takes no pushes"})
+			return
+		}
+		pos, err := t.Publish(p.Event, p.Data)
+		if err != nil {
+			p.Fail(&Error{Code: CodeBadRequest, Message: err.Error()})
+			return
+		}
+		p.Reply(map[string]uint64{"offset": pos.Offset})
+		return
+	}
+	// A panic in the behaviour answers the push with "internal", then goes
+	// on to the room's host, which logs it and applies HandlerPanic.
+	defer func() {
+		if r := recover(); r != nil {
+			p.Fail(&Error{Code: CodeInternal, Message: "the topic failed to handle the push"})
+			panic(r)
+		}
+	}()
+	a.user.Receive(ctx)
+	if !p.deferred {
+		p.Reply(nil)
+	}
+}
+
+// deliver hands the user's behaviour a message of ours in place of the
+// one being handled.
+func (a *topicActor) deliver(ctx actor.Context, msg any) {
+	a.user.Receive(&swapped{Context: ctx, msg: msg})
+}
+
+// swapped is the topic's context with another message in it.
+type swapped struct {
+	actor.Context
+	msg any
+}
+
+func (s *swapped) Message() any { return s.msg }

@@ -1,0 +1,305 @@
+package channel
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Subprotocol is the WebSocket subprotocol of version 1 of the channels
+// protocol with JSON messages (docs/channels-protocol.md).
+const Subprotocol = "wsactor.channel.v1.json"
+
+// Message types: the "t" field of every protocol message.
+const (
+	typeJoin          = "join"
+	typeLeave         = "leave"
+	typePush          = "push"
+	typeReply         = "reply"
+	typePing          = "ping"
+	typeEvent         = "event"
+	typePresenceState = "presence_state"
+	typePresenceDiff  = "presence_diff"
+	typeLeft          = "left"
+)
+
+// Error codes of error replies (docs/channels-protocol.md). Your own code
+// may use others; see Errorf.
+const (
+	CodeBadRequest    = "bad_request"
+	CodeUnauthorized  = "unauthorized"
+	CodeNotJoined     = "not_joined"
+	CodeAlreadyJoined = "already_joined"
+	CodeTooManyTopics = "too_many_topics"
+	CodeTopicFull     = "topic_full"
+	CodeRateLimited   = "rate_limited"
+	CodeNoHandler     = "no_handler"
+	CodeTimeout       = "timeout"
+	CodeUnavailable   = "unavailable"
+	CodeInternal      = "internal"
+)
+
+// Reasons in a "left" message and in a join reply's "reason".
+const (
+	leftRemoved  = "removed"
+	leftStopped  = "stopped"
+	leftShutdown = "shutdown"
+
+	// Why a join's recover did not recover (JoinReply.Reason).
+	ReasonEpoch   = "epoch"
+	ReasonExpired = "expired"
+	ReasonAhead   = "ahead"
+)
+
+const (
+	maxNameLen = 255
+	maxRef     = 1<<53 - 1
+)
+
+// Position is a place in a topic's stream: the topic's epoch (which changes
+// whenever its history starts anew) and the offset of an event in it (the
+// first event kept has offset 1).
+type Position struct {
+	Epoch  string `json:"epoch"`
+	Offset uint64 `json:"offset"`
+}
+
+// Error is an error reply: a machine-readable Code, a Message for people,
+// and for CodeRateLimited the milliseconds after which to retry.
+type Error struct {
+	Code       string `json:"code"`
+	Message    string `json:"message,omitempty"`
+	RetryAfter int64  `json:"retry_after,omitempty"`
+}
+
+func (e *Error) Error() string {
+	if e.Message == "" {
+		return "channel: " + e.Code
+	}
+	return "channel: " + e.Code + ": " + e.Message
+}
+
+// Is makes errors.Is(err, &Error{Code: c}) match any *Error with code c.
+func (e *Error) Is(target error) bool {
+	var t *Error
+	return errors.As(target, &t) && t.Code == e.Code
+}
+
+// Errorf returns an error reply with the given code and a formatted
+// message, for a topic's handler to refuse a push or a join with.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// HistoryEvent is one event of a join reply's history.
+type HistoryEvent struct {
+	Event  string          `json:"event"`
+	Data   json.RawMessage `json:"data,omitempty"`
+	Offset uint64          `json:"offset"`
+}
+
+// JoinReply is the data of a successful join's reply.
+type JoinReply struct {
+	Epoch     string          `json:"epoch"`
+	Offset    uint64          `json:"offset"`
+	Recovered bool            `json:"recovered"`
+	Reason    string          `json:"reason,omitempty"`
+	History   []HistoryEvent  `json:"history"`
+	Reply     json.RawMessage `json:"reply,omitempty"`
+}
+
+// PresenceMeta is one connection of a presence key.
+type PresenceMeta struct {
+	ID   string          `json:"id"`
+	Meta json.RawMessage `json:"meta,omitempty"`
+}
+
+// PresenceEntry is one key's connections.
+type PresenceEntry struct {
+	Metas []PresenceMeta `json:"metas"`
+}
+
+// wireMsg is every protocol message, decoded. Absent fields are zero.
+type wireMsg struct {
+	T       string          `json:"t"`
+	Ref     uint64          `json:"ref,omitempty"`
+	Topic   string          `json:"topic,omitempty"`
+	Event   string          `json:"event,omitempty"`
+	Data    json.RawMessage `json:"data,omitempty"`
+	Params  json.RawMessage `json:"params,omitempty"`
+	Recover *Position       `json:"recover,omitempty"`
+	History int             `json:"history,omitempty"`
+	Status  string          `json:"status,omitempty"`
+	Error   *Error          `json:"error,omitempty"`
+	Offset  uint64          `json:"offset,omitempty"`
+	Reason  string          `json:"reason,omitempty"`
+
+	State  map[string]*PresenceEntry `json:"state,omitempty"`
+	Joins  map[string]*PresenceEntry `json:"joins,omitempty"`
+	Leaves map[string]*PresenceEntry `json:"leaves,omitempty"`
+}
+
+// errBadRequest is a decode failure; its text is the error reply's message.
+type errBadRequest string
+
+func (e errBadRequest) Error() string { return string(e) }
+
+// decode parses one protocol message and checks the fields its type
+// requires. The error is an errBadRequest; ref is the message's ref when it
+// could be read (so the error reply can answer it), else 0.
+func decode(p []byte) (m wireMsg, err error) {
+	if err := json.Unmarshal(p, &m); err != nil {
+		m.Ref = refOf(p)
+		return m, errBadRequest("not a protocol message: " + jsonErr(err))
+	}
+	if m.Ref > maxRef {
+		return m, errBadRequest("ref out of range")
+	}
+	needRef := func() error {
+		if m.Ref == 0 {
+			return errBadRequest(m.T + " without ref")
+		}
+		return nil
+	}
+	switch m.T {
+	case typeJoin:
+		if err := needRef(); err != nil {
+			return m, err
+		}
+		if m.History < 0 {
+			return m, errBadRequest("negative history")
+		}
+		return m, checkName("topic", m.Topic)
+	case typeLeave:
+		if err := needRef(); err != nil {
+			return m, err
+		}
+		return m, checkName("topic", m.Topic)
+	case typePush:
+		if err := checkName("topic", m.Topic); err != nil {
+			return m, err
+		}
+		return m, checkName("event", m.Event)
+	case typeReply:
+		if err := needRef(); err != nil {
+			return m, err
+		}
+		if m.Status != "ok" && m.Status != "error" {
+			return m, errBadRequest(`reply status must be "ok" or "error"`)
+		}
+		if m.Status == "error" && (m.Error == nil || m.Error.Code == "") {
+			return m, errBadRequest("error reply without error.code")
+		}
+		return m, nil
+	case typePing:
+		return m, needRef()
+	case typeEvent, typePresenceState, typePresenceDiff, typeLeft:
+		return m, checkName("topic", m.Topic)
+	case "":
+		return m, errBadRequest(`message without "t"`)
+	default:
+		return m, errBadRequest("unknown message type " + strconv.Quote(m.T))
+	}
+}
+
+func jsonErr(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return "invalid JSON at byte " + strconv.FormatInt(se.Offset, 10)
+	case errors.As(err, &te):
+		if te.Field != "" {
+			return "field " + strconv.Quote(te.Field) + " must be " + jsonKind(te.Type.Kind().String())
+		}
+		return "must be a JSON object"
+	default:
+		return "invalid JSON"
+	}
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "string":
+		return "a string"
+	case "uint64", "int":
+		return "a non-negative integer"
+	case "ptr", "struct", "map":
+		return "an object"
+	default:
+		return "a " + k
+	}
+}
+
+// refOf digs a usable ref out of a message that did not decode as a whole.
+func refOf(p []byte) uint64 {
+	var probe struct {
+		Ref json.RawMessage `json:"ref"`
+	}
+	if json.Unmarshal(p, &probe) != nil {
+		return 0
+	}
+	r, err := strconv.ParseUint(string(probe.Ref), 10, 64)
+	if err != nil || r > maxRef {
+		return 0
+	}
+	return r
+}
+
+func checkName(what, s string) error {
+	if s == "" {
+		return errBadRequest(what + " missing")
+	}
+	if len(s) > maxNameLen {
+		return errBadRequest(what + " longer than 255 bytes")
+	}
+	if !utf8.ValidString(s) {
+		return errBadRequest(what + " is not UTF-8")
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return errBadRequest(what + " contains a control character")
+		}
+	}
+	return nil
+}
+
+// encode appends m's JSON to a fresh buffer. It cannot fail for the
+// messages this package builds: their Data fields hold valid JSON.
+func encode(m *wireMsg) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		panic("channel: encoding a protocol message: " + err.Error())
+	}
+	return bytes.TrimRight(b.Bytes(), "\n")
+}
+
+// marshalData turns a value from user code into a message's data: a
+// json.RawMessage or []byte holding JSON is used as is (after a validity
+// check), nil becomes absent, anything else is marshalled.
+func marshalData(v any) (json.RawMessage, error) {
+	switch d := v.(type) {
+	case nil:
+		return nil, nil
+	case json.RawMessage:
+		if !json.Valid(d) {
+			return nil, errors.New("channel: data is not valid JSON")
+		}
+		return d, nil
+	case []byte:
+		if !json.Valid(d) {
+			return nil, errors.New("channel: data is not valid JSON")
+		}
+		return json.RawMessage(d), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("channel: encoding data: %w", err)
+	}
+	return b, nil
+}
