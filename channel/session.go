@@ -201,7 +201,9 @@ func (s *session) message(ctx actor.Context, msg *actors.Message) {
 	}
 	m, err := decode(msg.Data)
 	if err != nil {
-		s.replyError(m.Ref, m.Topic, &Error{Code: CodeBadRequest, Message: err.Error()})
+		// Answered even without a usable ref (ref 0): the sender learns
+		// what was wrong.
+		s.send(&wireMsg{T: typeReply, Ref: m.Ref, Topic: m.Topic, Status: "error", Error: &Error{Code: CodeBadRequest, Message: err.Error()}})
 		if s.malformed.add(time.Now()) {
 			s.conn.Close(StatusMalformed, "too many malformed messages")
 		}
