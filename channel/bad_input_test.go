@@ -3,6 +3,7 @@ package channel_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -301,10 +302,25 @@ func TestShutdownKeepsHistory(t *testing.T) {
 	c.reply(2)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	code := make(chan int, 1)
+	go func() { // answer the close handshake while Shutdown waits for it
+		_ = c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			_, _, err := c.c.ReadMessage()
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				code <- ce.Code
+				return
+			} else if err != nil {
+				code <- -1
+				return
+			}
+		}
+	}()
 	if err := e.hub.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if code := c.closeCode(); code != 1001 {
+	if code := <-code; code != 1001 {
 		t.Fatalf("close %d, want 1001", code)
 	}
 	d := websocket.Dialer{Subprotocols: []string{channel.Subprotocol}}
