@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsactor/wsactor/channel"
+	"github.com/wsactor/wsactor/supervisor"
 )
 
 // Every malformed or refused request gets an error reply with its code,
@@ -350,5 +351,43 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// A topic whose behaviour fails past its budget stops: its members get
+// "left" with reason "stopped", and the next join makes a new topic with a
+// new epoch, so a recovery from the old one says so.
+func TestTopicStopsPastBudget(t *testing.T) {
+	e := newHubEnv(t, &channel.Options{
+		Topics: func(name string) *channel.TopicOptions {
+			return &channel.TopicOptions{
+				ClientPublish: false,
+				Handler:       func(t *channel.Topic) actor.Actor { return &chatty{t: t} },
+				HandlerPanic:  supervisor.Policy{Directive: supervisor.Stop},
+			}
+		},
+	})
+	c := e.dial(t, "alice")
+	first := c.join(1, "game:1", nil)
+	c.send(`{"t":"push","ref":2,"topic":"game:1","event":"boom"}`)
+	// The reply and the "left" come from two actors: either order.
+	got := map[string]bool{}
+	for range 2 {
+		m := c.read()
+		switch {
+		case m.T == "reply" && m.Ref == 2 && m.Error != nil && m.Error.Code == "internal":
+			got["internal"] = true
+		case m.T == "left" && m.Topic == "game:1" && m.Reason == "stopped":
+			got["left"] = true
+		default:
+			t.Fatalf("unexpected %s", m.raw)
+		}
+	}
+	if !got["internal"] || !got["left"] {
+		t.Fatalf("got %v", got)
+	}
+	again := c.join(3, "game:1", map[string]any{"recover": channel.Position{Epoch: first.Epoch, Offset: first.Offset}})
+	if again.Recovered || again.Reason != channel.ReasonEpoch || again.Epoch == first.Epoch {
+		t.Fatalf("rejoin after the topic stopped: %+v, want a new epoch and recovered false", again)
 	}
 }
