@@ -30,14 +30,17 @@ func newHistory(size int, ttl time.Duration) *history {
 }
 
 // newEpoch returns a fresh random epoch: 8 characters, 48 bits.
-func newEpoch() string {
+func newEpoch() string { return randomID(8) }
+
+// randomID returns n random characters of a URL-safe alphabet (6 bits each).
+func randomID(n int) string {
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-	var b [8]byte
-	_, _ = rand.Read(b[:])
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
 	for i := range b {
 		b[i] = alphabet[b[i]&63]
 	}
-	return string(b[:])
+	return string(b)
 }
 
 // append keeps an event and returns its offset. A topic with no history

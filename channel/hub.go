@@ -220,6 +220,10 @@ func NewHub(system *actor.ActorSystem, opts *Options) (*Hub, error) {
 		Tree:           tree,
 		Heartbeat:      o.Heartbeat,
 		MaxConnections: o.MaxConnections,
+		// The session is this package's code; user hooks it runs recover
+		// their own panics. A panic in it is a bug that leaves its state
+		// unknown: close the connection (1011), the client reconnects.
+		HandlerPanic: supervisor.Policy{Directive: supervisor.Stop},
 	}
 	if err := h.Reopen(); err != nil {
 		_ = tree.Shutdown(context.Background())

@@ -133,12 +133,12 @@ func (s *session) Receive(ctx actor.Context) {
 }
 
 func (s *session) opened(ctx actor.Context, m *actors.Opened) {
-	s.conn, s.self, s.id = m.Conn, ctx.Self(), m.Conn.ID()
+	s.conn, s.self = m.Conn, ctx.Self()
+	if s.id == "" {
+		s.id = randomID(12) // 72 bits: the presence id, Hub.Request's address
+	}
 	if id, ok := m.Conn.Principal().(*Identity); ok && id != nil {
 		s.user, s.meta = id.User, id.Meta
-	}
-	if m.Restarted != nil {
-		return // the same connection: already registered
 	}
 	s.bucket = newBucket(s.hub.opts.Rate, time.Now())
 	s.hub.addSession(s)

@@ -79,7 +79,8 @@ func (o *TopicOptions) withDefaults() TopicOptions {
 
 // Member is a connection in a topic.
 type Member struct {
-	// ID is the connection's id (actors.Conn.ID), also its presence id.
+	// ID is the connection's id in the Hub: random, also its presence id
+	// and Hub.Request's address.
 	ID string
 	// User is who the connection authenticated as (Identity.User); empty
 	// for an anonymous connection.

@@ -128,12 +128,12 @@ type wireMsg struct {
 	Ref     uint64          `json:"ref,omitempty"`
 	Topic   string          `json:"topic,omitempty"`
 	Event   string          `json:"event,omitempty"`
+	Status  string          `json:"status,omitempty"`
+	Error   *Error          `json:"error,omitempty"`
 	Data    json.RawMessage `json:"data,omitempty"`
 	Params  json.RawMessage `json:"params,omitempty"`
 	Recover *Position       `json:"recover,omitempty"`
 	History int             `json:"history,omitempty"`
-	Status  string          `json:"status,omitempty"`
-	Error   *Error          `json:"error,omitempty"`
 	Offset  uint64          `json:"offset,omitempty"`
 	Reason  string          `json:"reason,omitempty"`
 
