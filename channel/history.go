@@ -4,11 +4,16 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // history is a topic's kept events: at most size, none older than ttl (when
 // positive), oldest first. It belongs to the topic's actor.
 type history struct {
+	store Store // nil: memory only
+	topic string
+	log   zerolog.Logger
 	epoch string
 	last  uint64 // the offset of the newest event ever appended (0: none)
 	size  int
@@ -29,6 +34,44 @@ func newHistory(size int, ttl time.Duration) *history {
 	return &history{epoch: newEpoch(), size: size, ttl: ttl}
 }
 
+// loadHistory makes a topic's history from store: the stored stream when
+// there is one, else a new epoch (recorded in the store). A store that
+// fails to load gets a new epoch too, so clients are told.
+func loadHistory(store Store, topic string, size int, ttl time.Duration, log zerolog.Logger) *history {
+	h := newHistory(size, ttl)
+	h.store, h.topic, h.log = store, topic, log
+	if store == nil {
+		return h
+	}
+	epoch, last, events, err := store.Load(topic, max(size, 0))
+	if err != nil {
+		log.Error().Err(err).Str("topic", topic).Msg("loading history failed; starting a new epoch")
+	}
+	if err != nil || epoch == "" {
+		h.reset()
+		return h
+	}
+	h.epoch = epoch
+	for _, e := range events {
+		h.last = e.Offset - 1
+		h.keep(e.Event, e.Data, e.Time)
+	}
+	h.last = last
+	return h
+}
+
+// reset starts a new epoch with no events, in the store too.
+func (h *history) reset() {
+	h.epoch = newEpoch()
+	clear(h.ring)
+	h.ring, h.head, h.n = nil, 0, 0
+	if h.store != nil {
+		if err := h.store.Reset(h.topic, h.epoch); err != nil {
+			h.log.Error().Err(err).Str("topic", h.topic).Msg("resetting stored history failed")
+		}
+	}
+}
+
 // newEpoch returns a fresh random epoch: 8 characters, 48 bits.
 func newEpoch() string { return randomID(8) }
 
@@ -43,9 +86,26 @@ func randomID(n int) string {
 	return string(b)
 }
 
-// append keeps an event and returns its offset. A topic with no history
-// (size 0) still numbers its events, so positions stay meaningful.
+// append keeps an event (in the store too) and returns its offset. A topic
+// with no history (size 0) still numbers its events, so positions stay
+// meaningful. If the store fails, what it holds cannot be trusted to be
+// whole: the topic starts a new epoch, so that clients are told.
 func (h *history) append(event string, data json.RawMessage, now time.Time) uint64 {
+	off := h.keep(event, data, now)
+	if h.store != nil && h.size > 0 {
+		err := h.store.Append(h.topic, h.epoch, StoredEvent{Offset: off, Event: event, Data: data, Time: now}, h.size)
+		if err != nil {
+			h.log.Error().Err(err).Str("topic", h.topic).Msg("storing history failed; starting a new epoch")
+			h.reset()
+			h.keep(event, data, now)
+			_ = h.store.Append(h.topic, h.epoch, StoredEvent{Offset: off, Event: event, Data: data, Time: now}, h.size)
+		}
+	}
+	return off
+}
+
+// keep appends to the ring.
+func (h *history) keep(event string, data json.RawMessage, now time.Time) uint64 {
 	h.last++
 	if h.size <= 0 {
 		return h.last

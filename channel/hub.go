@@ -71,6 +71,12 @@ type Options struct {
 	// every topic.
 	Topics func(name string) *TopicOptions
 
+	// Store keeps the topics' history outside their memory, so that it
+	// survives a topic's stop and the process's restart (NewFileStore). Nil
+	// keeps history in memory only: a topic that stops loses it, and its
+	// next incarnation starts a new epoch.
+	Store Store
+
 	// Logger receives the hub's logs. The zero value means the actor
 	// system's logger; zerolog.Nop() logs nothing.
 	Logger zerolog.Logger
@@ -244,7 +250,7 @@ func (h *Hub) roomOptions(name string) *room.Options {
 		idle = 0
 	}
 	return &room.Options{
-		Behavior:      newTopicActor(h, name, t, newHistory(t.History, t.HistoryTTL)),
+		Behavior:      newTopicActor(h, name, t, loadHistory(h.opts.Store, name, t.History, t.HistoryTTL, h.log)),
 		TickInterval:  t.TickInterval,
 		IdleTimeout:   idle,
 		MaxMembers:    t.MaxMembers,
