@@ -72,6 +72,9 @@ func TestJoinIsGaplessUnderPublishing(t *testing.T) {
 		for { // events sent before the leave took effect, then the reply
 			m := c.read()
 			if m.T == "reply" && m.Ref == uint64(round*10+2) {
+				if m.Status != "ok" {
+					t.Fatalf("round %d: leave refused: %s", round, m.raw)
+				}
 				break
 			}
 			if m.T != "event" || m.Offset != next {

@@ -44,13 +44,14 @@ type session struct {
 }
 
 type membership struct {
-	joined bool
-	pid    *actor.PID
-	member Member
-	queued []wireMsg // pushes that came while joining
-	bucket *bucket   // TopicOptions.PushRate
-	ref    uint64    // the join's ref
-	params json.RawMessage
+	joined  bool
+	pid     *actor.PID
+	member  Member
+	queued  []wireMsg // pushes (and a leave) that came while joining
+	leaving bool      // a leave came while joining
+	bucket  *bucket   // TopicOptions.PushRate
+	ref     uint64    // the join's ref
+	params  json.RawMessage
 }
 
 func newSession(h *Hub) *session {
@@ -229,6 +230,10 @@ func (s *session) message(ctx actor.Context, msg *actors.Message) {
 		if !s.admit(m.Ref, m.Topic, ms.bucket) {
 			return
 		}
+		if ms.leaving {
+			s.replyError(m.Ref, m.Topic, &Error{Code: CodeNotJoined, Message: "leaving " + m.Topic})
+			return
+		}
 		if !ms.joined {
 			if len(ms.queued) >= s.hub.opts.MaxPending {
 				s.refuse(m.Ref, m.Topic, "too many pushes waiting for the join", time.Second)
@@ -343,6 +348,9 @@ func (s *session) joinResult(ctx actor.Context, r *room.JoinResult) {
 			code = CodeTopicFull
 		}
 		s.replyError(ms.ref, r.Room, &Error{Code: code, Message: "cannot join " + r.Room})
+		for _, q := range ms.queued {
+			s.replyError(q.Ref, r.Room, &Error{Code: CodeNotJoined, Message: "the join of " + r.Room + " failed"})
+		}
 		return
 	}
 	t, ok := s.hub.topics.Lookup(r.Room)
@@ -358,9 +366,16 @@ func (s *session) joinResult(ctx actor.Context, r *room.JoinResult) {
 	}
 	ctx.Watch(ms.pid)
 	s.updateNames()
+	// What came for this topic while joining, in order: the client may send
+	// as soon as it has the join reply, which the topic writes before this
+	// answer reaches us.
 	queued := ms.queued
 	ms.queued = nil
 	for i := range queued {
+		if queued[i].T == typeLeave {
+			s.leave(ctx, &queued[i])
+			return // anything after a leave was refused when it came
+		}
 		s.push(ctx, ms, &queued[i])
 	}
 }
@@ -380,8 +395,13 @@ func (s *session) push(ctx actor.Context, ms *membership, m *wireMsg) {
 
 func (s *session) leave(ctx actor.Context, m *wireMsg) {
 	ms := s.topics[m.Topic]
-	if ms == nil || !ms.joined {
+	if ms == nil || ms.leaving {
 		s.replyError(m.Ref, m.Topic, &Error{Code: CodeNotJoined, Message: "not in " + m.Topic})
+		return
+	}
+	if !ms.joined {
+		ms.queued = append(ms.queued, *m) // done once joined
+		ms.leaving = true
 		return
 	}
 	ctx.Send(ms.pid, &room.Leave{PID: s.self})
