@@ -391,3 +391,19 @@ func TestTopicStopsPastBudget(t *testing.T) {
 		t.Fatalf("rejoin after the topic stopped: %+v, want a new epoch and recovered false", again)
 	}
 }
+
+// A message over the read limit (1 MiB by default for channels) closes the
+// connection with 1009; others carry on.
+func TestOversizedMessageCloses(t *testing.T) {
+	e := newHubEnv(t, &channel.Options{Topics: publishing})
+	other := e.dial(t, "bob")
+	c := e.dial(t, "mallory")
+	c.join(1, "room:1", nil)
+	big := `{"t":"push","ref":2,"topic":"room:1","event":"msg","data":"` + strings.Repeat("x", 1<<20) + `"}`
+	_ = c.c.WriteMessage(websocket.TextMessage, []byte(big))
+	if code := c.closeCode(); code != 1009 {
+		t.Fatalf("close %d, want 1009", code)
+	}
+	other.send(`{"t":"ping","ref":1}`)
+	other.reply(1)
+}
