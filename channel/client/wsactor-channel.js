@@ -572,7 +572,9 @@ export class Channel {
     const params = typeof this.params === 'function' ? this.params() : this.params;
     if (params !== undefined) msg.params = params;
     if (this._epoch !== null) msg.recover = { epoch: this._epoch, offset: this._offset };
-    else if (this._historySize > 0) msg.history = this._historySize;
+    // Sent with recover too: it is what the server answers with when the
+    // recovery fails (a new epoch, expired events), so the app can refill.
+    if (this._historySize > 0) msg.history = this._historySize;
     // The reply is handled synchronously: the events that follow it on the
     // connection must find the channel joined.
     let ref = 0;

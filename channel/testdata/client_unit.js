@@ -416,7 +416,7 @@ async function testReconnect() {
     check('reconnected with backoff (<= max + slack)', took < 1000, took, '< 1000 ms');
     eq('close reported, with reconnect', closes[0], [1001, true]);
     const j = await c1.next('rejoin');
-    eq('rejoin recovers from the last position, asks no history', { t: j.t, recover: j.recover, history: j.history }, { t: 'join', recover: { epoch: 'E7', offset: 3 }, history: undefined });
+    eq('rejoin recovers from the last position, with history as the fallback', { t: j.t, recover: j.recover, history: j.history }, { t: 'join', recover: { epoch: 'E7', offset: 3 }, history: 10 });
     check('nothing sent before the join reply', await c1.nothing(50), 'a message', 'nothing');
     c1.reply(j.ref, { epoch: 'E7', offset: 5, recovered: true, history: [{ event: 'msg', data: 3, offset: 3 }, { event: 'msg', data: 4, offset: 4 }, { event: 'msg', data: 5, offset: 5 }] }, 'room:r');
     const p = await c1.next('queued push');
