@@ -393,7 +393,10 @@ func (h *Hub) Sessions(user string) []SessionInfo {
 
 // SendUser sends a push (no reply expected) on topic to every connection of
 // user, whether or not it joined topic. It returns how many connections
-// took it.
+// took it. The browser and Go clients deliver a push to their channel of
+// its topic and drop it where they have none: have each client join a
+// per-user topic ("user:alice", which Authorize keeps others out of) and
+// send on it.
 func (h *Hub) SendUser(user, topic, event string, data any) (int, error) {
 	f, err := pushFrame(topic, event, data, 0)
 	if err != nil {
