@@ -51,6 +51,16 @@
 // Hub.Shutdown closes every connection (1001) and keeps the topics; after
 // Hub.Reopen clients reconnect and recover what was published meanwhile.
 //
+// # Clients
+//
+// The browser client is one dependency-free ES module (channel/client/,
+// served by ClientHandler, with TypeScript declarations). Dial is the Go
+// client, an actor like actors.Dial: Client.Join returns a Subscription whose
+// Handler gets the join's history and then the live events, Push waits for the
+// reply, presence is applied for you. Both reconnect with jittered backoff,
+// rejoin every topic with the last position they applied, drop duplicates by
+// offset, and keep pushes made while offline in a bounded buffer.
+//
 // # Failures and bad input
 //
 // A request that cannot be served is answered with an error reply (a code

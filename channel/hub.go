@@ -124,7 +124,8 @@ var (
 	ErrClosed = errors.New("channel: hub closed")
 	// ErrNoSession: no open connection has that id.
 	ErrNoSession = errors.New("channel: no such connection")
-	// ErrTimeout: the client did not answer a request in time.
+	// ErrTimeout: the peer (a client for Hub.Request, the server for a
+	// client's Push) did not answer a request in time.
 	ErrTimeout = errors.New("channel: timed out")
 )
 
