@@ -1,5 +1,6 @@
-// Command chat is wsactor's main example: a chat server with rooms,
-// presence and join/leave notices, and the page that uses it.
+// Command chat is wsactor's main example: a chat on package channel, with
+// rooms, history on join, recovery after a reconnect or a restart, presence
+// and join/leave notices, and the page that uses it.
 //
 //	go run ./examples/chat    # then open http://localhost:8080 in two tabs
 package main
@@ -14,6 +15,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -39,6 +41,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fs.SetOutput(out)
 	addr := fs.String("addr", "localhost:8080", "listen address")
 	verbose := fs.Bool("v", false, "log every connection and room event")
+	dataDir := fs.String("data", filepath.Join(os.TempDir(), "wsactor-chat"),
+		"keep the rooms' history in this directory, so that a restart keeps it (empty: in memory)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil // -h: the usage is printed, and that is all
@@ -56,7 +60,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	app, err := newServer(system, logger)
+	app, err := newServer(system, logger, *dataDir)
 	if err != nil {
 		_ = ln.Close()
 		return err
@@ -65,6 +69,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.Info().Msgf("chat on http://%s (Ctrl-C to stop)", ln.Addr())
+	if *dataDir != "" {
+		logger.Info().Msgf("history in %s", *dataDir)
+	} else {
+		logger.Info().Msg("history in memory: a restart forgets it")
+	}
 
 	var failed error
 	select {
@@ -72,8 +81,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	case failed = <-serveErr:
 	}
 	// The WebSockets first (each page gets 1001 and reconnects), then the
-	// rooms, then the HTTP server, whose Shutdown does not wait for hijacked
-	// connections.
+	// rooms and their history files, then the HTTP server, whose Shutdown
+	// does not wait for hijacked connections.
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err = errors.Join(failed, app.Shutdown(sctx), srv.Shutdown(sctx))

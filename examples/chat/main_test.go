@@ -16,7 +16,7 @@ func TestMain(m *testing.M) { exampletest.Main(m, main) }
 const waitTimeout = 15 * time.Second
 
 // chatServer is run() on a loopback port, as `go run ./examples/chat -addr
-// ADDR` runs it.
+// ADDR -data DIR` runs it.
 type chatServer struct {
 	URL  string // http://127.0.0.1:port
 	Addr string // 127.0.0.1:port
@@ -32,13 +32,14 @@ func (s *chatServer) wsURL() string { return "ws" + strings.TrimPrefix(s.URL, "h
 
 var listening = regexp.MustCompile(`chat on (http://\S+)`)
 
-// startChat runs the chat on addr (127.0.0.1:0 for any port) until the test
-// ends, with its logs in the test's log.
-func startChat(t *testing.T, addr string) *chatServer {
+// startChat runs the chat on addr (127.0.0.1:0 for any port) with its
+// history in dataDir (a t.TempDir, never the default shared one) until the
+// test ends, with its logs in the test's log.
+func startChat(t *testing.T, addr, dataDir string) *chatServer {
 	t.Helper()
 	out := exampletest.NewLogWriter(t, listening)
 	r := exampletest.Start(t, func(ctx context.Context) error {
-		return run(ctx, []string{"-addr", addr, "-v"}, out)
+		return run(ctx, []string{"-addr", addr, "-data", dataDir, "-v"}, out)
 	})
 	s := &chatServer{stop: r.Stop}
 	t.Cleanup(func() {
@@ -59,7 +60,7 @@ func startChat(t *testing.T, addr string) *chatServer {
 }
 
 // TestHelp: -h prints the usage and exits 0, with no log line.
-func TestHelp(t *testing.T) { exampletest.CheckHelp(t, "chat", "addr", "v") }
+func TestHelp(t *testing.T) { exampletest.CheckHelp(t, "chat", "addr", "data", "v") }
 
 // TestLogColour: logs are coloured on a terminal only.
 func TestLogColour(t *testing.T) { exampletest.CheckLogColour(t, newLogger) }

@@ -10,61 +10,103 @@ import (
 	"io/fs"
 	"net/http"
 	"slices"
+	"strings"
+	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
-	"github.com/wsactor/wsactor/actors"
-	"github.com/wsactor/wsactor/room"
-	"github.com/wsactor/wsactor/supervisor"
+	"github.com/wsactor/wsactor/channel"
 	"github.com/wsactor/wsactor/transport"
 )
 
 //go:embed static
 var static embed.FS
 
-// joinTimeout bounds making and joining a room.
-const joinTimeout = 5 * time.Second
+// The chat's rules. The channels protocol (docs/channels-protocol.md) is the
+// wire; these are what this application accepts on it.
+const (
+	roomPrefix = "room:" // the only topics: "room:<name>"
+	maxText    = 500     // characters in a chat message
+	maxName    = 24      // characters in a nickname
+	maxRoom    = 32      // characters in a room name
+	history    = 50      // messages a room keeps for joins and recovery
+	readLimit  = 8 << 10 // bytes in one message from a page
+)
 
-// server is the chat application: a registry of rooms, the WebSocket
-// handler whose connections join them, and the page. Both live in one
-// supervision tree.
-type server struct {
-	tree  *supervisor.Tree
-	rooms *room.Registry
-	ws    *actors.Handler
-	mux   *http.ServeMux
+// Error codes of the chat's own refusals, next to the protocol's
+// (channel.CodeBadRequest and the rest).
+const (
+	codeUnknownTopic = "unknown_topic" // a topic that is not "room:<name>"
+	codeBadRoom      = "bad_room"      // "room:<name>" with a name out of the rules
+	codeUnknownEvent = "unknown_event" // a push other than "msg"
+	codeEmpty        = "empty"         // a message with nothing to say
+	codeTooLong      = "too_long"      // a message over maxText characters
+)
+
+// message is the data of a "msg" event, as every member and the history get
+// it.
+type message struct {
+	From string `json:"from"` // the sender's nickname
+	Text string `json:"text"`
+	Time int64  `json:"time"` // Unix milliseconds, the server's clock
 }
 
-func newServer(system *actor.ActorSystem, logger zerolog.Logger) (*server, error) {
-	tree, err := supervisor.New(system)
-	if err != nil {
-		return nil, fmt.Errorf("chat: supervision tree: %w", err)
-	}
-	rooms := room.NewRegistry(tree, &room.RegistryOptions{
-		Logger: logger,
-		Options: func(string) *room.Options {
-			// Presence: every member's connection actor gets *room.Joined
-			// and *room.Left. An empty room stops after a minute.
-			return &room.Options{Presence: true, IdleTimeout: time.Minute, MaxMembers: 1000}
-		},
-	})
-	ws, err := actors.NewHandler(system, func() actor.Actor { return &client{rooms: rooms} }, &actors.HandlerOptions{
+// server is the chat application: a channel.Hub whose topics are the chat
+// rooms, the browser client, and the page.
+type server struct {
+	hub   *channel.Hub
+	store *channel.FileStore // nil when history lives in memory
+	log   zerolog.Logger
+	mux   *http.ServeMux
+
+	mu     sync.Mutex
+	people map[string]int // room name -> nicknames in it, kept by the rooms
+}
+
+// newServer builds the chat. With dataDir set, the rooms keep their history
+// in a channel.FileStore there, so a restart of the process loses nothing
+// and the pages recover what they missed; empty keeps it in memory.
+func newServer(system *actor.ActorSystem, logger zerolog.Logger, dataDir string) (*server, error) {
+	s := &server{log: logger, mux: http.NewServeMux(), people: map[string]int{}}
+	opts := &channel.Options{
 		AcceptOptions: transport.AcceptOptions{ReadLimit: readLimit},
 		Logger:        logger,
-		Tree:          tree,
-		Decode:        decode,
-	})
-	if err != nil {
-		return nil, errors.Join(fmt.Errorf("chat: %w", err), tree.Shutdown(context.Background()))
+		Authenticate:  authenticate,
+		Authorize:     authorize,
+		Topics: func(topic string) *channel.TopicOptions {
+			return &channel.TopicOptions{
+				History:     history,
+				Presence:    true, // tabs of one nickname are one key with several metas
+				IdleTimeout: time.Minute,
+				MaxMembers:  1000,
+				Handler: func(t *channel.Topic) actor.Actor {
+					return &chatRoom{topic: t, name: strings.TrimPrefix(topic, roomPrefix), srv: s}
+				},
+			}
+		},
 	}
+	if dataDir != "" {
+		store, err := channel.NewFileStore(dataDir)
+		if err != nil {
+			return nil, fmt.Errorf("chat: %w", err)
+		}
+		s.store, opts.Store = store, store
+	}
+	hub, err := channel.NewHub(system, opts)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("chat: %w", err), s.closeStore())
+	}
+	s.hub = hub
 	page, err := fs.Sub(static, "static")
 	if err != nil {
 		return nil, err
 	}
-	s := &server{tree: tree, rooms: rooms, ws: ws, mux: http.NewServeMux()}
-	s.mux.Handle("GET /ws", ws)
+	s.mux.Handle("GET /ws", hub)
+	s.mux.Handle("GET /wsactor/", http.StripPrefix("/wsactor/", channel.ClientHandler()))
 	s.mux.HandleFunc("GET /rooms", s.listRooms)
 	s.mux.Handle("GET /", http.FileServerFS(page))
 	return s, nil
@@ -72,193 +114,154 @@ func newServer(system *actor.ActorSystem, logger zerolog.Logger) (*server, error
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// Shutdown closes every WebSocket with 1001 (the pages reconnect), then
-// stops the rooms. Call it before http.Server.Shutdown.
+// Shutdown closes every WebSocket with 1001 (the pages reconnect), stops
+// the rooms, then closes the history files. Call it before
+// http.Server.Shutdown.
 func (s *server) Shutdown(ctx context.Context) error {
-	return errors.Join(s.ws.Shutdown(ctx), s.tree.Shutdown(ctx))
+	return errors.Join(s.hub.Close(ctx), s.closeStore())
 }
 
-// listRooms answers GET /rooms with the open rooms and how many people are
-// in each, for the page's room picker.
-func (s *server) listRooms(w http.ResponseWriter, r *http.Request) {
+func (s *server) closeStore() error {
+	if s.store == nil {
+		return nil
+	}
+	return s.store.Close()
+}
+
+// authenticate runs before the upgrade: the nickname in the URL
+// (/ws?name=alice) is who the connection is. Tabs with one nickname are one
+// user: one presence key, one rate budget. A bad nickname is refused with
+// 400 (a page checks it before connecting).
+func authenticate(r *http.Request) (channel.Identity, error) {
+	name, err := cleanName(r.URL.Query().Get("name"))
+	if err != nil {
+		return channel.Identity{}, &transport.HTTPError{Status: http.StatusBadRequest, Err: err}
+	}
+	return channel.Identity{User: name}, nil
+}
+
+// authorize runs for every join: the only topics are chat rooms,
+// "room:<name>", with names the rules allow.
+func authorize(j *channel.JoinRequest) (channel.Authorization, error) {
+	name, ok := strings.CutPrefix(j.Topic, roomPrefix)
+	if !ok {
+		return channel.Authorization{}, channel.Errorf(codeUnknownTopic, "no topic %q here: join room:<name>", j.Topic)
+	}
+	if !validRoom(name) {
+		return channel.Authorization{}, channel.Errorf(codeBadRoom, "a room name is 1 to %d of a-z, 0-9, '-' and '_'", maxRoom)
+	}
+	return channel.Authorization{}, nil
+}
+
+// chatRoom is a room's behaviour: it runs on the room's topic actor, one
+// message at a time, so its fields need no lock. The topic does the rest:
+// history, recovery, presence.
+type chatRoom struct {
+	topic *channel.Topic
+	name  string // the room's name, without "room:"
+	srv   *server
+}
+
+func (c *chatRoom) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *channel.Push:
+		c.push(m)
+	case *channel.Joined:
+		c.srv.log.Info().Str("room", c.name).Str("name", m.Member.User).Bool("recovered", m.Recovered).Msg("joined")
+		c.count()
+	case *channel.Left:
+		c.srv.log.Info().Str("room", c.name).Str("name", m.Member.User).Stringer("reason", m.Reason).Msg("left")
+		c.count()
+	}
+}
+
+// push handles a page's "msg": the text is checked, stamped with the
+// sender's nickname and the time, kept in history and sent to every member
+// (the sender too) as one frame. The reply is the message's offset; a
+// refusal is an error reply the page shows next to the input.
+func (c *chatRoom) push(p *channel.Push) {
+	if p.Event != "msg" {
+		p.Fail(channel.Errorf(codeUnknownEvent, "no event %q: push msg", p.Event))
+		return
+	}
+	var in struct {
+		Text string `json:"text"`
+	}
+	if err := json.Unmarshal(p.Data, &in); err != nil {
+		p.Fail(channel.Errorf(channel.CodeBadRequest, `msg wants {"text": "..."}`))
+		return
+	}
+	text, err := cleanText(in.Text)
+	if err != nil {
+		p.Fail(err)
+		return
+	}
+	pos, err := c.topic.Publish("msg", message{From: p.From.User, Text: text, Time: time.Now().UnixMilli()})
+	if err != nil {
+		p.Fail(err)
+		return
+	}
+	p.Reply(map[string]uint64{"offset": pos.Offset})
+}
+
+// count tells the server how many nicknames are in the room, for /rooms.
+func (c *chatRoom) count() {
+	c.srv.mu.Lock()
+	defer c.srv.mu.Unlock()
+	if n := len(c.topic.Presence()); n > 0 {
+		c.srv.people[c.name] = n
+	} else {
+		delete(c.srv.people, c.name)
+	}
+}
+
+// listRooms answers GET /rooms with the rooms people are in and how many
+// (nicknames, not tabs), for the page's room picker.
+func (s *server) listRooms(w http.ResponseWriter, _ *http.Request) {
 	type entry struct {
 		Name   string `json:"name"`
 		People int    `json:"people"`
 	}
 	list := []entry{}
-	for _, rm := range s.rooms.Rooms() {
-		members, err := rm.Members(r.Context())
-		if err != nil {
-			continue // stopped meanwhile
-		}
-		if n := len(people(members)); n > 0 {
-			list = append(list, entry{rm.Name(), n})
+	s.mu.Lock()
+	for _, topic := range s.hub.Topics() {
+		name, _ := strings.CutPrefix(topic, roomPrefix)
+		if n := s.people[name]; n > 0 {
+			list = append(list, entry{name, n})
 		}
 	}
+	s.mu.Unlock()
+	slices.SortFunc(list, func(a, b entry) int { return cmp.Compare(a.Name, b.Name) })
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(list)
 }
 
-// people folds a member list (one per connection) into one entry per
-// nickname, sorted.
-func people(members []room.Member) []presence {
-	tabs := map[string]int{}
-	for _, m := range members {
-		tabs[m.User]++
+// cleanName returns the trimmed nickname, or why it is not one.
+func cleanName(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	n := utf8.RuneCountInString(s)
+	if n == 0 || n > maxName || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return "", fmt.Errorf("a nickname is 1 to %d printable characters", maxName)
 	}
-	out := make([]presence, 0, len(tabs))
-	for name, n := range tabs {
-		out = append(out, presence{name, n})
-	}
-	slices.SortFunc(out, func(a, b presence) int { return cmp.Compare(a.Name, b.Name) })
-	return out
+	return s, nil
 }
 
-// client is the behaviour of one chat connection. It joins one room, sends
-// what its page says to the room, and keeps the room's member list up to
-// date from the room's presence events. Its fields are touched only by
-// Receive.
-type client struct {
-	rooms   *room.Registry
-	conn    *actors.Conn
-	room    *room.Room             // nil until the page joined
-	name    string                 // the page's nickname, once joined
-	members map[string]room.Member // the room's members by connection id
-	strikes int                    // messages refused so far
+// validRoom reports whether s is a room name: 1 to maxRoom of a-z, 0-9, '-'
+// and '_'. Pages lower-case what people type.
+func validRoom(s string) bool {
+	return len(s) > 0 && len(s) <= maxRoom && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) < 0
 }
 
-func (c *client) Receive(ctx actor.Context) {
-	switch m := ctx.Message().(type) {
-	case *actors.Opened:
-		c.conn = m.Conn
-	case *actors.Message:
-		in, ok := m.Value.(*inbound) // set by decode
-		if !ok {
-			return
-		}
-		switch in.Type {
-		case "join":
-			c.join(in)
-		case "say":
-			c.say(ctx, in)
-		case "ping":
-			c.send(outbound{Type: "pong"})
-		default:
-			c.refuse(fmt.Errorf("unknown message type %q", in.Type))
-		}
-	case *room.Joined:
-		if c.room == nil || m.Room != c.room.Name() {
-			return
-		}
-		if _, seen := c.members[m.Member.PID().Id]; seen {
-			return // our own join, already in the snapshot
-		}
-		c.members[m.Member.PID().Id] = m.Member
-		if m.First {
-			c.send(outbound{Type: "joined", Room: m.Room, Name: m.Member.User})
-		}
-		c.sendPresence()
-	case *room.Left:
-		if c.room == nil || m.Room != c.room.Name() {
-			return
-		}
-		delete(c.members, m.Member.PID().Id)
-		if m.Last {
-			c.send(outbound{Type: "left", Room: m.Room, Name: m.Member.User})
-		}
-		c.sendPresence()
-	case *actors.Closed:
-		// The room watches this actor: the others get *room.Left by itself.
-		m.Conn.Logger().Info().Str("name", c.name).Int("code", int(m.Code)).AnErr("cause", m.Err).Msg("disconnected")
+// cleanText returns the trimmed chat message, or the error reply for it.
+func cleanText(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	switch n := utf8.RuneCountInString(s); {
+	case n == 0:
+		return "", channel.Errorf(codeEmpty, "say something")
+	case n > maxText:
+		return "", channel.Errorf(codeTooLong, "a message is at most %d characters", maxText)
 	}
-}
-
-// join puts the connection in the room the page asked for. Registry.Join
-// makes the room on first use and waits for it, which blocks this
-// connection (and nothing else) for a moment.
-func (c *client) join(in *inbound) {
-	if c.room != nil {
-		c.refuse(fmt.Errorf("already in room %q: reconnect to change rooms", c.room.Name()))
-		return
-	}
-	name, err := cleanName(in.Name)
-	if err != nil {
-		c.refuse(err)
-		return
-	}
-	rname, err := cleanRoom(in.Room)
-	if err != nil {
-		c.refuse(err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), joinTimeout)
-	defer cancel()
-	// User groups a nickname's tabs: presence says when its first tab
-	// arrives and its last one leaves.
-	r, res, err := c.rooms.Join(ctx, rname, &room.Join{Conn: c.conn, User: name, Meta: name, Snapshot: true})
-	if err != nil {
-		c.send(outbound{Type: "error", Error: fmt.Sprintf("cannot join %s: %v", rname, err)})
-		return
-	}
-	c.room, c.name = r, name
-	c.members = make(map[string]room.Member, len(res.Members))
-	for _, m := range res.Members {
-		c.members[m.PID().Id] = m
-	}
-	c.conn.Logger().Info().Str("room", rname).Str("name", name).Msg("joined")
-	c.send(outbound{Type: "welcome", Room: rname, Name: name})
-	c.sendPresence()
-}
-
-// say broadcasts a chat message to the room, the sender included: one frame,
-// encoded once, put in every member's queue.
-func (c *client) say(ctx actor.Context, in *inbound) {
-	if c.room == nil {
-		c.refuse(errors.New("join a room first"))
-		return
-	}
-	text, err := cleanText(in.Text)
-	if err != nil {
-		c.refuse(err)
-		return
-	}
-	data, err := json.Marshal(outbound{Type: "message", Room: c.room.Name(), Name: c.name, Text: text, Time: time.Now().UnixMilli()})
-	if err != nil {
-		c.conn.Logger().Error().Err(err).Msg("encoding a message")
-		return
-	}
-	ctx.Send(c.room.PID(), &room.Broadcast{Data: data})
-}
-
-func (c *client) sendPresence() {
-	members := make([]room.Member, 0, len(c.members))
-	for _, m := range c.members {
-		members = append(members, m)
-	}
-	c.send(outbound{Type: "presence", Room: c.room.Name(), Members: people(members)})
-}
-
-// refuse answers a message the server does not accept with an error, and
-// closes the connection with 1008 once the page has sent too many.
-func (c *client) refuse(err error) {
-	c.strikes++
-	if c.strikes >= maxStrikes {
-		c.conn.Close(actors.StatusPolicyViolation, "too many invalid messages")
-		return
-	}
-	c.send(outbound{Type: "error", Error: err.Error()})
-}
-
-// send queues one message for this connection's page. It never blocks; if
-// the page cannot keep up, the queue's policy closes the connection (1013)
-// and the page reconnects.
-func (c *client) send(m outbound) {
-	data, err := json.Marshal(m)
-	if err != nil {
-		c.conn.Logger().Error().Err(err).Msg("encoding a message")
-		return
-	}
-	if err := c.conn.Send(actors.Text, data); err != nil {
-		c.conn.Logger().Debug().Err(err).Str("type", m.Type).Msg("not sent")
-	}
+	return s, nil
 }

@@ -1,27 +1,24 @@
-'use strict';
-// The chat page: one WebSocket to /ws speaking the JSON protocol described in
-// examples/chat/README.md. When the connection drops (the server restarted,
-// the network went away) it reconnects with capped exponential backoff and
-// full jitter, and joins its room again.
+// The chat page. It speaks the channels protocol (docs/channels-protocol.md)
+// through wsactor's browser client, which the server serves at /wsactor/.
+// The client does the hard parts: it reconnects with backoff and full
+// jitter, joins the room again with the position it had, gets exactly the
+// messages it missed (each once), answers every push with a promise, and
+// keeps the presence list. This file only draws.
+import { Socket, Presence } from '/wsactor/wsactor-channel.js';
 
-const PING_EVERY = 25000; // browsers answer WebSocket pings but cannot send them:
-const PONG_WITHIN = 10000; // an application-level ping notices a dead server
-const BACKOFF_BASE = 500;
-const BACKOFF_CAP = 15000;
-// Close codes that say this page is at fault: reconnecting would not help.
-const FATAL = new Set([1003, 1007, 1008, 1009]);
+const HISTORY = 50; // messages shown on joining (the server keeps 50)
+const MAX_NAME = 24; // the server's limits, checked before connecting
+const ROOM = /^[a-z0-9_-]{1,32}$/;
 
 const $ = (sel) => document.querySelector(sel);
 const chat = {
   room: '',
   name: '',
-  ws: null,
-  attempt: 0, // reconnect attempts since the last successful join
-  retry: 0, // reconnect timer
-  ping: 0, // ping interval
-  pong: 0, // pong deadline
-  reconnecting: false,
-  joins: 0, // successful joins, reconnects included (data-joins, for tests)
+  socket: null, // the Socket of the room we are in, null on the form
+  channel: null, // its Channel, "room:<name>"
+  joins: 0, // successful joins, rejoins included (data-joins, for tests)
+  away: false, // the connection dropped since the last join
+  quiet: false, // presence is being resynced after a join: no join/leave notices
 };
 
 function setState(state, text) {
@@ -29,92 +26,102 @@ function setState(state, text) {
   $('#status').textContent = text;
 }
 
-function connect() {
-  const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
-  const ws = new WebSocket(scheme + location.host + '/ws');
-  chat.ws = ws;
+// join shows the chat and connects: one Socket, one Channel, one Presence.
+function join(room, name) {
+  Object.assign(chat, { room, name, joins: 0, away: false, quiet: false });
+  document.body.dataset.joins = '0';
+  localStorage.setItem('wsactor-chat-name', name);
+  history.replaceState(null, '', '#' + room);
+  $('#messages').replaceChildren();
+  $('#people').replaceChildren();
+  $('#join-form').hidden = true;
+  $('#chat').hidden = false;
+  $('#leave').hidden = false;
+  $('#where').textContent = `#${room} as ${name}`;
+
+  // The nickname goes in the URL at every connect: /ws?name=alice.
+  const socket = new Socket('/ws', { params: { name } });
+  const channel = socket.channel('room:' + room, { history: HISTORY });
+  chat.socket = socket;
+  chat.channel = channel;
+  const mine = () => chat.socket === socket; // callbacks of a room we left do nothing
+
+  // Every message once, in order: the join's history, then live ones, and
+  // after a reconnect the ones missed meanwhile.
+  channel.on('msg', (m, meta) => mine() && addMessage(m, meta.history));
+  channel.onJoin((reply) => mine() && joined(reply));
+  channel.onError((err) => mine() && leave(`cannot join #${room}: ${err.message}`));
+
+  // Presence is keyed by nickname; each key has one meta per tab.
+  const presence = new Presence(channel);
+  presence.onJoin((key, before) => {
+    if (mine() && !before && !chat.quiet) notice(`${key} joined`);
+  });
+  presence.onLeave((key, after) => {
+    if (mine() && after.metas.length === 0 && !chat.quiet) notice(`${key} left`);
+  });
+  presence.onSync(() => {
+    if (!mine()) return;
+    chat.quiet = false;
+    renderPeople(presence.list());
+  });
+
+  socket.onClose(({ code, reason, reconnect }) => {
+    if (!mine()) return;
+    const why = `${code}${reason ? ' ' + reason : ''}`;
+    if (!reconnect) {
+      setState('error', `closed: ${why}`);
+      notice(`the server closed the connection: ${why}`, 'error');
+      return;
+    }
+    if (!chat.away) notice(`disconnected (${why}); reconnecting`);
+    chat.away = true;
+    setState('reconnecting', 'reconnecting…');
+  });
+
   setState('connecting', 'connecting…');
-  ws.onopen = () => {
-    send({ type: 'join', room: chat.room, name: chat.name });
-    chat.ping = setInterval(ping, PING_EVERY);
-  };
-  ws.onmessage = (ev) => receive(JSON.parse(ev.data));
-  ws.onclose = (ev) => {
-    if (chat.ws === ws) lost(ev.code, ev.reason);
-  };
+  socket.connect();
+  channel.join().catch(() => {}); // failures reach onError, or it keeps trying
+  $('#text').focus();
 }
 
-function send(msg) {
-  if (chat.ws && chat.ws.readyState === WebSocket.OPEN) chat.ws.send(JSON.stringify(msg));
-}
-
-function ping() {
-  send({ type: 'ping' });
-  clearTimeout(chat.pong);
-  chat.pong = setTimeout(() => {
-    const ws = chat.ws;
-    lost(1006, 'the server does not answer');
-    ws.close();
-  }, PONG_WITHIN);
-}
-
-function stopTimers() {
-  clearInterval(chat.ping);
-  clearTimeout(chat.pong);
-  clearTimeout(chat.retry);
-}
-
-// lost handles the end of a connection we did not close ourselves.
-function lost(code, reason) {
-  stopTimers();
-  chat.ws = null;
-  const why = `${code}${reason ? ' ' + reason : ''}`;
-  if (FATAL.has(code)) {
-    setState('error', `closed: ${why}`);
-    notice(`the server closed the connection: ${why}`, 'error');
-    return;
+// joined runs after every join, before the history it brought is shown.
+function joined(reply) {
+  chat.joins++;
+  document.body.dataset.joins = String(chat.joins);
+  chat.quiet = true; // the presence state that follows is not news
+  setState('joined', 'connected');
+  const n = reply.history.length;
+  const messages = `${n} missed message${n === 1 ? '' : 's'}`;
+  if (chat.joins === 1) {
+    if (n > 0) notice(`the last ${n} message${n === 1 ? '' : 's'} in #${chat.room}:`);
+    // After the history, which is shown once this callback returns.
+    queueMicrotask(() => notice(`you joined #${chat.room}`));
+  } else if (reply.recovered) {
+    notice(`reconnected to #${chat.room}, recovered ${messages}`);
+  } else {
+    // The room's history could not be resumed (the server lost it, or it
+    // moved on too far): what was said meanwhile is not here.
+    const li = notice(`reconnected to #${chat.room}, but messages sent meanwhile are lost (${reply.reason}): `);
+    const a = document.createElement('a');
+    a.href = location.href;
+    a.textContent = 'reload';
+    li.append(a);
   }
-  // Full jitter: a random delay up to the capped exponential backoff, so a
-  // restarted server is not hit by every page at once.
-  const delay = Math.random() * Math.min(BACKOFF_CAP, BACKOFF_BASE * 2 ** chat.attempt);
-  chat.attempt++;
-  if (!chat.reconnecting) notice(`disconnected (${why}); reconnecting`);
-  chat.reconnecting = true;
-  setState('reconnecting', `reconnecting in ${(delay / 1000).toFixed(1)} s`);
-  chat.retry = setTimeout(connect, delay);
+  chat.away = false;
 }
 
-function receive(msg) {
-  switch (msg.type) {
-    case 'welcome':
-      chat.attempt = 0;
-      chat.joins++;
-      document.body.dataset.joins = String(chat.joins);
-      setState('joined', 'connected');
-      $('#where').textContent = `#${msg.room} as ${msg.name}`;
-      notice(chat.reconnecting ? `reconnected to #${msg.room}` : `you joined #${msg.room}`);
-      chat.reconnecting = false;
-      break;
-    case 'presence':
-      renderPeople(msg.members);
-      break;
-    case 'joined':
-      notice(`${msg.name} joined`);
-      break;
-    case 'left':
-      notice(`${msg.name} left`);
-      break;
-    case 'message':
-      addMessage(msg);
-      break;
-    case 'pong':
-      clearTimeout(chat.pong);
-      break;
-    case 'error':
-      notice(msg.error, 'error');
-      if (document.body.dataset.state !== 'joined') leave(msg.error); // the join was refused
-      break;
-  }
+// leave goes back to the form.
+function leave(why) {
+  const { socket, channel } = chat;
+  chat.socket = chat.channel = null;
+  if (channel) channel.leave().finally(() => socket.disconnect());
+  $('#chat').hidden = true;
+  $('#leave').hidden = true;
+  $('#join-form').hidden = false;
+  $('#where').textContent = '';
+  setState(why ? 'error' : 'idle', why ? `not connected: ${why}` : 'not connected');
+  loadRooms();
 }
 
 function append(li) {
@@ -122,6 +129,7 @@ function append(li) {
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
   list.append(li);
   if (atBottom) list.scrollTop = list.scrollHeight;
+  return li;
 }
 
 function span(cls, text) {
@@ -131,11 +139,12 @@ function span(cls, text) {
   return s;
 }
 
-function addMessage(msg) {
+// addMessage shows one "msg" event: {from, text, time}.
+function addMessage(m, fromHistory) {
   const li = document.createElement('li');
-  li.className = 'message';
-  const time = new Date(msg.time).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
-  li.append(span('time', time), span('name', msg.name), span('text', msg.text));
+  li.className = fromHistory ? 'message history' : 'message';
+  const time = new Date(m.time).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  li.append(span('time', time), span('name', m.from), span('text', m.text));
   append(li);
 }
 
@@ -143,50 +152,22 @@ function notice(text, cls = 'notice') {
   const li = document.createElement('li');
   li.className = cls;
   li.textContent = text;
-  append(li);
+  return append(li);
 }
 
-function renderPeople(members) {
-  const ul = $('#people');
-  ul.replaceChildren(
-    ...members.map((m) => {
+// renderPeople draws the presence list: one line per nickname, with its
+// number of tabs.
+function renderPeople(list) {
+  list.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  $('#people').replaceChildren(
+    ...list.map(({ key, metas }) => {
       const li = document.createElement('li');
-      li.append(m.name);
-      if (m.name === chat.name) li.append(' ', span('tabs', '(you)'));
-      if (m.tabs > 1) li.append(' ', span('tabs', `(${m.tabs} tabs)`));
+      li.append(key);
+      if (key === chat.name) li.append(' ', span('tabs', '(you)'));
+      if (metas.length > 1) li.append(' ', span('tabs', `(${metas.length} tabs)`));
       return li;
     }),
   );
-}
-
-// join shows the chat and connects; leave goes back to the form.
-function join(room, name) {
-  chat.room = room;
-  chat.name = name;
-  chat.attempt = 0;
-  chat.reconnecting = false;
-  localStorage.setItem('wsactor-chat-name', name);
-  history.replaceState(null, '', '#' + room);
-  $('#messages').replaceChildren();
-  $('#people').replaceChildren();
-  $('#join-form').hidden = true;
-  $('#chat').hidden = false;
-  $('#leave').hidden = false;
-  connect();
-  $('#text').focus();
-}
-
-function leave(why) {
-  const ws = chat.ws;
-  chat.ws = null;
-  stopTimers();
-  if (ws) ws.close(1000, 'bye');
-  $('#chat').hidden = true;
-  $('#leave').hidden = true;
-  $('#join-form').hidden = false;
-  $('#where').textContent = '';
-  setState('idle', why ? `not connected: ${why}` : 'not connected');
-  loadRooms();
 }
 
 // loadRooms fills the room picker with the rooms people are in.
@@ -210,15 +191,33 @@ async function loadRooms() {
 
 $('#join-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
-  join($('#room').value.trim().toLowerCase(), $('#name').value.trim());
+  const name = $('#name').value.trim();
+  const room = $('#room').value.trim().toLowerCase();
+  // The server refuses these too, but a refused WebSocket handshake looks
+  // like a network failure to a page, which would retry for ever.
+  if ([...name].length === 0 || [...name].length > MAX_NAME || /\p{Cc}/u.test(name)) {
+    setState('error', `a nickname is 1 to ${MAX_NAME} printable characters`);
+    return;
+  }
+  if (!ROOM.test(room)) {
+    setState('error', "a room name is 1 to 32 of a-z, 0-9, '-' and '_'");
+    return;
+  }
+  join(room, name);
 });
 
+// Saying something is a push answered by the server: the message comes
+// back as an event (to everyone), a refusal as an error shown here. While
+// reconnecting, the client keeps the push and sends it once joined again.
 $('#say-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const text = $('#text').value.trim();
-  if (text === '' || document.body.dataset.state !== 'joined') return;
-  send({ type: 'say', text });
+  if (text === '' || !chat.channel) return;
   $('#text').value = '';
+  chat.channel.push('msg', { text }).catch((err) => {
+    const quote = text.length > 40 ? text.slice(0, 40) + '…' : text;
+    notice(`not sent (${err.code}: ${err.message}): “${quote}”`, 'error');
+  });
 });
 
 $('#leave').addEventListener('click', () => leave());

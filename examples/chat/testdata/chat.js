@@ -9,9 +9,11 @@
 //
 // Prints one JSON line per event: "phone" with what a 390 px wide phone
 // shows (the page's width at each step and whether its icon loaded),
-// "restart" once two tabs have chatted (the
-// test then restarts the server on the same port), "done" with the
-// screenshots once both tabs reconnected and chatted again, "console" and
+// "restart" once two pages have chatted and bob's has gone offline (the
+// test then restarts the server on the same port and -data directory),
+// "done" with the screenshots and how often each page shows each message
+// once both pages reconnected, recovered and chatted again (and how many
+// messages carol, who came last, got as history), "console" and
 // "pageerror" from the pages, or "error" if a step failed.
 const path = require('path');
 const { chromium } = require('playwright-core');
@@ -87,6 +89,11 @@ async function phone(browser) {
   }
 }
 
+// count is how many messages of page hold text.
+function count(page, text) {
+  return page.locator('#messages li.message', { hasText: text }).count();
+}
+
 async function main() {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
@@ -98,10 +105,12 @@ async function main() {
     emit({ event: 'browser', version: browser.version() });
     const onPhone = await phone(browser);
     emit({ event: 'phone', result: onPhone, screenshots: onPhone.screenshots });
-    const context = await browser.newContext({ viewport: { width: 900, height: 500 } });
-    // Two tabs of one browser profile.
-    const alice = await open(context, 'alice');
-    const bob = await open(context, 'bob');
+    // Two browsers, so that bob's can go offline on its own.
+    const viewport = { viewport: { width: 900, height: 500 } };
+    const aliceContext = await browser.newContext(viewport);
+    const bobContext = await browser.newContext(viewport);
+    const alice = await open(aliceContext, 'alice');
+    const bob = await open(bobContext, 'bob');
     await alice.locator('#people li', { hasText: 'bob' }).waitFor({ timeout: STEP });
     await bob.locator('#people li', { hasText: 'alice' }).waitFor({ timeout: STEP });
     await say(alice, 'hello from alice', [alice, bob]);
@@ -109,17 +118,41 @@ async function main() {
     const first = path.join(outDir, 'chat-bob.png');
     await bob.screenshot({ path: first });
 
-    // The test restarts the server; each page reconnects and joins again.
+    // bob's network goes away, and the test restarts the server on the
+    // same port with the same -data directory. alice reconnects, rejoins
+    // with her position and misses nothing; she says something bob is not
+    // there to hear.
+    await bobContext.setOffline(true);
     emit({ event: 'restart' });
-    for (const page of [alice, bob]) {
-      await page.waitForSelector('body[data-joins="2"][data-state="joined"]', { timeout: 2 * STEP });
-      await page.locator('#messages li.notice', { hasText: 'reconnected to #e2e' }).waitFor({ timeout: STEP });
-    }
+    await alice.waitForSelector('body[data-joins="2"][data-state="joined"]', { timeout: 2 * STEP });
+    await alice.locator('#messages li.notice', { hasText: 'reconnected to #e2e, recovered 0 missed messages' }).waitFor({ timeout: STEP });
+    await say(alice, 'said while bob was away', [alice]);
+
+    // bob is back: his page rejoins and recovers what he missed, once.
+    await bobContext.setOffline(false);
+    await bob.waitForSelector('body[data-joins="2"][data-state="joined"]', { timeout: 2 * STEP });
+    await bob.locator('#messages li.notice', { hasText: 'reconnected to #e2e, recovered 1 missed message' }).waitFor({ timeout: STEP });
+    await bob.locator('#messages li.message', { hasText: 'said while bob was away' }).waitFor({ timeout: STEP });
     await alice.locator('#people li', { hasText: 'bob' }).waitFor({ timeout: STEP });
     await say(bob, 'hello again from bob', [alice, bob]);
-    const second = path.join(outDir, 'chat-alice-after-restart.png');
-    await alice.screenshot({ path: second });
-    emit({ event: 'done', screenshots: [first, second] });
+    const counts = {};
+    for (const [name, page] of [['alice', alice], ['bob', bob]]) {
+      counts[name] = {};
+      for (const text of ['hello from alice', 'said while bob was away', 'hello again from bob']) {
+        counts[name][text] = await count(page, text);
+      }
+    }
+    const second = path.join(outDir, 'chat-bob-after-restart.png');
+    await bob.screenshot({ path: second });
+
+    // carol arrives last: her page shows the room's history on joining.
+    const carol = await open(aliceContext, 'carol');
+    await carol.locator('#messages li.notice', { hasText: 'the last 3 messages in #e2e' }).waitFor({ timeout: STEP });
+    await carol.locator('#messages li.notice', { hasText: 'you joined #e2e' }).waitFor({ timeout: STEP });
+    counts.carol = { history: await carol.locator('#messages li.message.history').count() };
+    const third = path.join(outDir, 'chat-carol-history.png');
+    await carol.screenshot({ path: third });
+    emit({ event: 'done', result: { counts }, screenshots: [first, second, third] });
   } finally {
     await browser.close();
   }
