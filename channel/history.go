@@ -18,6 +18,8 @@ type history struct {
 	last  uint64 // the offset of the newest event ever appended (0: none)
 	size  int
 	ttl   time.Duration
+	limit int    // bytes of event data kept at most (<= 0: no limit)
+	bytes int    // bytes of event data kept
 	ring  []kept // a circular buffer of up to size events
 	head  int    // index of the oldest event
 	n     int    // events held
@@ -30,15 +32,15 @@ type kept struct {
 	data   json.RawMessage
 }
 
-func newHistory(size int, ttl time.Duration) *history {
-	return &history{epoch: newEpoch(), size: size, ttl: ttl}
+func newHistory(size int, ttl time.Duration, limit int) *history {
+	return &history{epoch: newEpoch(), size: size, ttl: ttl, limit: limit}
 }
 
 // loadHistory makes a topic's history from store: the stored stream when
 // there is one, else a new epoch (recorded in the store). A store that
 // fails to load gets a new epoch too, so clients are told.
-func loadHistory(store Store, topic string, size int, ttl time.Duration, log zerolog.Logger) *history {
-	h := newHistory(size, ttl)
+func loadHistory(store Store, topic string, size int, ttl time.Duration, limit int, log zerolog.Logger) *history {
+	h := newHistory(size, ttl, limit)
 	h.store, h.topic, h.log = store, topic, log
 	if store == nil {
 		return h
@@ -64,7 +66,7 @@ func loadHistory(store Store, topic string, size int, ttl time.Duration, log zer
 func (h *history) reset() {
 	h.epoch = newEpoch()
 	clear(h.ring)
-	h.ring, h.head, h.n = nil, 0, 0
+	h.ring, h.head, h.n, h.bytes = nil, 0, 0, 0
 	if h.store != nil {
 		if err := h.store.Reset(h.topic, h.epoch); err != nil {
 			h.log.Error().Err(err).Str("topic", h.topic).Msg("resetting stored history failed")
@@ -111,6 +113,8 @@ func (h *history) keep(event string, data json.RawMessage, now time.Time) uint64
 		return h.last
 	}
 	k := kept{offset: h.last, at: now, event: event, data: data}
+	h.bytes += k.cost()
+	defer h.trim()
 	if h.n == len(h.ring) && len(h.ring) < h.size {
 		// Full but below size: grow (in order, oldest first) and append.
 		grown := make([]kept, h.n, min(h.size, max(16, 2*h.n)))
@@ -127,6 +131,7 @@ func (h *history) keep(event string, data json.RawMessage, now time.Time) uint64
 		return h.last
 	}
 	// Full at size: the oldest goes.
+	h.bytes -= h.ring[h.head].cost()
 	h.ring[h.head] = k
 	h.head = (h.head + 1) % len(h.ring)
 	return h.last
@@ -138,11 +143,27 @@ func (h *history) expire(now time.Time) {
 		return
 	}
 	for h.n > 0 && now.Sub(h.ring[h.head].at) > h.ttl {
-		h.ring[h.head] = kept{}
-		h.head = (h.head + 1) % len(h.ring)
-		h.n--
+		h.dropOldest()
 	}
 }
+
+// trim drops the oldest events while the data kept is over the byte limit.
+// The newest event stays even if it alone is over the limit.
+func (h *history) trim() {
+	for h.limit > 0 && h.bytes > h.limit && h.n > 1 {
+		h.dropOldest()
+	}
+}
+
+func (h *history) dropOldest() {
+	h.bytes -= h.ring[h.head].cost()
+	h.ring[h.head] = kept{}
+	h.head = (h.head + 1) % len(h.ring)
+	h.n--
+}
+
+// cost is what an event counts against the byte limit.
+func (k *kept) cost() int { return len(k.data) + len(k.event) }
 
 func (h *history) at(i int) *kept { return &h.ring[(h.head+i)%len(h.ring)] }
 

@@ -251,7 +251,7 @@ func (h *Hub) roomOptions(name string) *room.Options {
 		idle = 0
 	}
 	return &room.Options{
-		Behavior:      newTopicActor(h, name, t, loadHistory(h.opts.Store, name, t.History, t.HistoryTTL, h.log)),
+		Behavior:      newTopicActor(h, name, t, loadHistory(h.opts.Store, name, t.History, t.HistoryTTL, t.HistoryBytes, h.log)),
 		TickInterval:  t.TickInterval,
 		IdleTimeout:   idle,
 		MaxMembers:    t.MaxMembers,

@@ -51,7 +51,6 @@ type membership struct {
 	leaving bool      // a leave came while joining
 	bucket  *bucket   // TopicOptions.PushRate
 	ref     uint64    // the join's ref
-	params  json.RawMessage
 }
 
 func newSession(h *Hub) *session {
@@ -319,7 +318,7 @@ func (s *session) join(ctx actor.Context, m *wireMsg) {
 			return
 		}
 	}
-	ms := &membership{member: member, ref: m.Ref, params: m.Params}
+	ms := &membership{member: member, ref: m.Ref}
 	s.topics[m.Topic] = ms
 	jm := &joinMeta{member: member, ref: m.Ref, params: m.Params, recover: m.Recover, history: m.History, reply: reply}
 	s.hub.topics.JoinAsync(m.Topic, &room.Join{Conn: s.conn, User: member.key(), Meta: jm}, ctx.Self(), s.hub.opts.PushTimeout)

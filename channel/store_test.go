@@ -94,3 +94,31 @@ func TestHistorySurvivesRestartWithStore(t *testing.T) {
 		t.Fatalf("after a restart: %+v (first epoch %s)", got, r.Epoch)
 	}
 }
+
+// HistoryBytes bounds what a topic keeps: the oldest events go first, and a
+// recovery from before them says "expired".
+func TestHistoryBytesBound(t *testing.T) {
+	e := newHubEnv(t, &channel.Options{Topics: func(string) *channel.TopicOptions {
+		return &channel.TopicOptions{History: 100, HistoryBytes: 1000}
+	}})
+	ctx := context.Background()
+	var first channel.Position
+	for i := range 10 {
+		pos, err := e.hub.Publish(ctx, "big", "e", fmt.Sprintf("%0298d", i)) // 300 bytes of JSON
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = pos
+		}
+	}
+	c := e.dial(t, "alice")
+	r := c.join(1, "big", map[string]any{"history": 100})
+	if len(r.History) != 3 || r.History[0].Offset != 8 || r.History[2].Offset != 10 {
+		t.Fatalf("kept %d events (%+v), want the last 3 (each costs 301 bytes of 1000)", len(r.History), r.History)
+	}
+	c2 := e.dial(t, "bob")
+	if r := c2.join(1, "big", map[string]any{"recover": first}); r.Recovered || r.Reason != channel.ReasonExpired {
+		t.Fatalf("recovery from the first event: %+v, want expired", r)
+	}
+}

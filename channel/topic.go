@@ -24,6 +24,10 @@ type TopicOptions struct {
 	// HistoryTTL drops kept events older than this. Zero keeps them until
 	// newer ones push them out.
 	HistoryTTL time.Duration
+	// HistoryBytes bounds the data kept (events' payloads and names): the
+	// oldest go first. Zero means 4 MiB; negative, no bound. With clients
+	// allowed to publish, this is what bounds a topic's memory.
+	HistoryBytes int
 	// Presence tracks who is in the topic and sends presence_state and
 	// presence_diff to its members.
 	Presence bool
@@ -59,8 +63,9 @@ type TopicOptions struct {
 }
 
 const (
-	defaultHistory     = 100
-	defaultIdleTimeout = 10 * time.Minute
+	defaultHistory      = 100
+	defaultIdleTimeout  = 10 * time.Minute
+	defaultHistoryBytes = 4 << 20
 )
 
 func (o *TopicOptions) withDefaults() TopicOptions {
@@ -73,6 +78,9 @@ func (o *TopicOptions) withDefaults() TopicOptions {
 	}
 	if t.IdleTimeout == 0 {
 		t.IdleTimeout = defaultIdleTimeout
+	}
+	if t.HistoryBytes == 0 {
+		t.HistoryBytes = defaultHistoryBytes
 	}
 	return t
 }
@@ -424,6 +432,9 @@ func (a *topicActor) joined(ctx actor.Context, m *room.Joined) {
 	if a.user != nil {
 		a.deliver(ctx, &Joined{Member: jm.member, Params: jm.params, Recovered: reply.Recovered})
 	}
+	// The member's Meta lives as long as the membership: keep nothing of
+	// the request that is not needed any more.
+	jm.params, jm.reply, jm.recover = nil, nil, nil
 }
 
 func (a *topicActor) left(ctx actor.Context, m *room.Left) {
