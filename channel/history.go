@@ -30,6 +30,7 @@ type kept struct {
 	at     time.Time
 	event  string
 	data   json.RawMessage
+	entry  []byte // the event as a join reply's history lists it, encoded once
 }
 
 func newHistory(size int, ttl time.Duration, limit int) *history {
@@ -113,6 +114,7 @@ func (h *history) keep(event string, data json.RawMessage, now time.Time) uint64
 		return h.last
 	}
 	k := kept{offset: h.last, at: now, event: event, data: data}
+	k.entry = appendHistoryEvent(make([]byte, 0, len(data)+len(event)+40), event, data, h.last)
 	h.bytes += k.cost()
 	defer h.trim()
 	if h.n == len(h.ring) && len(h.ring) < h.size {
@@ -165,6 +167,36 @@ func (h *history) dropOldest() {
 // cost is what an event counts against the byte limit.
 func (k *kept) cost() int { return len(k.data) + len(k.event) }
 
+// appendEntries appends the newest n events' entries, oldest first,
+// separated by commas.
+func (h *history) appendEntries(b []byte, n int) []byte {
+	n = min(n, h.n)
+	for i := h.n - n; i < h.n; i++ {
+		if i > h.n-n {
+			b = append(b, ',')
+		}
+		b = append(b, h.at(i).entry...)
+	}
+	return b
+}
+
+// missed says how many events follow pos, or why they cannot be had:
+// ReasonEpoch (another stream), ReasonAhead (an offset never reached),
+// ReasonExpired (some are no longer kept).
+func (h *history) missed(pos Position) (int, string) {
+	switch {
+	case pos.Epoch != h.epoch:
+		return 0, ReasonEpoch
+	case pos.Offset > h.last:
+		return 0, ReasonAhead
+	}
+	n := h.last - pos.Offset
+	if n > uint64(h.n) {
+		return 0, ReasonExpired
+	}
+	return int(n), ""
+}
+
 func (h *history) at(i int) *kept { return &h.ring[(h.head+i)%len(h.ring)] }
 
 // lastN returns the newest n events, oldest first.
@@ -178,21 +210,12 @@ func (h *history) lastN(n int) []HistoryEvent {
 	return out
 }
 
-// since returns every event after pos, oldest first, or why it cannot:
-// ReasonEpoch (another stream), ReasonAhead (an offset never reached),
-// ReasonExpired (some are no longer kept).
+// since returns every event after pos, oldest first, or why it cannot
+// (see missed).
 func (h *history) since(pos Position) ([]HistoryEvent, string) {
-	switch {
-	case pos.Epoch != h.epoch:
-		return nil, ReasonEpoch
-	case pos.Offset > h.last:
-		return nil, ReasonAhead
-	case pos.Offset == h.last:
-		return []HistoryEvent{}, ""
+	n, reason := h.missed(pos)
+	if reason != "" {
+		return nil, reason
 	}
-	missed := h.last - pos.Offset
-	if missed > uint64(h.n) {
-		return nil, ReasonExpired
-	}
-	return h.lastN(int(missed)), ""
+	return h.lastN(n), ""
 }

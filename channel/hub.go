@@ -331,36 +331,25 @@ func (h *Hub) Publish(ctx context.Context, topic, event string, data any) (Posit
 		if err != nil {
 			return Position{}, fmt.Errorf("channel: publish: %w", err)
 		}
-		res, err := requestTopic(ctx, h.system, r.PID(), &publishReq{event: event, data: raw})
-		if errors.Is(err, room.ErrStopped) && ctx.Err() == nil {
-			continue // the topic stopped in between: the next Get makes a new one
+		req := &publishReq{event: event, data: raw, done: make(chan publishResult, 1)}
+		r.Tell(req)
+		select {
+		case res := <-req.done:
+			return res.pos, res.err
+		case <-r.Done():
+			// Stopped before it took ours, or after: the answer decides.
+			select {
+			case res := <-req.done:
+				return res.pos, res.err
+			default:
+			}
+			if ctx.Err() == nil {
+				continue // the next Get makes a new topic
+			}
+			return Position{}, fmt.Errorf("channel: publish: %w", ctx.Err())
+		case <-ctx.Done():
+			return Position{}, fmt.Errorf("channel: publish: %w", ctx.Err())
 		}
-		if err != nil {
-			return Position{}, fmt.Errorf("channel: publish: %w", err)
-		}
-		return res.pos, res.err
-	}
-}
-
-func requestTopic(ctx context.Context, system *actor.ActorSystem, pid *actor.PID, msg any) (*publishResult, error) {
-	timeout := 10 * time.Second
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
-	}
-	if timeout <= 0 {
-		return nil, ctx.Err()
-	}
-	res, err := system.Root.RequestFuture(pid, msg, timeout).Result()
-	if err != nil {
-		return nil, err
-	}
-	switch r := res.(type) {
-	case *publishResult:
-		return r, nil
-	case *actor.DeadLetterResponse:
-		return nil, room.ErrStopped
-	default:
-		return nil, fmt.Errorf("unexpected answer %T", res)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -223,10 +224,7 @@ func (t *Topic) Publish(event string, data any) (Position, error) {
 	if err != nil {
 		return Position{}, err
 	}
-	t.hist.expire(time.Now())
-	off := t.hist.append(event, raw, time.Now())
-	t.broadcast(&wireMsg{T: typeEvent, Topic: t.name, Event: event, Data: raw, Offset: off}, nil)
-	return Position{Epoch: t.hist.epoch, Offset: off}, nil
+	return t.publish(event, raw), nil
 }
 
 // Broadcast sends event to every member but except (nil: all) without
@@ -244,8 +242,18 @@ func (t *Topic) Broadcast(event string, data any, except *Member) error {
 	if except != nil && except.Conn != nil {
 		pid = except.Conn.PID()
 	}
-	t.broadcast(&wireMsg{T: typeEvent, Topic: t.name, Event: event, Data: raw}, pid)
+	t.state.Broadcast(transport.NewFrame(transport.MessageText, appendEvent(nil, t.name, event, raw, 0)), pid)
 	return nil
+}
+
+// publish keeps and sends an event whose name and data are checked.
+func (t *Topic) publish(event string, data json.RawMessage) Position {
+	now := time.Now()
+	t.hist.expire(now)
+	off := t.hist.append(event, data, now)
+	b := appendEvent(make([]byte, 0, len(t.name)+len(event)+len(data)+64), t.name, event, data, off)
+	t.state.Broadcast(transport.NewFrame(transport.MessageText, b), nil)
+	return Position{Epoch: t.hist.epoch, Offset: off}
 }
 
 func (t *Topic) broadcast(m *wireMsg, except *actor.PID) {
@@ -263,7 +271,7 @@ func (t *Topic) Send(id string, event string, data any) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	_ = m.Conn.SendFrame(transport.NewFrame(transport.MessageText, encode(&wireMsg{T: typeEvent, Topic: t.name, Event: event, Data: raw})))
+	_ = m.Conn.SendFrame(transport.NewFrame(transport.MessageText, appendEvent(nil, t.name, event, raw, 0)))
 	return true, nil
 }
 
@@ -335,11 +343,12 @@ type leaveDone struct {
 	topic string
 }
 
-// publishReq asks a topic to publish (Hub.Publish); answered with
-// *publishResult.
+// publishReq asks a topic to publish (Hub.Publish); answered on done
+// (buffered, so the topic never waits).
 type publishReq struct {
 	event string
 	data  json.RawMessage
+	done  chan publishResult
 }
 
 type publishResult struct {
@@ -385,10 +394,7 @@ func (a *topicActor) Receive(ctx actor.Context) {
 	case *leaveDone:
 		_ = m.conn.SendFrame(transport.NewFrame(transport.MessageText, encode(&wireMsg{T: typeReply, Ref: m.ref, Topic: m.topic, Status: "ok"})))
 	case *publishReq:
-		t.hist.expire(time.Now())
-		off := t.hist.append(m.event, m.data, time.Now())
-		t.broadcast(&wireMsg{T: typeEvent, Topic: t.name, Event: m.event, Data: m.data, Offset: off}, nil)
-		ctx.Respond(&publishResult{pos: Position{Epoch: t.hist.epoch, Offset: off}})
+		m.done <- publishResult{pos: t.publish(m.event, m.data)}
 	case *room.Tick:
 		t.hist.expire(time.Now())
 		if a.user != nil {
@@ -408,21 +414,44 @@ func (a *topicActor) joined(ctx actor.Context, m *room.Joined) {
 		return // a plain room.Join from user code: not a channel member
 	}
 	t.hist.expire(time.Now())
-	reply := JoinReply{Epoch: t.hist.epoch, Offset: t.hist.last, Reply: jm.reply}
+	h := t.hist
+	// The reply is appended by hand (the history entries were encoded when
+	// kept): a recovery wave of many clients is this loop, on the topic's
+	// goroutine. Its bytes are what encode would make of a JoinReply.
+	n, reason, recovered := 0, "", false
 	if jm.recover != nil {
-		missed, reason := t.hist.since(*jm.recover)
-		if reason == "" {
-			reply.Recovered, reply.History = true, missed
-		} else {
-			reply.Reason = reason
+		if n, reason = h.missed(*jm.recover); reason == "" {
+			recovered = true
 		}
 	}
-	if reply.History == nil {
-		reply.History = t.hist.lastN(min(jm.history, max(t.opts.History, 0)))
+	if !recovered {
+		n = min(jm.history, max(t.opts.History, 0))
 	}
-	data, _ := json.Marshal(&reply)
+	b := make([]byte, 0, 256)
+	b = append(b, `{"t":"reply","ref":`...)
+	b = strconv.AppendUint(b, jm.ref, 10)
+	b = append(b, `,"topic":`...)
+	b = appendString(b, t.name)
+	b = append(b, `,"status":"ok","data":{"epoch":`...)
+	b = appendString(b, h.epoch)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendUint(b, h.last, 10)
+	b = append(b, `,"recovered":`...)
+	b = strconv.AppendBool(b, recovered)
+	if reason != "" {
+		b = append(b, `,"reason":`...)
+		b = appendString(b, reason)
+	}
+	b = append(b, `,"history":[`...)
+	b = h.appendEntries(b, n)
+	b = append(b, ']')
+	if len(jm.reply) > 0 {
+		b = append(b, `,"reply":`...)
+		b = append(b, jm.reply...)
+	}
+	b = append(b, "}}"...)
 	conn := jm.member.Conn
-	_ = conn.SendFrame(transport.NewFrame(transport.MessageText, encode(&wireMsg{T: typeReply, Ref: jm.ref, Topic: t.name, Status: "ok", Data: data})))
+	_ = conn.SendFrame(transport.NewFrame(transport.MessageText, b))
 	if t.pres != nil {
 		meta := presenceMeta(jm.member.ID, jm.member.Meta)
 		t.pres.join(jm.member.key(), meta)
@@ -430,7 +459,7 @@ func (a *topicActor) joined(ctx actor.Context, m *room.Joined) {
 		t.broadcast(&wireMsg{T: typePresenceDiff, Topic: t.name, Joins: one(jm.member.key(), meta), Leaves: map[string]*PresenceEntry{}}, conn.PID())
 	}
 	if a.user != nil {
-		a.deliver(ctx, &Joined{Member: jm.member, Params: jm.params, Recovered: reply.Recovered})
+		a.deliver(ctx, &Joined{Member: jm.member, Params: jm.params, Recovered: recovered})
 	}
 	// The member's Meta lives as long as the membership: keep nothing of
 	// the request that is not needed any more.

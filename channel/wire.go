@@ -303,3 +303,78 @@ func marshalData(v any) (json.RawMessage, error) {
 	}
 	return b, nil
 }
+
+// The hot messages (events, join replies) are built by appending, not by
+// encoding/json: the payloads are JSON already (checked when they came in)
+// and the names are checked UTF-8 without control characters, so only '"'
+// and '\' need escaping. The bytes equal encode's for the same message.
+
+// appendString appends s as a JSON string. s must be valid UTF-8; control
+// characters are escaped as encoding/json does.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == 0xE2 && i+2 < len(s) && s[i+1] == 0x80 && s[i+2]&^1 == 0xA8 {
+			// U+2028 and U+2029, escaped as encoding/json does (JavaScript
+			// before ES2019 took them for line ends).
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[s[i+2]&0xf])
+			i += 2
+			start = i + 1
+			continue
+		}
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// appendEvent appends an "event" message.
+func appendEvent(b []byte, topic, event string, data json.RawMessage, offset uint64) []byte {
+	b = append(b, `{"t":"event","topic":`...)
+	b = appendString(b, topic)
+	b = append(b, `,"event":`...)
+	b = appendString(b, event)
+	if len(data) > 0 {
+		b = append(b, `,"data":`...)
+		b = append(b, data...)
+	}
+	if offset > 0 {
+		b = append(b, `,"offset":`...)
+		b = strconv.AppendUint(b, offset, 10)
+	}
+	return append(b, '}')
+}
+
+// appendHistoryEvent appends one entry of a join reply's history, as
+// HistoryEvent encodes.
+func appendHistoryEvent(b []byte, event string, data json.RawMessage, offset uint64) []byte {
+	b = append(b, `{"event":`...)
+	b = appendString(b, event)
+	if len(data) > 0 {
+		b = append(b, `,"data":`...)
+		b = append(b, data...)
+	}
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendUint(b, offset, 10)
+	return append(b, '}')
+}
