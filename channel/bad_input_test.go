@@ -407,3 +407,42 @@ func TestOversizedMessageCloses(t *testing.T) {
 	other.send(`{"t":"ping","ref":1}`)
 	other.reply(1)
 }
+
+// MaxLiveTopics: a join that would start one topic too many is refused
+// with "unavailable"; joining a running topic still works, and once a topic
+// stops there is room again. Pings spend the rate budget like requests.
+func TestMaxLiveTopics(t *testing.T) {
+	e := newHubEnv(t, &channel.Options{MaxLiveTopics: 2, Topics: func(string) *channel.TopicOptions {
+		return &channel.TopicOptions{IdleTimeout: 50 * time.Millisecond}
+	}})
+	c := e.dial(t, "mallory")
+	c.join(1, "t1", nil)
+	c.join(2, "t2", nil)
+	c.send(`{"t":"join","ref":3,"topic":"t3"}`)
+	c.errorReply(3, "unavailable")
+	d := e.dial(t, "dan")
+	d.join(1, "t1", nil) // running: fine
+	c.send(`{"t":"leave","ref":4,"topic":"t2"}`)
+	c.reply(4)
+	// t2 stops once idle; until then "unavailable", as a client retrying
+	// would see.
+	ref := uint64(5)
+	waitFor(t, "room for t3 once t2 stopped", func() bool {
+		ref++
+		c.send(map[string]any{"t": "join", "ref": ref, "topic": "t3"})
+		m := c.reply(ref)
+		if m.Status == "error" && m.Error.Code != "unavailable" {
+			t.Fatalf("join t3: %s", m.raw)
+		}
+		return m.Status == "ok"
+	})
+
+	p := newHubEnv(t, &channel.Options{Rate: channel.Limit{Rate: 0.001, Burst: 2}, AbuseLimit: -1})
+	q := p.dial(t, "pinger")
+	for ref := uint64(1); ref <= 2; ref++ {
+		q.send(map[string]any{"t": "ping", "ref": ref})
+		q.reply(ref)
+	}
+	q.send(`{"t":"ping","ref":3}`)
+	q.errorReply(3, "rate_limited")
+}

@@ -88,6 +88,12 @@ type Options struct {
 	// MaxTopics is how many topics one connection may be in. Zero means
 	// 100.
 	MaxTopics int
+	// MaxLiveTopics bounds the topics running at once: a join that would
+	// start one more is refused with "unavailable" (clients retry later).
+	// It stops clients from filling memory with topics nobody else uses.
+	// Hub.Publish is not bounded by it. Zero means 100,000; negative, no
+	// bound.
+	MaxLiveTopics int
 	// MaxPending is how many of a connection's requests may wait for a
 	// topic's answer at once; past it they are refused with rate_limited.
 	// Zero means 100.
@@ -147,7 +153,8 @@ type Hub struct {
 	handler atomic.Pointer[actors.Handler]
 	hopts   actors.HandlerOptions
 
-	topicOpts sync.Map // name -> TopicOptions, as the running topic got them
+	topicOpts  sync.Map     // name -> TopicOptions, as the running topic got them
+	liveTopics atomic.Int64 // topics running
 
 	mu       sync.Mutex
 	sessions map[string]*session // by connection id
@@ -155,10 +162,11 @@ type Hub struct {
 }
 
 const (
-	defaultMaxTopics   = 100
-	defaultMaxPending  = 100
-	defaultPushTimeout = 10 * time.Second
-	defaultAbuseLimit  = 20
+	defaultMaxTopics     = 100
+	defaultMaxLiveTopics = 100_000
+	defaultMaxPending    = 100
+	defaultPushTimeout   = 10 * time.Second
+	defaultAbuseLimit    = 20
 )
 
 var (
@@ -184,6 +192,9 @@ func NewHub(system *actor.ActorSystem, opts *Options) (*Hub, error) {
 	}
 	if o.MaxPending == 0 {
 		o.MaxPending = defaultMaxPending
+	}
+	if o.MaxLiveTopics == 0 {
+		o.MaxLiveTopics = defaultMaxLiveTopics
 	}
 	if o.PushTimeout <= 0 {
 		o.PushTimeout = defaultPushTimeout

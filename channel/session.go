@@ -211,7 +211,9 @@ func (s *session) message(ctx actor.Context, msg *actors.Message) {
 	}
 	switch m.T {
 	case typePing:
-		s.send(&wireMsg{T: typeReply, Ref: m.Ref, Status: "ok"})
+		if s.admit(m.Ref, "", nil) {
+			s.send(&wireMsg{T: typeReply, Ref: m.Ref, Status: "ok"})
+		}
 	case typeJoin:
 		if s.admit(m.Ref, m.Topic, nil) {
 			s.join(ctx, &m)
@@ -290,6 +292,10 @@ func (s *session) refuse(ref uint64, topic, why string, wait time.Duration) {
 func (s *session) join(ctx actor.Context, m *wireMsg) {
 	if _, ok := s.topics[m.Topic]; ok {
 		s.replyError(m.Ref, m.Topic, &Error{Code: CodeAlreadyJoined, Message: "already in " + m.Topic})
+		return
+	}
+	if _, running := s.hub.topics.Lookup(m.Topic); !running && s.hub.opts.MaxLiveTopics > 0 && s.hub.liveTopics.Load() >= int64(s.hub.opts.MaxLiveTopics) {
+		s.replyError(m.Ref, m.Topic, &Error{Code: CodeUnavailable, Message: "the server has too many topics"})
 		return
 	}
 	if len(s.topics) >= s.hub.opts.MaxTopics {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -361,15 +362,17 @@ type publishResult struct {
 type topicActor struct {
 	t    *Topic
 	user actor.Actor
+	live *atomic.Bool // the room is counted in Hub.liveTopics; shared by restarts
 }
 
 func newTopicActor(hub *Hub, name string, opts TopicOptions, hist *history) func(*room.State) actor.Actor {
+	live := new(atomic.Bool)
 	return func(s *room.State) actor.Actor {
 		t := &Topic{name: name, state: s, hist: hist, opts: opts, hub: hub}
 		if opts.Presence {
 			t.pres = &presence{}
 		}
-		a := &topicActor{t: t}
+		a := &topicActor{t: t, live: live}
 		if opts.Handler != nil {
 			a.user = opts.Handler(t)
 		}
@@ -395,6 +398,20 @@ func (a *topicActor) Receive(ctx actor.Context) {
 		_ = m.conn.SendFrame(transport.NewFrame(transport.MessageText, encode(&wireMsg{T: typeReply, Ref: m.ref, Topic: m.topic, Status: "ok"})))
 	case *publishReq:
 		m.done <- publishResult{pos: t.publish(m.event, m.data)}
+	case *actor.Started:
+		if a.live.CompareAndSwap(false, true) { // not again after a restart
+			t.hub.liveTopics.Add(1)
+		}
+		if a.user != nil {
+			a.user.Receive(ctx)
+		}
+	case *actor.Stopped:
+		if a.live.CompareAndSwap(true, false) {
+			t.hub.liveTopics.Add(-1)
+		}
+		if a.user != nil {
+			a.user.Receive(ctx)
+		}
 	case *room.Tick:
 		t.hist.expire(time.Now())
 		if a.user != nil {
