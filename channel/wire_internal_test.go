@@ -50,3 +50,36 @@ func equalJSON(a, b any) bool {
 	y, _ := json.Marshal(b)
 	return string(x) == string(y)
 }
+
+// decode never panics, and what it accepts is a message of a known type
+// whose names pass checkName; what it refuses is a bad request.
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{
+		`{"t":"join","ref":1,"topic":"room:1","recover":{"epoch":"x","offset":3},"history":5}`,
+		`{"t":"push","topic":"a","event":"b","data":[1,{"c":null}]}`,
+		`{"t":"reply","ref":9,"status":"error","error":{"code":"x"}}`,
+		`{"t":"ping","ref":18446744073709551615}`, `[]`, `{"t":1}`, `{"ref":-1}`, "\xff",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		m, err := decode(p)
+		if err != nil {
+			if _, ok := err.(errBadRequest); !ok {
+				t.Fatalf("error %T %v, want errBadRequest", err, err)
+			}
+			return
+		}
+		switch m.T {
+		case typeJoin, typeLeave, typePush, typeReply, typePing, typeEvent, typePresenceState, typePresenceDiff, typeLeft:
+		default:
+			t.Fatalf("accepted type %q", m.T)
+		}
+		if m.Ref > maxRef {
+			t.Fatalf("accepted ref %d", m.Ref)
+		}
+		if m.T != typeReply && m.T != typePing && checkName("topic", m.Topic) != nil {
+			t.Fatalf("accepted topic %q", m.Topic)
+		}
+	})
+}
