@@ -13,6 +13,10 @@ import (
 // protocol with JSON messages (docs/channels-protocol.md).
 const Subprotocol = "wsactor.channel.v1.json"
 
+// SubprotocolBinary is version 1 of the channels protocol in its compact
+// binary encoding, where payloads travel as raw bytes.
+const SubprotocolBinary = "wsactor.channel.v1.bin"
+
 // Message types: the "t" field of every protocol message.
 const (
 	typeJoin          = "join"
@@ -96,9 +100,11 @@ func Errorf(code, format string, args ...any) *Error {
 
 // HistoryEvent is one event of a join reply's history.
 type HistoryEvent struct {
-	Event  string          `json:"event"`
-	Data   json.RawMessage `json:"data,omitempty"`
-	Offset uint64          `json:"offset"`
+	Event string          `json:"event"`
+	Data  json.RawMessage `json:"data,omitempty"`
+	// Bin is a bytes payload (Data is then empty).
+	Bin    []byte `json:"data_b64,omitempty"`
+	Offset uint64 `json:"offset"`
 }
 
 // JoinReply is the data of a successful join's reply.
@@ -131,6 +137,7 @@ type wireMsg struct {
 	Status  string          `json:"status,omitempty"`
 	Error   *Error          `json:"error,omitempty"`
 	Data    json.RawMessage `json:"data,omitempty"`
+	Bin     []byte          `json:"data_b64,omitempty"` // a bytes payload
 	Params  json.RawMessage `json:"params,omitempty"`
 	Recover *Position       `json:"recover,omitempty"`
 	History int             `json:"history,omitempty"`
@@ -155,8 +162,16 @@ func decode(p []byte) (m wireMsg, err error) {
 		m.Ref = refOf(p)
 		return m, errBadRequest("not a protocol message: " + jsonErr(err))
 	}
+	return m, validate(&m)
+}
+
+// validate checks the fields m's type requires.
+func validate(m *wireMsg) error {
 	if m.Ref > maxRef {
-		return m, errBadRequest("ref out of range")
+		return errBadRequest("ref out of range")
+	}
+	if len(m.Data) > 0 && m.Bin != nil {
+		return errBadRequest("both data and data_b64")
 	}
 	needRef := func() error {
 		if m.Ref == 0 {
@@ -167,41 +182,41 @@ func decode(p []byte) (m wireMsg, err error) {
 	switch m.T {
 	case typeJoin:
 		if err := needRef(); err != nil {
-			return m, err
+			return err
 		}
 		if m.History < 0 {
-			return m, errBadRequest("negative history")
+			return errBadRequest("negative history")
 		}
-		return m, checkName("topic", m.Topic)
+		return checkName("topic", m.Topic)
 	case typeLeave:
 		if err := needRef(); err != nil {
-			return m, err
+			return err
 		}
-		return m, checkName("topic", m.Topic)
+		return checkName("topic", m.Topic)
 	case typePush:
 		if err := checkName("topic", m.Topic); err != nil {
-			return m, err
+			return err
 		}
-		return m, checkName("event", m.Event)
+		return checkName("event", m.Event)
 	case typeReply:
 		if err := needRef(); err != nil {
-			return m, err
+			return err
 		}
 		if m.Status != "ok" && m.Status != "error" {
-			return m, errBadRequest(`reply status must be "ok" or "error"`)
+			return errBadRequest(`reply status must be "ok" or "error"`)
 		}
 		if m.Status == "error" && (m.Error == nil || m.Error.Code == "") {
-			return m, errBadRequest("error reply without error.code")
+			return errBadRequest("error reply without error.code")
 		}
-		return m, nil
+		return nil
 	case typePing:
-		return m, needRef()
+		return needRef()
 	case typeEvent, typePresenceState, typePresenceDiff, typeLeft:
-		return m, checkName("topic", m.Topic)
+		return checkName("topic", m.Topic)
 	case "":
-		return m, errBadRequest(`message without "t"`)
+		return errBadRequest(`message without "t"`)
 	default:
-		return m, errBadRequest("unknown message type " + strconv.Quote(m.T))
+		return errBadRequest("unknown message type " + strconv.Quote(m.T))
 	}
 }
 

@@ -83,3 +83,53 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// The binary encoding round-trips every message, and decodeBin refuses
+// what is not one without panicking.
+func FuzzDecodeBin(f *testing.F) {
+	seeds := []*wireMsg{
+		{T: typeEvent, Topic: "room:1", Event: "msg", Data: json.RawMessage(`{"a":1}`), Offset: 7},
+		{T: typePush, Ref: 3, Topic: "g", Event: "snap", Bin: []byte{0, 1, 2, 255}},
+		{T: typeJoin, Ref: 1, Topic: "t", Recover: &Position{Epoch: "E", Offset: 2}, History: 5, Params: json.RawMessage(`"x"`)},
+		{T: typeReply, Ref: 9, Status: "error", Error: &Error{Code: "nope", Message: "m"}},
+		{T: typePing, Ref: 1<<53 - 1},
+		{T: typePresenceDiff, Topic: "t", Joins: map[string]*PresenceEntry{"a": {Metas: []PresenceMeta{{ID: "i"}}}}, Leaves: map[string]*PresenceEntry{}},
+	}
+	for _, m := range seeds {
+		f.Add(encodeBin(m))
+	}
+	f.Add([]byte{6, 0x80})
+	f.Add([]byte{3, 0x12, 1, 'a', 200})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		m, err := decodeBin(p)
+		if err != nil {
+			if _, ok := err.(errBadRequest); !ok {
+				t.Fatalf("error %T %v, want errBadRequest", err, err)
+			}
+			return
+		}
+		again, err := decodeBin(encodeBin(&m))
+		if err != nil {
+			t.Fatalf("re-encoding %+v: %v", m, err)
+		}
+		a, _ := json.Marshal(m)
+		b, _ := json.Marshal(again)
+		if string(a) != string(b) {
+			t.Fatalf("round trip:\n%s\n%s", a, b)
+		}
+	})
+}
+
+func TestBinaryEncodingShape(t *testing.T) {
+	// An event: type, flags, topic, event, offset, payload; nothing else.
+	got := encodeBin(&wireMsg{T: typeEvent, Topic: "t", Event: "e", Offset: 300, Bin: []byte{9}})
+	want := []byte{6, flagTopic | flagEvent | flagOffset | flagData, 1, 't', 1, 'e', 0xac, 0x02, 1, 9}
+	if string(got) != string(want) {
+		t.Fatalf("event: % x, want % x", got, want)
+	}
+	for _, bad := range [][]byte{{}, {6}, {0, 0}, {10, 0}, {6, 0x80}, {6, 0x20}, {6, 0x02, 5, 'a'}, {5, 0x01, 1, 0}, {3, 0x36, 1, 't', 1, 'e', 1, 'x'}, {3, 0x06, 1, 't', 1, 'e', 7}} {
+		if _, err := decodeBin(bad); err == nil {
+			t.Errorf("decodeBin(% x): no error", bad)
+		}
+	}
+}
