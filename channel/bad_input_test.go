@@ -126,10 +126,14 @@ func TestRateLimits(t *testing.T) {
 	c := e.dial(t, "mallory")
 	c.join(1, "room:1", nil)
 	c.send(`{"t":"leave","ref":2,"topic":"room:1"}`)
-	c.reply(2)
+	if m := c.reply(2); m.Status != "ok" {
+		t.Fatalf("leave right after the join: %s", m.raw)
+	}
 	c.join(3, "room:1", nil)
 	c.send(`{"t":"leave","ref":4,"topic":"room:1"}`)
-	c.reply(4)
+	if m := c.reply(4); m.Status != "ok" {
+		t.Fatalf("leave: %s", m.raw)
+	}
 	for ref := uint64(5); ref <= 6; ref++ {
 		c.send(map[string]any{"t": "join", "ref": ref, "topic": "room:1"})
 		if m := c.errorReply(ref, "rate_limited"); m.Error.RetryAfter <= 0 {
@@ -258,7 +262,7 @@ func TestUserIndex(t *testing.T) {
 		t.Fatalf("no session of alice lists room:1: %+v", e.hub.Sessions("alice"))
 	}
 	got := make(chan error, 1)
-	var answer json.RawMessage
+	var answer *channel.Reply
 	go func() {
 		var err error
 		answer, err = e.hub.Request(context.Background(), a1ID, "user:alice", "confirm", "ok?")
@@ -269,8 +273,8 @@ func TestUserIndex(t *testing.T) {
 		t.Fatalf("request push %s", m.raw)
 	}
 	a1.send(map[string]any{"t": "reply", "ref": m.Ref, "status": "ok", "data": "yes"})
-	if err := <-got; err != nil || string(answer) != `"yes"` {
-		t.Fatalf("Request: %s, %v", answer, err)
+	if err := <-got; err != nil || string(answer.Data) != `"yes"` || answer.Bin != nil {
+		t.Fatalf("Request: %+v, %v", answer, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()

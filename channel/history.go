@@ -2,7 +2,6 @@ package channel
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -29,7 +28,7 @@ type kept struct {
 	offset uint64
 	at     time.Time
 	event  string
-	data   json.RawMessage
+	p      payload
 	entry  []byte // the event as a join reply's history lists it, encoded once
 }
 
@@ -57,7 +56,7 @@ func loadHistory(store Store, topic string, size int, ttl time.Duration, limit i
 	h.epoch = epoch
 	for _, e := range events {
 		h.last = e.Offset - 1
-		h.keep(e.Event, e.Data, e.Time)
+		h.keep(e.Event, payload{json: e.Data, bin: e.Bin}, e.Time)
 	}
 	h.last = last
 	return h
@@ -93,28 +92,28 @@ func randomID(n int) string {
 // with no history (size 0) still numbers its events, so positions stay
 // meaningful. If the store fails, what it holds cannot be trusted to be
 // whole: the topic starts a new epoch, so that clients are told.
-func (h *history) append(event string, data json.RawMessage, now time.Time) uint64 {
-	off := h.keep(event, data, now)
+func (h *history) append(event string, p payload, now time.Time) uint64 {
+	off := h.keep(event, p, now)
 	if h.store != nil && h.size > 0 {
-		err := h.store.Append(h.topic, h.epoch, StoredEvent{Offset: off, Event: event, Data: data, Time: now}, h.size)
-		if err != nil {
+		e := StoredEvent{Offset: off, Event: event, Data: p.json, Bin: p.bin, Time: now}
+		if err := h.store.Append(h.topic, h.epoch, e, h.size); err != nil {
 			h.log.Error().Err(err).Str("topic", h.topic).Msg("storing history failed; starting a new epoch")
 			h.reset()
-			h.keep(event, data, now)
-			_ = h.store.Append(h.topic, h.epoch, StoredEvent{Offset: off, Event: event, Data: data, Time: now}, h.size)
+			h.keep(event, p, now)
+			_ = h.store.Append(h.topic, h.epoch, e, h.size)
 		}
 	}
 	return off
 }
 
 // keep appends to the ring.
-func (h *history) keep(event string, data json.RawMessage, now time.Time) uint64 {
+func (h *history) keep(event string, p payload, now time.Time) uint64 {
 	h.last++
 	if h.size <= 0 {
 		return h.last
 	}
-	k := kept{offset: h.last, at: now, event: event, data: data}
-	k.entry = appendHistoryEvent(make([]byte, 0, len(data)+len(event)+40), event, data, h.last)
+	k := kept{offset: h.last, at: now, event: event, p: p}
+	k.entry = appendHistoryEvent(make([]byte, 0, len(p.json)+len(p.bin)*4/3+len(event)+40), event, p, h.last)
 	h.bytes += k.cost()
 	defer h.trim()
 	if h.n == len(h.ring) && len(h.ring) < h.size {
@@ -165,7 +164,7 @@ func (h *history) dropOldest() {
 }
 
 // cost is what an event counts against the byte limit.
-func (k *kept) cost() int { return len(k.data) + len(k.event) }
+func (k *kept) cost() int { return len(k.p.json) + len(k.p.bin) + len(k.event) }
 
 // appendEntries appends the newest n events' entries, oldest first,
 // separated by commas.
@@ -205,7 +204,7 @@ func (h *history) lastN(n int) []HistoryEvent {
 	out := make([]HistoryEvent, 0, n)
 	for i := h.n - n; i < h.n; i++ {
 		k := h.at(i)
-		out = append(out, HistoryEvent{Event: k.event, Data: k.data, Offset: k.offset})
+		out = append(out, HistoryEvent{Event: k.event, Data: k.p.json, Bin: k.p.bin, Offset: k.offset})
 	}
 	return out
 }

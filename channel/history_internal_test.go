@@ -27,8 +27,8 @@ func TestHistoryRingMatchesModel(t *testing.T) {
 					}
 				} else {
 					data := json.RawMessage(`"` + strings.Repeat("x", rng.IntN(60)) + `"`)
-					off := h.append("e", data, now)
-					model = append(model, kept{offset: off, at: now, event: "e", data: data})
+					off := h.append("e", payload{json: data}, now)
+					model = append(model, kept{offset: off, at: now, event: "e", p: payload{json: data}})
 					if len(model) > size {
 						model = model[len(model)-size:]
 					}
@@ -47,7 +47,7 @@ func TestHistoryRingMatchesModel(t *testing.T) {
 				}
 				bytes := 0
 				for i := range got {
-					if got[i].Offset != model[i].offset || string(got[i].Data) != string(model[i].data) {
+					if got[i].Offset != model[i].offset || string(got[i].Data) != string(model[i].p.json) {
 						t.Fatalf("size %d limit %d step %d: event %d is %d, model %d", size, limit, step, i, got[i].Offset, model[i].offset)
 					}
 					bytes += model[i].cost()

@@ -221,7 +221,7 @@ func NewHub(system *actor.ActorSystem, opts *Options) (*Hub, error) {
 	})
 
 	accept := o.AcceptOptions
-	accept.Subprotocols = []string{Subprotocol}
+	accept.Subprotocols = []string{Subprotocol, SubprotocolBinary}
 	if o.Authenticate != nil {
 		auth := o.Authenticate
 		accept.Authenticate = func(r *http.Request) (any, error) {
@@ -333,7 +333,7 @@ func (h *Hub) Publish(ctx context.Context, topic, event string, data any) (Posit
 	if err := checkName("event", event); err != nil {
 		return Position{}, fmt.Errorf("channel: publish: %w", err)
 	}
-	raw, err := marshalData(data)
+	pl, err := toPayload(data)
 	if err != nil {
 		return Position{}, err
 	}
@@ -342,7 +342,7 @@ func (h *Hub) Publish(ctx context.Context, topic, event string, data any) (Posit
 		if err != nil {
 			return Position{}, fmt.Errorf("channel: publish: %w", err)
 		}
-		req := &publishReq{event: event, data: raw, done: make(chan publishResult, 1)}
+		req := &publishReq{event: event, data: pl, done: make(chan publishResult, 1)}
 		r.Tell(req)
 		select {
 		case res := <-req.done:
@@ -399,13 +399,13 @@ func (h *Hub) Sessions(user string) []SessionInfo {
 // per-user topic ("user:alice", which Authorize keeps others out of) and
 // send on it.
 func (h *Hub) SendUser(user, topic, event string, data any) (int, error) {
-	f, err := pushFrame(topic, event, data, 0)
+	fr, err := pushFrame(topic, event, data, 0)
 	if err != nil {
 		return 0, err
 	}
 	n := 0
 	for _, s := range h.users.sessions(user) {
-		if s.conn.SendFrame(f) == nil {
+		if s.conn.SendFrame(fr.get(s.binary)) == nil {
 			n++
 		}
 	}
@@ -422,16 +422,23 @@ func (h *Hub) DisconnectUser(user, reason string) int {
 	return len(ss)
 }
 
+// Reply is the data of a reply: a JSON payload or a bytes payload (at most
+// one is set; neither when the reply had no data).
+type Reply struct {
+	Data json.RawMessage
+	Bin  []byte
+}
+
 // Request sends a push on topic to connection id and waits for its reply,
-// or for ctx.
-func (h *Hub) Request(ctx context.Context, id, topic, event string, data any) (json.RawMessage, error) {
+// or for ctx. data is as in Topic.Publish. An error reply is an *Error.
+func (h *Hub) Request(ctx context.Context, id, topic, event string, data any) (*Reply, error) {
 	h.mu.Lock()
 	s := h.sessions[id]
 	h.mu.Unlock()
 	if s == nil {
 		return nil, ErrNoSession
 	}
-	raw, err := marshalData(data)
+	pl, err := toPayload(data)
 	if err != nil {
 		return nil, err
 	}
@@ -442,10 +449,13 @@ func (h *Hub) Request(ctx context.Context, id, topic, event string, data any) (j
 		return nil, fmt.Errorf("channel: request: %w", err)
 	}
 	answer := make(chan outAnswer, 1)
-	h.system.Root.Send(s.conn.PID(), &outRequest{topic: topic, event: event, data: raw, answer: answer, ctx: ctx})
+	h.system.Root.Send(s.conn.PID(), &outRequest{topic: topic, event: event, data: pl, answer: answer, ctx: ctx})
 	select {
 	case a := <-answer:
-		return a.data, a.err
+		if a.err != nil {
+			return nil, a.err
+		}
+		return &Reply{Data: a.p.json, Bin: a.p.bin}, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("channel: request: %w", ctx.Err())
 	case <-s.done:
@@ -453,18 +463,18 @@ func (h *Hub) Request(ctx context.Context, id, topic, event string, data any) (j
 	}
 }
 
-func pushFrame(topic, event string, data any, ref uint64) (*transport.Frame, error) {
+func pushFrame(topic, event string, data any, ref uint64) (*frames, error) {
 	if err := checkName("topic", topic); err != nil {
 		return nil, fmt.Errorf("channel: %w", err)
 	}
 	if err := checkName("event", event); err != nil {
 		return nil, fmt.Errorf("channel: %w", err)
 	}
-	raw, err := marshalData(data)
+	pl, err := toPayload(data)
 	if err != nil {
 		return nil, err
 	}
-	return transport.NewFrame(transport.MessageText, encode(&wireMsg{T: typePush, Ref: ref, Topic: topic, Event: event, Data: raw})), nil
+	return msgFrames(&wireMsg{T: typePush, Ref: ref, Topic: topic, Event: event, Data: pl.json, Bin: pl.bin}), nil
 }
 
 func (h *Hub) addSession(s *session) {

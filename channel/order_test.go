@@ -86,3 +86,26 @@ func TestJoinIsGaplessUnderPublishing(t *testing.T) {
 	}
 	cancel()
 }
+
+// Requests pipelined behind a join (a push, then a leave, sent before the
+// join's reply) are handled in order once the join settles.
+func TestPipelinedAfterJoin(t *testing.T) {
+	e := newHubEnv(t, &channel.Options{Topics: publishing})
+	c := e.dial(t, "alice")
+	for round := range 20 {
+		ref := uint64(round * 10)
+		c.send(map[string]any{"t": "join", "ref": ref + 1, "topic": "room:p"})
+		c.send(map[string]any{"t": "push", "ref": ref + 2, "topic": "room:p", "event": "msg", "data": round})
+		c.send(map[string]any{"t": "leave", "ref": ref + 3, "topic": "room:p"})
+		got := map[uint64]string{}
+		for len(got) < 3 {
+			m := c.read()
+			if m.T == "reply" {
+				got[m.Ref] = m.Status
+			}
+		}
+		if got[ref+1] != "ok" || got[ref+2] != "ok" || got[ref+3] != "ok" {
+			t.Fatalf("round %d: replies %v, want all ok", round, got)
+		}
+	}
+}

@@ -21,13 +21,14 @@ import (
 // talks to topics by message. Its state is touched only by its Receive,
 // except names (for Hub.Sessions), under mu.
 type session struct {
-	hub  *Hub
-	conn *actors.Conn
-	self *actor.PID
-	id   string
-	user string
-	meta any
-	done chan struct{}
+	hub    *Hub
+	conn   *actors.Conn
+	self   *actor.PID
+	binary bool // the connection speaks SubprotocolBinary
+	id     string
+	user   string
+	meta   any
+	done   chan struct{}
 
 	bucket     *bucket
 	userBucket *bucket // set by the user index
@@ -71,14 +72,14 @@ type refTimeout struct{ ref uint64 }
 // outRequest asks the session to push to its client and wait for the reply.
 type outRequest struct {
 	topic, event string
-	data         json.RawMessage
+	data         payload
 	ctx          context.Context
 	answer       chan<- outAnswer
 }
 
 type outAnswer struct {
-	data json.RawMessage
-	err  error
+	p   payload
+	err error
 }
 
 type outWait struct {
@@ -103,7 +104,7 @@ func (s *session) Receive(ctx actor.Context) {
 			if m.err != nil {
 				s.replyError(m.ref, m.topic, m.err)
 			} else {
-				s.send(&wireMsg{T: typeReply, Ref: m.ref, Topic: m.topic, Status: "ok", Data: m.data})
+				s.send(&wireMsg{T: typeReply, Ref: m.ref, Topic: m.topic, Status: "ok", Data: m.p.json, Bin: m.p.bin})
 			}
 		}
 	case *refTimeout:
@@ -134,6 +135,7 @@ func (s *session) Receive(ctx actor.Context) {
 
 func (s *session) opened(ctx actor.Context, m *actors.Opened) {
 	s.conn, s.self = m.Conn, ctx.Self()
+	s.binary = m.Conn.Subprotocol() == SubprotocolBinary
 	if s.id == "" {
 		s.id = randomID(12) // 72 bits: the presence id, Hub.Request's address
 	}
@@ -184,6 +186,10 @@ func (s *session) updateNames() {
 }
 
 func (s *session) send(m *wireMsg) {
+	if s.binary {
+		_ = s.conn.SendFrame(transport.NewFrame(transport.MessageBinary, encodeBin(m)))
+		return
+	}
 	_ = s.conn.SendFrame(transport.NewFrame(transport.MessageText, encode(m)))
 }
 
@@ -195,11 +201,23 @@ func (s *session) replyError(ref uint64, topic string, e *Error) {
 }
 
 func (s *session) message(ctx actor.Context, msg *actors.Message) {
-	if msg.Type != actors.Text {
-		msg.Conn.Close(transport.StatusUnsupportedData, "binary messages are not part of "+Subprotocol)
+	if s.binary != (msg.Type == actors.Binary) {
+		if s.binary {
+			msg.Conn.Close(transport.StatusUnsupportedData, "text messages are not part of "+SubprotocolBinary)
+		} else {
+			msg.Conn.Close(transport.StatusUnsupportedData, "binary messages are not part of "+Subprotocol)
+		}
 		return
 	}
-	m, err := decode(msg.Data)
+	var (
+		m   wireMsg
+		err error
+	)
+	if s.binary {
+		m, err = decodeBin(msg.Data)
+	} else {
+		m, err = decode(msg.Data)
+	}
 	if err != nil {
 		// Answered even without a usable ref (ref 0): the sender learns
 		// what was wrong.
@@ -252,7 +270,7 @@ func (s *session) message(ctx actor.Context, msg *actors.Message) {
 		delete(s.out, m.Ref)
 		w.stop()
 		if m.Status == "ok" {
-			w.answer <- outAnswer{data: m.Data}
+			w.answer <- outAnswer{p: payload{json: m.Data, bin: m.Bin}}
 		} else {
 			w.answer <- outAnswer{err: m.Error}
 		}
@@ -302,7 +320,7 @@ func (s *session) join(ctx actor.Context, m *wireMsg) {
 		s.replyError(m.Ref, m.Topic, &Error{Code: CodeTooManyTopics, Message: fmt.Sprintf("at most %d topics per connection", s.hub.opts.MaxTopics)})
 		return
 	}
-	member := Member{ID: s.id, User: s.user, Meta: s.meta, Conn: s.conn}
+	member := Member{ID: s.id, User: s.user, Meta: s.meta, Conn: s.conn, Binary: s.binary}
 	var reply json.RawMessage
 	if auth := s.hub.opts.Authorize; auth != nil {
 		grant, err := s.authorize(auth, &JoinRequest{Topic: m.Topic, Params: m.Params, Member: member})
@@ -395,12 +413,12 @@ func (s *session) push(ctx actor.Context, ms *membership, m *wireMsg) {
 		}
 		s.pending[ref] = time.AfterFunc(s.hub.opts.PushTimeout, func() { system.Root.Send(self, &refTimeout{ref: ref}) })
 	}
-	ctx.Send(ms.pid, &Push{From: ms.member, Event: m.Event, Data: m.Data, ref: m.Ref, session: s.self, topic: m.Topic})
+	ctx.Send(ms.pid, &Push{From: ms.member, Event: m.Event, Data: m.Data, Bin: m.Bin, ref: m.Ref, session: s.self, topic: m.Topic})
 }
 
 func (s *session) leave(ctx actor.Context, m *wireMsg) {
 	ms := s.topics[m.Topic]
-	if ms == nil || ms.leaving {
+	if ms == nil || !ms.joined && ms.leaving {
 		s.replyError(m.Ref, m.Topic, &Error{Code: CodeNotJoined, Message: "not in " + m.Topic})
 		return
 	}
@@ -410,7 +428,7 @@ func (s *session) leave(ctx actor.Context, m *wireMsg) {
 		return
 	}
 	ctx.Send(ms.pid, &room.Leave{PID: s.self})
-	ctx.Send(ms.pid, &leaveDone{conn: s.conn, ref: m.Ref, topic: m.Topic})
+	ctx.Send(ms.pid, &leaveDone{conn: s.conn, binary: s.binary, ref: m.Ref, topic: m.Topic})
 	s.drop(ctx, m.Topic)
 }
 
@@ -437,5 +455,5 @@ func (s *session) request(ctx actor.Context, r *outRequest) {
 	self, system := s.self, ctx.ActorSystem()
 	stop := context.AfterFunc(r.ctx, func() { system.Root.Send(self, &outCancel{ref: ref}) })
 	s.out[ref] = &outWait{answer: r.answer, stop: stop}
-	s.send(&wireMsg{T: typePush, Ref: ref, Topic: r.topic, Event: r.event, Data: r.data})
+	s.send(&wireMsg{T: typePush, Ref: ref, Topic: r.topic, Event: r.event, Data: r.data.json, Bin: r.data.bin})
 }

@@ -40,6 +40,7 @@ type StoredEvent struct {
 	Offset uint64          `json:"offset"`
 	Event  string          `json:"event"`
 	Data   json.RawMessage `json:"data,omitempty"`
+	Bin    []byte          `json:"data_b64,omitempty"` // a bytes payload
 	Time   time.Time       `json:"time"`
 }
 

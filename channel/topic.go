@@ -100,6 +100,9 @@ type Member struct {
 	Meta any
 	// Conn is the connection.
 	Conn *actors.Conn
+	// Binary says the connection speaks the binary encoding
+	// (SubprotocolBinary).
+	Binary bool
 }
 
 // key is the member's presence key: its user, or its id.
@@ -134,7 +137,10 @@ type Left struct {
 type Push struct {
 	From  Member
 	Event string
-	Data  json.RawMessage
+	// Data is a JSON payload, Bin a bytes payload: at most one is set
+	// (docs/channels-protocol.md, "Payloads").
+	Data json.RawMessage
+	Bin  []byte
 
 	ref      uint64
 	session  *actor.PID
@@ -144,15 +150,16 @@ type Push struct {
 	topic    string
 }
 
-// Reply answers the push with data (any JSON-marshallable value; nil for
-// none). Only the first answer counts.
+// Reply answers the push with data: a []byte is a bytes payload, a
+// json.RawMessage JSON, nil none, anything else is marshalled to JSON. Only
+// the first answer counts.
 func (p *Push) Reply(data any) {
-	raw, err := marshalData(data)
+	pl, err := toPayload(data)
 	if err != nil {
 		p.Fail(fmt.Errorf("reply: %w", err))
 		return
 	}
-	p.answer(&pushAnswer{ref: p.ref, topic: p.topic, data: raw})
+	p.answer(&pushAnswer{ref: p.ref, topic: p.topic, p: pl})
 }
 
 // Fail answers the push with an error reply: err's code when it is an
@@ -180,7 +187,7 @@ func (p *Push) answer(a *pushAnswer) {
 type pushAnswer struct {
 	ref   uint64
 	topic string
-	data  json.RawMessage
+	p     payload
 	err   *Error
 }
 
@@ -197,12 +204,20 @@ func replyError(err error) *Error {
 // methods act at once on the topic's goroutine and are valid only inside
 // the behaviour's Receive.
 type Topic struct {
-	name  string
-	state *room.State
-	hist  *history
-	pres  *presence
-	opts  TopicOptions
-	hub   *Hub
+	name   string
+	state  *room.State
+	hist   *history
+	pres   *presence
+	opts   TopicOptions
+	hub    *Hub
+	shared *roomShared
+}
+
+// roomShared is what a topic's room keeps across its behaviour's restarts
+// (like its members), besides the history.
+type roomShared struct {
+	live   atomic.Bool // counted in Hub.liveTopics
+	binary int         // members speaking the binary encoding
 }
 
 // Name returns the topic's name.
@@ -221,11 +236,11 @@ func (t *Topic) Publish(event string, data any) (Position, error) {
 	if err := checkName("event", event); err != nil {
 		return Position{}, fmt.Errorf("channel: publish: %w", err)
 	}
-	raw, err := marshalData(data)
+	pl, err := toPayload(data)
 	if err != nil {
 		return Position{}, err
 	}
-	return t.publish(event, raw), nil
+	return t.publish(event, pl), nil
 }
 
 // Broadcast sends event to every member but except (nil: all) without
@@ -235,7 +250,7 @@ func (t *Topic) Broadcast(event string, data any, except *Member) error {
 	if err := checkName("event", event); err != nil {
 		return fmt.Errorf("channel: broadcast: %w", err)
 	}
-	raw, err := marshalData(data)
+	pl, err := toPayload(data)
 	if err != nil {
 		return err
 	}
@@ -243,28 +258,48 @@ func (t *Topic) Broadcast(event string, data any, except *Member) error {
 	if except != nil && except.Conn != nil {
 		pid = except.Conn.PID()
 	}
-	t.state.Broadcast(transport.NewFrame(transport.MessageText, appendEvent(nil, t.name, event, raw, 0)), pid)
+	t.sendAll(eventFrames(t.name, event, pl, 0), pid)
 	return nil
 }
 
 // publish keeps and sends an event whose name and data are checked.
-func (t *Topic) publish(event string, data json.RawMessage) Position {
+func (t *Topic) publish(event string, p payload) Position {
 	now := time.Now()
 	t.hist.expire(now)
-	off := t.hist.append(event, data, now)
-	b := appendEvent(make([]byte, 0, len(t.name)+len(event)+len(data)+64), t.name, event, data, off)
-	t.state.Broadcast(transport.NewFrame(transport.MessageText, b), nil)
+	off := t.hist.append(event, p, now)
+	t.sendAll(eventFrames(t.name, event, p, off), nil)
 	return Position{Epoch: t.hist.epoch, Offset: off}
 }
 
-func (t *Topic) broadcast(m *wireMsg, except *actor.PID) {
-	t.state.Broadcast(transport.NewFrame(transport.MessageText, encode(m)), except)
+func (t *Topic) broadcast(m *wireMsg, except *actor.PID) { t.sendAll(msgFrames(m), except) }
+
+// sendAll sends a message to every member but except, one shared frame per
+// encoding in use.
+func (t *Topic) sendAll(fr *frames, except *actor.PID) {
+	switch nb := t.shared.binary; {
+	case nb == 0:
+		t.state.Broadcast(fr.get(false), except)
+	case nb == t.state.Len():
+		t.state.Broadcast(fr.get(true), except)
+	default:
+		t.state.Range(func(m room.Member) bool {
+			if except == nil || !m.PID().Equal(except) {
+				_ = m.Conn.SendFrame(fr.get(isBinary(m)))
+			}
+			return true
+		})
+	}
+}
+
+func isBinary(m room.Member) bool {
+	jm, ok := m.Meta.(*joinMeta)
+	return ok && jm.member.Binary
 }
 
 // Send sends event to one member, not kept, ordered with the topic's
 // broadcasts. It reports false when id is not a member.
 func (t *Topic) Send(id string, event string, data any) (bool, error) {
-	raw, err := marshalData(data)
+	pl, err := toPayload(data)
 	if err != nil {
 		return false, err
 	}
@@ -272,7 +307,7 @@ func (t *Topic) Send(id string, event string, data any) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	_ = m.Conn.SendFrame(transport.NewFrame(transport.MessageText, appendEvent(nil, t.name, event, raw, 0)))
+	_ = m.Conn.SendFrame(eventFrames(t.name, event, pl, 0).get(isBinary(m)))
 	return true, nil
 }
 
@@ -317,7 +352,7 @@ func (t *Topic) Remove(id string) bool {
 	if !ok {
 		return false
 	}
-	_ = m.Conn.SendFrame(transport.NewFrame(transport.MessageText, encode(&wireMsg{T: typeLeft, Topic: t.name, Reason: leftRemoved})))
+	_ = m.Conn.SendFrame(msgFrames(&wireMsg{T: typeLeft, Topic: t.name, Reason: leftRemoved}).get(isBinary(m)))
 	t.hub.system.Root.Send(m.PID(), &topicGone{topic: t.name})
 	return t.state.Remove(m.PID())
 }
@@ -339,16 +374,17 @@ type topicGone struct{ topic string }
 // client's leave once the member is out, so nothing of the topic follows
 // the reply.
 type leaveDone struct {
-	conn  *actors.Conn
-	ref   uint64
-	topic string
+	conn   *actors.Conn
+	binary bool
+	ref    uint64
+	topic  string
 }
 
 // publishReq asks a topic to publish (Hub.Publish); answered on done
 // (buffered, so the topic never waits).
 type publishReq struct {
 	event string
-	data  json.RawMessage
+	data  payload
 	done  chan publishResult
 }
 
@@ -362,17 +398,17 @@ type publishResult struct {
 type topicActor struct {
 	t    *Topic
 	user actor.Actor
-	live *atomic.Bool // the room is counted in Hub.liveTopics; shared by restarts
 }
 
 func newTopicActor(hub *Hub, name string, opts TopicOptions, hist *history) func(*room.State) actor.Actor {
-	live := new(atomic.Bool)
+	shared := &roomShared{}
+	var pres *presence
+	if opts.Presence {
+		pres = &presence{} // kept across restarts, as the members are
+	}
 	return func(s *room.State) actor.Actor {
-		t := &Topic{name: name, state: s, hist: hist, opts: opts, hub: hub}
-		if opts.Presence {
-			t.pres = &presence{}
-		}
-		a := &topicActor{t: t, live: live}
+		t := &Topic{name: name, state: s, hist: hist, pres: pres, opts: opts, hub: hub, shared: shared}
+		a := &topicActor{t: t}
 		if opts.Handler != nil {
 			a.user = opts.Handler(t)
 		}
@@ -395,18 +431,18 @@ func (a *topicActor) Receive(ctx actor.Context) {
 		}
 		a.push(ctx, m)
 	case *leaveDone:
-		_ = m.conn.SendFrame(transport.NewFrame(transport.MessageText, encode(&wireMsg{T: typeReply, Ref: m.ref, Topic: m.topic, Status: "ok"})))
+		_ = m.conn.SendFrame(msgFrames(&wireMsg{T: typeReply, Ref: m.ref, Topic: m.topic, Status: "ok"}).get(m.binary))
 	case *publishReq:
 		m.done <- publishResult{pos: t.publish(m.event, m.data)}
 	case *actor.Started:
-		if a.live.CompareAndSwap(false, true) { // not again after a restart
+		if t.shared.live.CompareAndSwap(false, true) { // not again after a restart
 			t.hub.liveTopics.Add(1)
 		}
 		if a.user != nil {
 			a.user.Receive(ctx)
 		}
 	case *actor.Stopped:
-		if a.live.CompareAndSwap(true, false) {
+		if t.shared.live.CompareAndSwap(true, false) {
 			t.hub.liveTopics.Add(-1)
 		}
 		if a.user != nil {
@@ -445,11 +481,15 @@ func (a *topicActor) joined(ctx actor.Context, m *room.Joined) {
 		n = min(jm.history, max(t.opts.History, 0))
 	}
 	b := make([]byte, 0, 256)
-	b = append(b, `{"t":"reply","ref":`...)
-	b = strconv.AppendUint(b, jm.ref, 10)
-	b = append(b, `,"topic":`...)
-	b = appendString(b, t.name)
-	b = append(b, `,"status":"ok","data":{"epoch":`...)
+	if !jm.member.Binary {
+		b = append(b, `{"t":"reply","ref":`...)
+		b = strconv.AppendUint(b, jm.ref, 10)
+		b = append(b, `,"topic":`...)
+		b = appendString(b, t.name)
+		b = append(b, `,"status":"ok","data":`...)
+	}
+	body := len(b)
+	b = append(b, `{"epoch":`...)
 	b = appendString(b, h.epoch)
 	b = append(b, `,"offset":`...)
 	b = strconv.AppendUint(b, h.last, 10)
@@ -466,13 +506,21 @@ func (a *topicActor) joined(ctx actor.Context, m *room.Joined) {
 		b = append(b, `,"reply":`...)
 		b = append(b, jm.reply...)
 	}
-	b = append(b, "}}"...)
+	b = append(b, '}')
 	conn := jm.member.Conn
-	_ = conn.SendFrame(transport.NewFrame(transport.MessageText, b))
+	if jm.member.Binary {
+		b = encodeBin(&wireMsg{T: typeReply, Ref: jm.ref, Topic: t.name, Status: "ok", Data: b[body:]})
+		_ = conn.SendFrame(transport.NewFrame(transport.MessageBinary, b))
+	} else {
+		_ = conn.SendFrame(transport.NewFrame(transport.MessageText, append(b, '}')))
+	}
+	if jm.member.Binary {
+		t.shared.binary++
+	}
 	if t.pres != nil {
 		meta := presenceMeta(jm.member.ID, jm.member.Meta)
 		t.pres.join(jm.member.key(), meta)
-		_ = conn.SendFrame(transport.NewFrame(transport.MessageText, encode(&wireMsg{T: typePresenceState, Topic: t.name, State: t.pres.state()})))
+		_ = conn.SendFrame(msgFrames(&wireMsg{T: typePresenceState, Topic: t.name, State: t.pres.state()}).get(jm.member.Binary))
 		t.broadcast(&wireMsg{T: typePresenceDiff, Topic: t.name, Joins: one(jm.member.key(), meta), Leaves: map[string]*PresenceEntry{}}, conn.PID())
 	}
 	if a.user != nil {
@@ -488,6 +536,9 @@ func (a *topicActor) left(ctx actor.Context, m *room.Left) {
 	jm, ok := m.Member.Meta.(*joinMeta)
 	if !ok {
 		return
+	}
+	if jm.member.Binary {
+		t.shared.binary--
 	}
 	if t.pres != nil {
 		if meta, ok := t.pres.leave(jm.member.key(), jm.member.ID); ok {
@@ -506,11 +557,7 @@ func (a *topicActor) push(ctx actor.Context, p *Push) {
 			p.Fail(&Error{Code: CodeNoHandler, Message: "topic " + t.name + " takes no pushes"})
 			return
 		}
-		pos, err := t.Publish(p.Event, p.Data)
-		if err != nil {
-			p.Fail(&Error{Code: CodeBadRequest, Message: err.Error()})
-			return
-		}
+		pos := t.publish(p.Event, payload{json: p.Data, bin: p.Bin}) // checked by the session's decode
 		p.Reply(map[string]uint64{"offset": pos.Offset})
 		return
 	}

@@ -2,11 +2,14 @@ package channel
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/wsactor/wsactor/transport"
 )
 
 // Subprotocol is the WebSocket subprotocol of version 1 of the channels
@@ -294,9 +297,75 @@ func encode(m *wireMsg) []byte {
 	return bytes.TrimRight(b.Bytes(), "\n")
 }
 
-// marshalData turns a value from user code into a message's data: a
-// json.RawMessage or []byte holding JSON is used as is (after a validity
-// check), nil becomes absent, anything else is marshalled.
+// payload is a message's data: JSON, or bytes (docs/channels-protocol.md,
+// "Payloads"); at most one is set.
+type payload struct {
+	json json.RawMessage
+	bin  []byte
+}
+
+// toPayload turns a value from user code into a payload: []byte is a bytes
+// payload (copied), json.RawMessage JSON (checked; empty means none), nil
+// none, anything else is marshalled to JSON.
+func toPayload(v any) (payload, error) {
+	switch d := v.(type) {
+	case []byte:
+		return payload{bin: append([]byte{}, d...)}, nil
+	case nil:
+		return payload{}, nil
+	case json.RawMessage:
+		if len(d) == 0 {
+			return payload{}, nil
+		}
+	}
+	raw, err := marshalData(v)
+	return payload{json: raw}, err
+}
+
+// frames builds a message's frames for each encoding, at most once each,
+// when first asked for: a broadcast to members of both encodings encodes
+// (and compresses) once per encoding.
+type frames struct {
+	build    func(binary bool) []byte
+	txt, bin *transport.Frame
+}
+
+func (f *frames) get(binary bool) *transport.Frame {
+	if binary {
+		if f.bin == nil {
+			f.bin = transport.NewFrame(transport.MessageBinary, f.build(true))
+		}
+		return f.bin
+	}
+	if f.txt == nil {
+		f.txt = transport.NewFrame(transport.MessageText, f.build(false))
+	}
+	return f.txt
+}
+
+// msgFrames is frames of a message.
+func msgFrames(m *wireMsg) *frames {
+	return &frames{build: func(binary bool) []byte {
+		if binary {
+			return encodeBin(m)
+		}
+		return encode(m)
+	}}
+}
+
+// eventFrames is frames of an "event" message, appended by hand.
+func eventFrames(topic, event string, p payload, offset uint64) *frames {
+	return &frames{build: func(binary bool) []byte {
+		if binary {
+			return encodeBin(&wireMsg{T: typeEvent, Topic: topic, Event: event, Data: p.json, Bin: p.bin, Offset: offset})
+		}
+		return appendEvent(make([]byte, 0, len(topic)+len(event)+len(p.json)+len(p.bin)*4/3+64), topic, event, p, offset)
+	}}
+}
+
+// marshalData turns a value from user code into JSON (params, metas, join
+// replies): a json.RawMessage or []byte holding JSON is used as is (after a
+// validity check), nil becomes absent, anything else is marshalled.
 func marshalData(v any) (json.RawMessage, error) {
 	switch d := v.(type) {
 	case nil:
@@ -364,15 +433,12 @@ func appendString(b []byte, s string) []byte {
 }
 
 // appendEvent appends an "event" message.
-func appendEvent(b []byte, topic, event string, data json.RawMessage, offset uint64) []byte {
+func appendEvent(b []byte, topic, event string, p payload, offset uint64) []byte {
 	b = append(b, `{"t":"event","topic":`...)
 	b = appendString(b, topic)
 	b = append(b, `,"event":`...)
 	b = appendString(b, event)
-	if len(data) > 0 {
-		b = append(b, `,"data":`...)
-		b = append(b, data...)
-	}
+	b = appendPayload(b, p)
 	if offset > 0 {
 		b = append(b, `,"offset":`...)
 		b = strconv.AppendUint(b, offset, 10)
@@ -382,14 +448,25 @@ func appendEvent(b []byte, topic, event string, data json.RawMessage, offset uin
 
 // appendHistoryEvent appends one entry of a join reply's history, as
 // HistoryEvent encodes.
-func appendHistoryEvent(b []byte, event string, data json.RawMessage, offset uint64) []byte {
+func appendHistoryEvent(b []byte, event string, p payload, offset uint64) []byte {
 	b = append(b, `{"event":`...)
 	b = appendString(b, event)
-	if len(data) > 0 {
-		b = append(b, `,"data":`...)
-		b = append(b, data...)
-	}
+	b = appendPayload(b, p)
 	b = append(b, `,"offset":`...)
 	b = strconv.AppendUint(b, offset, 10)
 	return append(b, '}')
+}
+
+// appendPayload appends ,"data":JSON or ,"data_b64":"base64", or nothing.
+func appendPayload(b []byte, p payload) []byte {
+	switch {
+	case len(p.json) > 0:
+		b = append(b, `,"data":`...)
+		b = append(b, p.json...)
+	case p.bin != nil:
+		b = append(b, `,"data_b64":"`...)
+		b = base64.StdEncoding.AppendEncode(b, p.bin)
+		b = append(b, '"')
+	}
+	return b
 }

@@ -27,7 +27,7 @@ func FuzzAppendEvent(f *testing.F) {
 			raw = c
 		}
 		want := encode(&wireMsg{T: typeEvent, Topic: topic, Event: event, Data: raw, Offset: offset})
-		if got := appendEvent(nil, topic, event, raw, offset); string(got) != string(want) {
+		if got := appendEvent(nil, topic, event, payload{json: raw}, offset); string(got) != string(want) {
 			t.Fatalf("appendEvent:\n got %s\nwant %s", got, want)
 		}
 		if offset == 0 {
@@ -35,7 +35,7 @@ func FuzzAppendEvent(f *testing.F) {
 		}
 		w, _ := json.Marshal(HistoryEvent{Event: event, Data: raw, Offset: offset})
 		var v1, v2 any
-		got := appendHistoryEvent(nil, event, raw, offset)
+		got := appendHistoryEvent(nil, event, payload{json: raw}, offset)
 		if json.Unmarshal(got, &v1) != nil || json.Unmarshal(w, &v2) != nil {
 			t.Fatalf("appendHistoryEvent %s is not JSON", got)
 		}
