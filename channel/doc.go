@@ -36,6 +36,14 @@
 // frame (encoded, and compressed with permessage-deflate, once). Topic.Broadcast
 // sends one that is not kept. Hub.Publish does the same from any goroutine.
 //
+// # Payloads and encodings
+//
+// A payload is JSON or bytes: []byte given to Publish, Reply or Request is a
+// bytes payload, json.RawMessage is JSON as is, anything else is
+// marshalled to JSON. Clients speak the JSON encoding (Subprotocol; bytes
+// travel as base64) or the binary one (SubprotocolBinary; raw), and may
+// share topics: a broadcast is encoded once per encoding in use.
+//
 // # Recovery
 //
 // Every kept event has an offset in its topic's stream; the stream has an
