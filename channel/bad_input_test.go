@@ -55,6 +55,7 @@ func TestBadRequestsGetErrorReplies(t *testing.T) {
 		{"topic with a control character", `{"t":"join","ref":9,"topic":"a\u0001b"}`, 9, "bad_request"},
 		{"overlong topic", `{"t":"join","ref":10,"topic":"` + strings.Repeat("x", 256) + `"}`, 10, "bad_request"},
 		{"push without event", `{"t":"push","ref":11,"topic":"room:1"}`, 11, "bad_request"},
+		{"reserved event name", `{"t":"push","ref":18,"topic":"room:1","event":"wsactor.x"}`, 18, "bad_request"},
 		{"a server-only message", `{"t":"event","ref":12,"topic":"room:1","event":"x"}`, 12, "bad_request"},
 		{"push before join", `{"t":"push","ref":13,"topic":"room:2","event":"msg"}`, 13, "not_joined"},
 		{"leave before join", `{"t":"leave","ref":14,"topic":"room:2"}`, 14, "not_joined"},

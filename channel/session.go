@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -241,6 +242,10 @@ func (s *session) message(ctx actor.Context, msg *actors.Message) {
 			s.leave(ctx, &m)
 		}
 	case typePush:
+		if strings.HasPrefix(m.Event, reservedPrefix) {
+			s.replyError(m.Ref, m.Topic, &Error{Code: CodeBadRequest, Message: "event names starting with " + reservedPrefix + " are reserved"})
+			return
+		}
 		ms := s.topics[m.Topic]
 		if ms == nil {
 			s.replyError(m.Ref, m.Topic, &Error{Code: CodeNotJoined, Message: "join " + m.Topic + " first"})

@@ -62,6 +62,9 @@ const (
 )
 
 const (
+	// reservedPrefix starts event names the protocol keeps for itself.
+	reservedPrefix = "wsactor."
+
 	maxNameLen = 255
 	maxRef     = 1<<53 - 1
 )
