@@ -1,11 +1,29 @@
 // Type declarations of wsactor-channel.js, the browser client of wsactor's
 // channels protocol, version 1 (docs/channels-protocol.md).
 
-/** The WebSocket subprotocol the client offers: "wsactor.channel.v1.json". */
+/** The WebSocket subprotocol of the JSON encoding, offered by default: "wsactor.channel.v1.json". */
 export declare const SUBPROTOCOL: 'wsactor.channel.v1.json';
+
+/** The WebSocket subprotocol of the binary encoding, offered with {encoding: 'binary'}: "wsactor.channel.v1.bin". */
+export declare const SUBPROTOCOL_BINARY: 'wsactor.channel.v1.bin';
 
 /** Any JSON value. */
 export type JSONValue = null | boolean | number | string | JSONValue[] | { [key: string]: JSONValue };
+
+/** What the client sends as a bytes payload: a Uint8Array, an ArrayBuffer, or any view of one (typed array, DataView, Buffer). */
+export type BytesInput = Uint8Array | ArrayBuffer | ArrayBufferView;
+
+/**
+ * A payload as the application receives it (events, history, replies,
+ * server pushes): the parsed JSON value, or a Uint8Array for a bytes payload.
+ */
+export type Payload = JSONValue | Uint8Array;
+
+/** A payload to send: a value JSON.stringify turns into JSON, or bytes. */
+export type PayloadInput = BytesInput | JSONValue | unknown;
+
+/** The protocol's encodings: 'json' (text messages) or 'binary' (compact binary messages, bytes payloads raw). */
+export type Encoding = 'json' | 'binary';
 
 /**
  * Error codes a ChannelError may carry: the protocol's, the client's own
@@ -52,6 +70,13 @@ export interface ReconnectOptions {
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocket;
 
 export interface SocketOptions {
+  /**
+   * The encoding to offer (default 'json'): 'binary' offers
+   * wsactor.channel.v1.bin and sends every message in the compact binary
+   * encoding. A server answering with no subprotocol is spoken to in JSON.
+   * Either way bytes payloads work (in JSON as base64).
+   */
+  encoding?: Encoding;
   /** Query parameters added to the URL at each connect (e.g. a token); a function is called at each connect. */
   params?: Record<string, string | number | boolean> | (() => Record<string, string | number | boolean>);
   /** Reconnect backoff (default {min: 250, max: 10000}). */
@@ -114,6 +139,7 @@ export interface ChannelOptions {
 /** One event of a join's history. */
 export interface HistoryEvent<T = any> {
   event: string;
+  /** The payload: parsed JSON, or a Uint8Array for bytes (sent as data_b64). */
   data?: T;
   offset: number;
 }
@@ -177,21 +203,28 @@ export declare class Channel {
   /** Leaves the topic (no rejoin any more); buffered pushes are rejected with 'left'. Resolves once the server answered or the timeout passed. */
   leave(opts?: { timeout?: number }): Promise<void>;
   /**
-   * Pushes event with data. Resolves with the reply's data; rejects with a
+   * Pushes event with data: a JSON value, or bytes (Uint8Array, ArrayBuffer
+   * or a view; copied when it waits in the offline buffer). Resolves with
+   * the reply's data (a Uint8Array if the reply is bytes); rejects with a
    * ChannelError: the server's code, 'timeout' (counted from this call),
    * 'disconnected' (the connection dropped before the answer), 'buffer_full',
    * 'left', or 'not_joined' (join() was not called). A push made while the
    * channel is not joined waits in the socket's offline buffer.
    */
-  push<R = any>(event: string, data?: JSONValue | unknown, opts?: { timeout?: number }): Promise<R>;
-  /** Calls cb for each event named event ('*' for all), history included. Returns the function that unsubscribes. */
+  push<R = any>(event: string, data?: PayloadInput, opts?: { timeout?: number }): Promise<R>;
+  /**
+   * Calls cb for each event named event ('*' for all), history included;
+   * data is the parsed JSON or, for a bytes payload, a Uint8Array. Returns
+   * the function that unsubscribes.
+   */
   on<T = any>(event: string, cb: (data: T, meta: EventMeta) => void): () => void;
   /**
    * Answers server pushes named event ('*': those with no handler of their
-   * own): the value cb returns (or resolves with) is the ok reply; an error
-   * it throws is an error reply with err.code (default 'error'). Pushes with
-   * no handler get the error 'no_handler'. One handler per event; returns the
-   * function that removes it.
+   * own), data being parsed JSON or a Uint8Array: the value cb returns (or
+   * resolves with) is the ok reply (bytes for a Uint8Array, ArrayBuffer or
+   * view); an error it throws is an error reply with err.code (default
+   * 'error'). Pushes with no handler get the error 'no_handler'. One handler
+   * per event; returns the function that removes it.
    */
   onPush<T = any>(event: string, cb: (data: T, meta: { event: string; topic: string }) => unknown): () => void;
   /** Calls cb after each successful join, before its history is delivered: reload your state when reply.recovered is false. */

@@ -10,11 +10,19 @@
 //   await room.join();
 //   await room.push('msg', {text: 'hi'});
 //
+// Payloads are JSON values or bytes: push a Uint8Array (or an ArrayBuffer,
+// or a view) to send bytes; bytes arrive as a Uint8Array. With
+// new Socket(url, {encoding: 'binary'}) every message travels in the
+// protocol's compact binary encoding, bytes payloads as raw bytes.
+//
 // It also runs under Node 20+ given a WebSocket implementation:
 // new Socket(url, {WebSocket: require('ws')}).
 
-/** The WebSocket subprotocol this client offers. */
+/** The WebSocket subprotocol of the JSON encoding (the default). */
 export const SUBPROTOCOL = 'wsactor.channel.v1.json';
+
+/** The WebSocket subprotocol of the binary encoding (new Socket(url, {encoding: 'binary'})). */
+export const SUBPROTOCOL_BINARY = 'wsactor.channel.v1.bin';
 
 // Close codes after which the socket does not reconnect by itself
 // (docs/channels-protocol.md, "Close codes").
@@ -43,6 +51,270 @@ function errorFromReply(e) {
   const code = (e && e.code) || 'error';
   return new ChannelError(code, (e && e.message) || code, { retryAfter: e && e.retry_after });
 }
+
+// --- payloads and the binary encoding ------------------------------------
+// (docs/channels-protocol.md, "Payloads" and "Binary encoding")
+
+const utf8Encoder = new TextEncoder();
+// ignoreBOM keeps a leading U+FEFF: names and payloads are as sent.
+const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }); // names
+const utf8Lax = new TextDecoder('utf-8', { ignoreBOM: true }); // JSON, as lenient as encoding/json
+
+// isBytes reports whether v is a bytes payload: an ArrayBuffer or a view of
+// one (Uint8Array, any typed array, DataView, Node's Buffer).
+function isBytes(v) {
+  return v instanceof ArrayBuffer || ArrayBuffer.isView(v) || Object.prototype.toString.call(v) === '[object ArrayBuffer]';
+}
+
+// toBytes returns the Uint8Array view of a bytes payload (no copy).
+function toBytes(v) {
+  if (v instanceof Uint8Array) return v;
+  if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+  return new Uint8Array(v);
+}
+
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+const B64_INDEX = (() => {
+  const t = new Int16Array(128).fill(-1);
+  for (let i = 0; i < 64; i++) t[B64.charCodeAt(i)] = i;
+  return t;
+})();
+
+// base64Encode returns the standard base64 of bytes, with padding.
+function base64Encode(bytes) {
+  const n = bytes.length;
+  const chunks = [];
+  let out = '';
+  let i = 0;
+  for (; i + 2 < n; i += 3) {
+    const v = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
+    out += B64[v >> 18] + B64[(v >> 12) & 63] + B64[(v >> 6) & 63] + B64[v & 63];
+    if (out.length >= 8192) {
+      chunks.push(out);
+      out = '';
+    }
+  }
+  if (n - i === 1) {
+    const v = bytes[i] << 16;
+    out += B64[v >> 18] + B64[(v >> 12) & 63] + '==';
+  } else if (n - i === 2) {
+    const v = (bytes[i] << 16) | (bytes[i + 1] << 8);
+    out += B64[v >> 18] + B64[(v >> 12) & 63] + B64[(v >> 6) & 63] + '=';
+  }
+  chunks.push(out);
+  return chunks.join('');
+}
+
+// base64Decode parses standard base64 with padding (as encoding/json writes
+// []byte); it throws on anything else.
+function base64Decode(s) {
+  if (typeof s !== 'string' || s.length % 4 !== 0) throw new Error('base64: bad length');
+  let pad = 0;
+  if (s.endsWith('==')) pad = 2;
+  else if (s.endsWith('=')) pad = 1;
+  const out = new Uint8Array((s.length / 4) * 3 - pad);
+  let o = 0;
+  for (let i = 0; i < s.length; i += 4) {
+    let v = 0;
+    for (let k = 0; k < 4; k++) {
+      const c = s.charCodeAt(i + k);
+      let d;
+      if (c === 61 && i + k >= s.length - pad) d = 0; // '=' of the padding
+      else if (c >= 128 || (d = B64_INDEX[c]) < 0) throw new Error('base64: bad character at ' + (i + k));
+      v = (v << 6) | d;
+    }
+    out[o++] = v >> 16;
+    if (o < out.length) out[o++] = (v >> 8) & 255;
+    if (o < out.length) out[o++] = v & 255;
+  }
+  return out;
+}
+
+const TYPE_CODES = { join: 1, leave: 2, push: 3, reply: 4, ping: 5, event: 6, presence_state: 7, presence_diff: 8, left: 9 };
+const TYPE_NAMES = ['', 'join', 'leave', 'push', 'reply', 'ping', 'event', 'presence_state', 'presence_diff', 'left'];
+const F_REF = 0x01;
+const F_TOPIC = 0x02;
+const F_EVENT = 0x04;
+const F_OFFSET = 0x08;
+const F_DATA = 0x10;
+const F_DATA_JSON = 0x20;
+const F_REST = 0x40;
+const F_RESERVED = 0x80;
+// The fields the header carries; every other one goes in rest, which lists
+// the known ones in the order the Go server writes them.
+const HEADER_FIELDS = new Set(['t', 'ref', 'topic', 'event', 'offset', 'data', 'data_b64']);
+const REST_ORDER = ['status', 'error', 'params', 'recover', 'history', 'reason', 'state', 'joins', 'leaves'];
+
+// uvarintLen and putUvarint write unsigned LEB128 numbers up to 2^53-1
+// with arithmetic, not 32-bit bitwise operators.
+function uvarintLen(v) {
+  let n = 1;
+  while (v >= 128) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+function putUvarint(buf, at, v) {
+  while (v >= 128) {
+    buf[at++] = (v % 128) + 128;
+    v = Math.floor(v / 128);
+  }
+  buf[at++] = v;
+  return at;
+}
+
+function checkUint(what, v) {
+  if (!Number.isSafeInteger(v) || v < 0) throw new TypeError(`wsactor-channel: ${what} must be an integer in 0..2^53-1, got ${v}`);
+}
+
+// encodeBinary returns msg (the JSON encoding's object; data may be a
+// bytes payload) in the binary encoding.
+function encodeBinary(msg) {
+  const code = TYPE_CODES[msg.t];
+  if (!code) throw new TypeError('wsactor-channel: cannot encode message type ' + msg.t);
+  let flags = 0;
+  let size = 2;
+  let topic, event, data, rest;
+  if (msg.ref) {
+    checkUint('ref', msg.ref);
+    flags |= F_REF;
+    size += uvarintLen(msg.ref);
+  }
+  if (typeof msg.topic === 'string' && msg.topic !== '') {
+    topic = utf8Encoder.encode(msg.topic);
+    flags |= F_TOPIC;
+    size += uvarintLen(topic.length) + topic.length;
+  }
+  if (typeof msg.event === 'string' && msg.event !== '') {
+    event = utf8Encoder.encode(msg.event);
+    flags |= F_EVENT;
+    size += uvarintLen(event.length) + event.length;
+  }
+  if (msg.offset) {
+    checkUint('offset', msg.offset);
+    flags |= F_OFFSET;
+    size += uvarintLen(msg.offset);
+  }
+  if (msg.data !== undefined) {
+    if (isBytes(msg.data)) {
+      data = toBytes(msg.data);
+      flags |= F_DATA;
+    } else {
+      const j = JSON.stringify(msg.data);
+      if (j !== undefined) {
+        data = utf8Encoder.encode(j);
+        flags |= F_DATA | F_DATA_JSON;
+      }
+    }
+    if (data) size += uvarintLen(data.length) + data.length;
+  }
+  const r = {};
+  let any = false;
+  const keys = REST_ORDER.concat(Object.keys(msg).filter((k) => !HEADER_FIELDS.has(k) && !REST_ORDER.includes(k)));
+  for (const k of keys) {
+    if (msg[k] !== undefined) {
+      r[k] = msg[k];
+      any = true;
+    }
+  }
+  if (any) {
+    rest = utf8Encoder.encode(JSON.stringify(r));
+    flags |= F_REST;
+    size += uvarintLen(rest.length) + rest.length;
+  }
+  const buf = new Uint8Array(size);
+  buf[0] = code;
+  buf[1] = flags;
+  let at = 2;
+  const put = (b) => {
+    at = putUvarint(buf, at, b.length);
+    buf.set(b, at);
+    at += b.length;
+  };
+  if (flags & F_REF) at = putUvarint(buf, at, msg.ref);
+  if (topic) put(topic);
+  if (event) put(event);
+  if (flags & F_OFFSET) at = putUvarint(buf, at, msg.offset);
+  if (data) put(data);
+  if (rest) put(rest);
+  return buf;
+}
+
+// decodeBinary parses one message in the binary encoding into the JSON
+// encoding's object, a bytes payload as a Uint8Array (a copy). It throws on
+// a malformed message: an unknown type, a reserved flag, a field cut short,
+// bytes left over, a number above 2^53-1, a rest that is not a JSON object.
+function decodeBinary(input) {
+  const p = toBytes(input);
+  if (p.length < 2) throw new Error('shorter than its header');
+  const code = p[0];
+  const flags = p[1];
+  if (code === 0 || code >= TYPE_NAMES.length) throw new Error('unknown message type code ' + code);
+  if (flags & F_RESERVED || (flags & F_DATA_JSON && !(flags & F_DATA))) throw new Error('invalid flags');
+  let at = 2;
+  const uvarint = () => {
+    let v = 0;
+    let mul = 1;
+    for (let i = 0; i < 10; i++) {
+      if (at >= p.length) throw new Error('varint cut short');
+      const b = p[at++];
+      v += (b & 127) * mul;
+      if (b < 128) {
+        if (v > Number.MAX_SAFE_INTEGER) throw new Error('number above 2^53-1');
+        return v;
+      }
+      mul *= 128;
+    }
+    throw new Error('varint longer than 10 bytes');
+  };
+  const bytes = () => {
+    const n = uvarint();
+    if (n > p.length - at) throw new Error('field longer than the message');
+    const b = p.subarray(at, at + n);
+    at += n;
+    return b;
+  };
+  const m = { t: TYPE_NAMES[code] };
+  if (flags & F_REF) m.ref = uvarint();
+  if (flags & F_TOPIC) m.topic = utf8Strict.decode(bytes());
+  if (flags & F_EVENT) m.event = utf8Strict.decode(bytes());
+  if (flags & F_OFFSET) m.offset = uvarint();
+  if (flags & F_DATA) {
+    const d = bytes();
+    m.data = flags & F_DATA_JSON ? JSON.parse(utf8Lax.decode(d)) : d.slice();
+  }
+  if (flags & F_REST) {
+    const raw = bytes();
+    if (raw[0] !== 0x7b) throw new Error('rest is not a JSON object');
+    const r = JSON.parse(utf8Lax.decode(raw));
+    if (!r || typeof r !== 'object' || Array.isArray(r)) throw new Error('rest is not a JSON object');
+    for (const k of Object.keys(r)) if (!HEADER_FIELDS.has(k)) m[k] = r[k];
+  }
+  if (at !== p.length) throw new Error('bytes after the last field');
+  return m;
+}
+
+// encodeJSON returns msg in the JSON encoding: a bytes payload is data_b64.
+function encodeJSON(msg) {
+  if (msg.data === undefined || !isBytes(msg.data)) return JSON.stringify(msg);
+  const { data, ...rest } = msg;
+  rest.data_b64 = base64Encode(toBytes(data));
+  return JSON.stringify(rest);
+}
+
+// withBytes returns a history entry (or message) whose data_b64 is turned
+// into its data, a Uint8Array; it throws on bad base64.
+function withBytes(m) {
+  if (!m || typeof m !== 'object' || typeof m.data_b64 !== 'string') return m;
+  const { data_b64: b64, ...rest } = m;
+  rest.data = base64Decode(b64);
+  return rest;
+}
+
+/** Not part of the API: the codecs, for the unit tests. */
+export const _codec = { encodeBinary, decodeBinary, encodeJSON, base64Encode, base64Decode };
 
 // backoff returns the delay before try number attempt (0-based): full
 // jitter over an exponentially growing cap, min * 2^attempt, at most max.
@@ -79,7 +351,10 @@ function hook() {
 export class Socket {
   constructor(url, opts = {}) {
     this.url = url;
+    const encoding = opts.encoding ?? 'json';
+    if (encoding !== 'json' && encoding !== 'binary') throw new Error(`wsactor-channel: encoding must be 'json' or 'binary', not ${encoding}`);
     this._opts = {
+      encoding,
       params: opts.params,
       timeout: opts.timeout ?? 10000,
       heartbeatInterval: opts.heartbeatInterval ?? 25000,
@@ -91,6 +366,7 @@ export class Socket {
     this._logger = typeof opts.logger === 'function' ? opts.logger : null;
     this._log = (kind, msg, data) => this._logger && this._logger(kind, msg, data);
     this._ws = null; // the current WebSocket, connecting or open
+    this._binary = false; // the open connection speaks the binary encoding
     this._ref = 0; // the last ref this side used
     this._pending = new Map(); // ref -> {reply(msg), drop(err)} for this connection
     this._channels = new Map(); // topic -> Channel
@@ -181,7 +457,8 @@ export class Socket {
   _open() {
     let ws;
     try {
-      ws = new this._opts.WebSocket(this._endpoint(), [SUBPROTOCOL]);
+      ws = new this._opts.WebSocket(this._endpoint(), [this._subprotocol()]);
+      ws.binaryType = 'arraybuffer';
     } catch (err) {
       this._log('error', 'cannot open WebSocket', err);
       this._hooks.error.call(this._log, err);
@@ -201,9 +478,25 @@ export class Socket {
     }, this._opts.timeout);
   }
 
+  _subprotocol() {
+    return this._opts.encoding === 'binary' ? SUBPROTOCOL_BINARY : SUBPROTOCOL;
+  }
+
   _opened(ws) {
     clearTimeout(this._openTimer);
-    if (ws.protocol && ws.protocol !== SUBPROTOCOL) this._log('warn', 'server chose subprotocol ' + ws.protocol);
+    // The encoding is the one the server answered with: a server answering
+    // none speaks JSON (docs/channels-protocol.md, "Negotiation"). A
+    // WebSocket implementation that does not tell is taken at our word.
+    const offered = this._subprotocol();
+    const chosen = ws.protocol;
+    if (typeof chosen === 'string') {
+      this._binary = chosen === SUBPROTOCOL_BINARY;
+      if (chosen !== offered && (chosen || this._opts.encoding === 'binary')) {
+        this._log('warn', `offered ${offered}, server chose ${chosen || 'none'}: speaking ${this._binary ? 'binary' : 'JSON'}`);
+      }
+    } else {
+      this._binary = this._opts.encoding === 'binary';
+    }
     this._attempt = 0;
     this._log('open', 'connected');
     this._scheduleHeartbeat(ws);
@@ -286,7 +579,7 @@ export class Socket {
   _send(msg) {
     if (!this.isConnected()) return false;
     this._log('send', msg.t, msg);
-    this._ws.send(JSON.stringify(msg));
+    this._ws.send(this._binary ? encodeBinary(msg) : encodeJSON(msg));
     return true;
   }
 
@@ -325,19 +618,30 @@ export class Socket {
     return new Promise((resolve, reject) => this._call(msg, timeout, (err, data) => (err ? reject(err) : resolve(data))));
   }
 
-  _message(ws, raw) {
-    if (typeof raw !== 'string') {
-      this._log('warn', 'ignoring a binary message');
-      return;
+  // _decode returns the message raw holds in the connection's encoding, with
+  // a bytes payload as a Uint8Array, or undefined (logged) if it holds none.
+  _decode(raw) {
+    const text = typeof raw === 'string';
+    if (text === this._binary) {
+      this._log('warn', `ignoring a ${text ? 'text' : 'binary'} message on a ${this._binary ? 'binary' : 'JSON'} connection`);
+      return undefined;
     }
-    let m;
     try {
-      m = JSON.parse(raw);
+      if (!text) {
+        if (!isBytes(raw)) throw new Error('unreadable binary message (set binaryType to arraybuffer)');
+        return decodeBinary(raw);
+      }
+      const m = JSON.parse(raw);
+      return m && typeof m === 'object' ? withBytes(m) : undefined;
     } catch (err) {
-      this._log('warn', 'ignoring a message that is not JSON', raw);
-      return;
+      this._log('warn', `ignoring a malformed ${text ? 'JSON' : 'binary'} message`, { error: String(err), message: raw });
+      return undefined;
     }
-    if (!m || typeof m !== 'object') return;
+  }
+
+  _message(ws, raw) {
+    const m = this._decode(raw);
+    if (!m) return;
     this._log('receive', m.t, m);
     if (m.t === 'reply') {
       const p = this._pending.get(m.ref);
@@ -481,7 +785,9 @@ export class Channel {
   }
 
   /**
-   * Pushes event with data to the topic. Resolves with the reply's data;
+   * Pushes event with data to the topic: a JSON value, or bytes (a
+   * Uint8Array, ArrayBuffer or view; bytes held in the offline buffer are
+   * copied). Resolves with the reply's data (a Uint8Array if bytes);
    * rejects with a ChannelError: the server's code, 'timeout' (counted from
    * this call), 'disconnected' (the connection dropped before the answer),
    * 'buffer_full', 'left' or 'not_joined'. A push made while the channel is
@@ -490,6 +796,7 @@ export class Channel {
   push(event, data, { timeout } = {}) {
     if (!this._wanted) return Promise.reject(new ChannelError('not_joined', `push to ${this.topic} before join()`));
     const t = timeout ?? this.socket._opts.timeout;
+    if (data !== undefined && isBytes(data)) data = toBytes(data);
     return new Promise((resolve, reject) => {
       let settled = false;
       const settle = (fn, v) => {
@@ -512,14 +819,19 @@ export class Channel {
       };
       const timer = setTimeout(() => settle(reject, new ChannelError('timeout', `push ${event} to ${this.topic}: no reply within ${t} ms`)), t);
       if (this.state === 'joined' && this.socket.isConnected()) item.send();
-      else this.socket._enqueue(item);
+      else {
+        // Sent later: keep the bytes as they are now.
+        if (data instanceof Uint8Array) data = data.slice();
+        this.socket._enqueue(item);
+      }
     });
   }
 
   /**
    * Calls cb(data, {event, topic, offset, history}) for each event named
    * event ('*': every event), including those replayed from a join's
-   * history (history: true). Returns the unsubscribe function.
+   * history (history: true). data is the parsed JSON, or a Uint8Array for a
+   * bytes payload. Returns the unsubscribe function.
    */
   on(event, cb) {
     let set = this._handlers.get(event);
@@ -530,8 +842,9 @@ export class Channel {
 
   /**
    * Answers server pushes named event ('*': any without a handler of its
-   * own) with cb(data, {event, topic}): what it returns (or its promise
-   * resolves with) is the ok reply; what it throws is an error reply with
+   * own) with cb(data, {event, topic}) (data a Uint8Array for bytes): what
+   * it returns (or its promise resolves with) is the ok reply, bytes if it
+   * is a Uint8Array or ArrayBuffer; what it throws is an error reply with
    * err.code (default 'error'). Returns the function removing it.
    */
   onPush(event, cb) {
@@ -594,7 +907,14 @@ export class Channel {
     // A new epoch, or a position the topic never reached: start over.
     if (reply.epoch !== this._epoch || reply.reason === 'ahead') this._offset = 0;
     this._epoch = reply.epoch ?? null;
-    const history = Array.isArray(reply.history) ? reply.history : [];
+    const history = [];
+    for (const h of Array.isArray(reply.history) ? reply.history : []) {
+      try {
+        history.push(withBytes(h));
+      } catch (err) {
+        this._log('warn', `join ${this.topic}: dropping a history event with bad data_b64`, h);
+      }
+    }
     const result = {
       epoch: this._epoch,
       offset: reply.offset || 0,

@@ -13,6 +13,7 @@ const { WebSocketServer, WebSocket } = require('ws');
 const CLIENT = path.join(__dirname, '..', 'client', 'wsactor-channel.js');
 const STEP = 3000; // bound on every wait for a message or a callback
 const SUBPROTOCOL = 'wsactor.channel.v1.json';
+const SUBPROTOCOL_BIN = 'wsactor.channel.v1.bin';
 
 // loadClient imports the ES module. Node before 20.19 does not detect ES
 // module syntax in a .js file outside a "type": "module" package; a data:
@@ -50,6 +51,92 @@ function eq(name, got, want) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// waitFor polls cond until it holds, for at most STEP; it throws (failing
+// the test) if it never does.
+async function waitFor(cond, what) {
+  const deadline = Date.now() + STEP;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for ' + what);
+    await sleep(2);
+  }
+}
+
+const hex = (u8) => Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength).toString('hex');
+const unhex = (h) => new Uint8Array(Buffer.from(h.replace(/\s+/g, ''), 'hex'));
+// bytesOf describes a payload for comparing: 'bytes:<hex>' for a Uint8Array.
+const bytesOf = (v) => (v instanceof Uint8Array ? 'bytes:' + hex(v) : v);
+
+// The test's own binary codec (docs/channels-protocol.md, "Binary
+// encoding"), written apart from the client's with BigInt varints, for the
+// fake server. Messages are {t, ref, topic, event, offset, data (JSON),
+// bin (bytes), ...rest}; decoded ones also carry bigRef, flags and hex.
+const BIN_TYPES = ['', 'join', 'leave', 'push', 'reply', 'ping', 'event', 'presence_state', 'presence_diff', 'left'];
+const BIN_HEADER = ['t', 'ref', 'topic', 'event', 'offset', 'data', 'bin'];
+
+function tUvarint(v) {
+  let x = BigInt(v);
+  const out = [];
+  while (x >= 0x80n) {
+    out.push(Number(x & 0x7fn) | 0x80);
+    x >>= 7n;
+  }
+  out.push(Number(x));
+  return Buffer.from(out);
+}
+
+const tField = (b) => Buffer.concat([tUvarint(b.length), Buffer.from(b)]);
+
+function binEncode(m) {
+  const parts = [];
+  let flags = 0;
+  if (m.ref) (flags |= 0x01), parts.push(tUvarint(m.ref));
+  if (m.topic) (flags |= 0x02), parts.push(tField(Buffer.from(m.topic)));
+  if (m.event) (flags |= 0x04), parts.push(tField(Buffer.from(m.event)));
+  if (m.offset) (flags |= 0x08), parts.push(tUvarint(m.offset));
+  if (m.bin) (flags |= 0x10), parts.push(tField(m.bin));
+  else if (m.data !== undefined) (flags |= 0x30), parts.push(tField(Buffer.from(JSON.stringify(m.data))));
+  const rest = {};
+  for (const k of Object.keys(m)) if (!BIN_HEADER.includes(k) && m[k] !== undefined) rest[k] = m[k];
+  if (Object.keys(rest).length) (flags |= 0x40), parts.push(tField(Buffer.from(JSON.stringify(rest))));
+  return Buffer.concat([Buffer.from([BIN_TYPES.indexOf(m.t), flags]), ...parts]);
+}
+
+function binDecode(buf) {
+  let at = 2;
+  const flags = buf[1];
+  const m = { t: BIN_TYPES[buf[0]], flags, hex: buf.toString('hex') };
+  const uv = () => {
+    let v = 0n;
+    let shift = 0n;
+    for (;;) {
+      if (at >= buf.length) throw new Error('varint cut short');
+      const b = buf[at++];
+      v |= BigInt(b & 0x7f) << shift;
+      shift += 7n;
+      if (b < 0x80) return v;
+    }
+  };
+  const field = () => {
+    const n = Number(uv());
+    if (at + n > buf.length) throw new Error('field cut short');
+    at += n;
+    return buf.subarray(at - n, at);
+  };
+  if (!m.t || flags & 0x80) throw new Error('bad header ' + m.hex);
+  if (flags & 0x01) (m.bigRef = uv()), (m.ref = Number(m.bigRef));
+  if (flags & 0x02) m.topic = field().toString('utf8');
+  if (flags & 0x04) m.event = field().toString('utf8');
+  if (flags & 0x08) m.offset = Number(uv());
+  if (flags & 0x10) {
+    const d = field();
+    if (flags & 0x20) m.data = JSON.parse(d.toString('utf8'));
+    else m.bin = d.toString('hex');
+  }
+  if (flags & 0x40) Object.assign(m, JSON.parse(field().toString('utf8')));
+  if (at !== buf.length) throw new Error('bytes left over in ' + m.hex);
+  return m;
+}
+
 // within resolves with p, or rejects if it takes longer than ms.
 function within(p, ms, what) {
   let timer;
@@ -78,7 +165,7 @@ class FakeServer {
     this.wss = new WebSocketServer({
       host: '127.0.0.1',
       port: 0,
-      handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+      handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL_BIN) ? SUBPROTOCOL_BIN : protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
     });
     this.wss.on('connection', (ws, req) => {
       const c = new FakeConn(ws, req);
@@ -124,7 +211,16 @@ class FakeConn {
     this.waiters = [];
     this.closed = new Promise((resolve) => ws.on('close', (code) => resolve(code)));
     ws.on('message', (data, isBinary) => {
-      const m = isBinary ? { binary: true } : JSON.parse(data.toString());
+      let m;
+      if (!isBinary) m = JSON.parse(data.toString());
+      else if (this.protocol !== SUBPROTOCOL_BIN) m = { binary: true };
+      else {
+        try {
+          m = { binary: true, ...binDecode(data) };
+        } catch (err) {
+          m = { binary: true, error: String(err), hex: data.toString('hex') };
+        }
+      }
       const w = this.waiters.shift();
       if (w) w(m);
       else this.inbox.push(m);
@@ -149,8 +245,12 @@ class FakeConn {
     return !got;
   }
 
+  // send writes m: a string as a text message, bytes as a binary one, an
+  // object in the connection's encoding.
   send(m) {
-    this.ws.send(typeof m === 'string' ? m : JSON.stringify(m));
+    if (typeof m === 'string' || m instanceof Uint8Array) this.ws.send(m);
+    else if (this.protocol === SUBPROTOCOL_BIN) this.ws.send(binEncode(m));
+    else this.ws.send(JSON.stringify(m));
   }
 
   reply(ref, data, topic) {
@@ -181,7 +281,7 @@ async function withServer(name, opts, fn) {
     ...opts,
   });
   try {
-    await fn(srv, socket);
+    await fn(srv, socket, logs);
   } catch (err) {
     failed++;
     emit({ check: name, ok: false, error: String((err && err.stack) || err), log: logs.slice(-20) });
@@ -529,10 +629,356 @@ async function testHeartbeat() {
   });
 }
 
+// --- payloads and the binary encoding -------------------------------------
+
+// Byte vectors of Go's encodeBin (channel/wire_bin.go) for the same
+// messages: the first is TestBinaryEncodingShape's; the others were printed
+// by encodeBin from wireMsg literals (Ref 1<<40 and 1<<53-1 included).
+// The client objects are built in the key order the client uses.
+const GO_VECTORS = [
+  ['event (TestBinaryEncodingShape)', { t: 'event', topic: 't', event: 'e', offset: 300, data: new Uint8Array([9]) }, '06 1e 01 74 01 65 ac 02 01 09'],
+  ['join with params and history', { t: 'join', topic: 'room:1', params: { pass: 'x' }, history: 2, ref: 1 },
+    '01430106726f6f6d3a31237b22706172616d73223a7b2270617373223a2278227d2c22686973746f7279223a327d'],
+  ['join with recover', { t: 'join', topic: 'r', recover: { epoch: 'E7', offset: 3 }, history: 10, ref: 7 },
+    '0143070172327b227265636f766572223a7b2265706f6368223a224537222c226f6666736574223a337d2c22686973746f7279223a31307d'],
+  ['push JSON', { t: 'push', topic: 'room:b', event: 'msg', data: { text: 'a' }, ref: 2 }, '03370206726f6f6d3a62036d73670c7b2274657874223a2261227d'],
+  ['push bytes, ref 2^40', { t: 'push', topic: 'room:b', event: 'blob', data: new Uint8Array([0, 1, 2, 255]), ref: 2 ** 40 },
+    '031780808080802006726f6f6d3a6204626c6f6204000102ff'],
+  ['push empty bytes, ref 2^53-1', { t: 'push', topic: 'x', event: 'y', data: new Uint8Array(0), ref: Number.MAX_SAFE_INTEGER }, '0317ffffffffffffff0f0178017900'],
+  ['reply JSON', { t: 'reply', ref: 9, topic: 'room:s', status: 'ok', data: { answer: 42 } },
+    '04730906726f6f6d3a730d7b22616e73776572223a34327d0f7b22737461747573223a226f6b227d'],
+  ['reply bytes', { t: 'reply', ref: 9, topic: 'room:s', status: 'ok', data: new Uint8Array([0xde, 0xad]) }, '04530906726f6f6d3a7302dead0f7b22737461747573223a226f6b227d'],
+  ['reply error', { t: 'reply', ref: 10, topic: 'room:s', status: 'error', error: { code: 'not_found', message: 'not found' } },
+    '04430a06726f6f6d3a73457b22737461747573223a226572726f72222c226572726f72223a7b22636f6465223a226e6f745f666f756e64222c226d657373616765223a226e6f7420666f756e64227d7d'],
+  ['ping', { t: 'ping', ref: 3 }, '050103'],
+  ['leave', { t: 'leave', topic: 'room:s', ref: 4 }, '02030406726f6f6d3a73'],
+  ['left', { t: 'left', topic: 'room:s', reason: 'removed' }, '094206726f6f6d3a73147b22726561736f6e223a2272656d6f766564227d'],
+  ['UTF-8 names, JSON string data', { t: 'event', topic: 'ü', event: '日本', data: 'é' }, '063602c3bc06e697a5e69cac0422c3a922'],
+  ['presence_diff', { t: 'presence_diff', topic: 'p', joins: { a: { metas: [{ id: 'a1', meta: { n: 1 } }] } } },
+    '08420170367b226a6f696e73223a7b2261223a7b226d65746173223a5b7b226964223a226131222c226d657461223a7b226e223a317d7d5d7d7d7d'],
+];
+
+// normal makes a message comparable: bytes as 'bytes:<hex>', keys sorted.
+function normal(m) {
+  const out = {};
+  for (const k of Object.keys(m).sort()) out[k] = bytesOf(m[k]);
+  return out;
+}
+
+async function testCodec() {
+  const { _codec: codec } = await loadClient();
+  const { encodeBinary, decodeBinary, encodeJSON, base64Encode, base64Decode } = codec;
+  for (const [name, msg, want] of GO_VECTORS) {
+    const w = want.replace(/\s+/g, '');
+    eq(`binary encode = Go: ${name}`, hex(encodeBinary(msg)), w);
+    let back;
+    try {
+      back = normal(decodeBinary(unhex(w)));
+    } catch (err) {
+      back = String(err);
+    }
+    eq(`binary decode of Go's bytes: ${name}`, back, normal(msg));
+  }
+  // uvarints by hand from the spec: 7 bits a byte, low first.
+  const refs = [
+    [1, '01'], [127, '7f'], [128, '8001'], [300, 'ac02'], [16384, '808001'],
+    [2 ** 31, '8080808008'], [2 ** 32 + 1, '8180808010'], [2 ** 40, '808080808020'],
+    [2 ** 53 - 1, 'ffffffffffffff0f'],
+  ];
+  for (const [ref, v] of refs) {
+    eq(`uvarint ${ref}`, hex(encodeBinary({ t: 'ping', ref })), '0501' + v);
+    eq(`uvarint ${ref} decoded`, decodeBinary(unhex('0501' + v)).ref, ref);
+  }
+  // A non-minimal varint is still a varint (as Go's binary.Uvarint reads it).
+  eq('non-minimal uvarint', decodeBinary(unhex('05018100')).ref, 1);
+  // Payload kinds: a view at an offset, a DataView, an ArrayBuffer, Buffer.
+  const ab = new Uint8Array([0, 1, 2, 3, 4, 5, 6, 7]).buffer;
+  const kinds = [
+    ['Uint8Array view', new Uint8Array(ab, 2, 3)], ['DataView', new DataView(ab, 2, 3)],
+    ['ArrayBuffer', ab.slice(2, 5)], ['Buffer', Buffer.from([2, 3, 4])], ['Uint16Array', new Uint16Array([0x0302, 0x04])],
+  ];
+  for (const [name, data] of kinds) {
+    const want = name === 'Uint16Array' ? '0203' + '0400' : '020304';
+    eq(`bytes payload from ${name}`, hex(encodeBinary({ t: 'push', topic: 't', event: 'e', data })), `0316017401650${want.length / 2}` + want);
+  }
+  eq('JSON null data is JSON', hex(encodeBinary({ t: 'push', topic: 't', event: 'e', data: null })), '0336017401650' + '46e756c6c');
+  eq('undefined data is none', hex(encodeBinary({ t: 'push', topic: 't', event: 'e', data: undefined })), '03060174016' + '5');
+  const dec = decodeBinary(unhex('061e01740165ac020109'));
+  check('decoded bytes are a Uint8Array of their own', dec.data instanceof Uint8Array && dec.data.byteLength === 1 && dec.data.buffer.byteLength === 1, dec.data, 'Uint8Array [9], own buffer');
+  eq('a leading BOM in a name is kept', decodeBinary(unhex('060204efbbbf65')).topic, '\ufeffe');
+  // Malformed: Go's TestBinaryEncodingShape list, and more.
+  const bad = [
+    ['empty', ''], ['header cut', '06'], ['type 0', '0000'], ['type 10', '0a00'], ['reserved flag', '0680'],
+    ['JSON flag without data', '0620'], ['topic cut short', '060205 61'], ['ping ref cut short', '050101'.slice(0, 4) + '80'],
+    ['JSON data that is not JSON', '0336 0174 0165 0178'], ['field longer than the message', '0306 0174 0165 07'],
+    ['bytes left over', '050101 00'], ['varint of 11 bytes', '0501 8080808080808080808001'],
+    ['ref above 2^53-1', '0501 8080808080808010'], ['ref 2^64 overflow', '0501 ffffffffffffffffff01'],
+    ['rest not an object', '0540 025b5d'], ['rest null', '0540 046e756c6c'], ['rest not JSON', '0540 017b'],
+    ['topic not UTF-8', '0602 01ff'],
+  ];
+  for (const [name, h] of bad) {
+    let got;
+    try {
+      got = normal(decodeBinary(unhex(h)));
+    } catch (err) {
+      got = 'error';
+    }
+    eq(`malformed: ${name}`, got, 'error');
+  }
+  // Base64: RFC 4648's vectors, every byte value, lengths 0..70 against Buffer.
+  const rfc = [['', ''], ['f', 'Zg=='], ['fo', 'Zm8='], ['foo', 'Zm9v'], ['foob', 'Zm9vYg=='], ['fooba', 'Zm9vYmE='], ['foobar', 'Zm9vYmFy']];
+  eq('base64 RFC 4648 vectors', rfc.map(([a]) => base64Encode(new TextEncoder().encode(a))), rfc.map(([, b]) => b));
+  eq('base64 decode RFC 4648 vectors', rfc.map(([, b]) => new TextDecoder().decode(base64Decode(b))), rfc.map(([a]) => a));
+  const all = new Uint8Array(256).map((_, i) => i);
+  eq('base64 of every byte = Buffer', base64Encode(all), Buffer.from(all).toString('base64'));
+  eq('base64 decode of every byte', hex(base64Decode(Buffer.from(all).toString('base64'))), hex(all));
+  let mism = [];
+  for (let n = 0; n <= 70; n++) {
+    const b = new Uint8Array(n).map((_, i) => (i * 151 + n * 7) & 255);
+    const e = base64Encode(b);
+    if (e !== Buffer.from(b).toString('base64') || hex(base64Decode(e)) !== hex(b)) mism.push(n);
+  }
+  eq('base64 round trips, lengths 0..70', mism, []);
+  const big = new Uint8Array(100000).map((_, i) => (i * 31) & 255);
+  eq('base64 of 100 kB = Buffer', base64Encode(big) === Buffer.from(big).toString('base64'), true);
+  const badB64 = ['Zg=', 'Z===', 'Zm9v!A==', '=Zg=', 'Zg==Zg==', 'Zm 9', 'Zm9vé==='];
+  eq('bad base64 throws', badB64.map((b) => { try { base64Decode(b); return 'ok'; } catch (err) { return 'error'; } }), badB64.map(() => 'error'));
+  eq('JSON encoding of bytes: data_b64', encodeJSON({ t: 'push', topic: 't', event: 'e', data: new Uint8Array([0, 1, 2, 255]), ref: 3 }),
+    '{"t":"push","topic":"t","event":"e","ref":3,"data_b64":"AAEC/w=="}');
+}
+
+async function testBinarySocket() {
+  const { Presence } = await loadClient();
+  await withServer('binary_socket', { encoding: 'binary' }, async (srv, socket, logs) => {
+    socket.connect();
+    const c = await srv.conn(0);
+    eq('binary: subprotocol offered', c.protocol, SUBPROTOCOL_BIN);
+    const ch = socket.channel('bin:1', { params: { pass: 'x' }, history: 5 });
+    const pr = new Presence(ch);
+    const seen = [];
+    ch.on('*', (data, meta) => seen.push([meta.event, bytesOf(data), meta.offset, meta.history]));
+    const joined = settle(ch.join());
+    const j = await c.next('join');
+    eq('binary: join is a binary message', { binary: j.binary, t: j.t, topic: j.topic, params: j.params, history: j.history, error: j.error }, { binary: true, t: 'join', topic: 'bin:1', params: { pass: 'x' }, history: 5, error: undefined });
+    eq('binary: join bytes', j.hex, '0143' + tUvarint(j.ref).toString('hex') + '05' + Buffer.from('bin:1').toString('hex') + tField(Buffer.from('{"params":{"pass":"x"},"history":5}')).toString('hex'));
+    // The join reply's data is JSON; its history carries bytes as data_b64.
+    c.send({
+      t: 'reply', ref: j.ref, topic: 'bin:1', status: 'ok',
+      data: { epoch: 'B1', offset: 2, recovered: false, history: [{ event: 'blob', data_b64: 'AQID', offset: 1 }, { event: 'msg', data: { n: 2 }, offset: 2 }] },
+    });
+    const r = await within(joined, STEP, 'join()');
+    eq('binary: join reply history, bytes as Uint8Array', r.ok && r.value.history.map((h) => [h.event, bytesOf(h.data), h.offset, h.data_b64]), [['blob', 'bytes:010203', 1, undefined], ['msg', { n: 2 }, 2, undefined]]);
+    // Events: bytes, JSON, empty bytes without offset; malformed binary
+    // messages and a text message in between are ignored.
+    c.send({ t: 'event', topic: 'bin:1', event: 'blob', bin: Buffer.from([0xff, 0, 7]), offset: 3 });
+    c.send(unhex('0680')); // a reserved flag
+    c.send(unhex('061e01')); // cut short
+    c.send(unhex('0a00')); // an unknown type
+    c.send(unhex('04010180808080808080808001')); // a ref past 2^64
+    c.send('{"t":"event","topic":"bin:1","event":"msg","data":{"n":99},"offset":9}'); // text on a binary connection
+    c.send({ t: 'event', topic: 'bin:1', event: 'msg', data: { n: 4 }, offset: 4 });
+    c.send({ t: 'event', topic: 'bin:1', event: 'tick', bin: Buffer.alloc(0) });
+    c.send({ t: 'event', topic: 'bin:1', event: 'msg', data: 'é', offset: 5 });
+    await waitFor(() => seen.length >= 6, 'six events');
+    eq('binary: events in order, payloads as sent', seen, [
+      ['blob', 'bytes:010203', 1, true], ['msg', { n: 2 }, 2, true],
+      ['blob', 'bytes:ff0007', 3, false], ['msg', { n: 4 }, 4, false], ['tick', 'bytes:', undefined, false], ['msg', 'é', 5, false],
+    ]);
+    eq('binary: malformed messages logged', logs.filter((l) => l.includes('malformed binary')).length, 4);
+    eq('binary: text message logged', logs.filter((l) => l.includes('text message on a binary connection')).length, 1);
+
+    // Pushes: bytes (from several kinds of buffer), JSON; replies of both kinds.
+    const ab = new Uint8Array([0, 1, 2, 3, 4, 5, 6, 7]).buffer;
+    const p1 = settle(ch.push('up', new Uint8Array(ab, 1, 3)));
+    const m1 = await c.next('push bytes');
+    eq('binary: push of a Uint8Array is raw bytes', { t: m1.t, topic: m1.topic, event: m1.event, bin: m1.bin, data: m1.data, flags: m1.flags }, { t: 'push', topic: 'bin:1', event: 'up', bin: '010203', data: undefined, flags: 0x17 });
+    c.send({ t: 'reply', ref: m1.ref, topic: 'bin:1', status: 'ok', bin: Buffer.from([0xca, 0xfe]) });
+    const r1 = await within(p1, STEP, 'push reply');
+    eq('binary: bytes reply resolves with a Uint8Array', r1.ok && bytesOf(r1.value), 'bytes:cafe');
+    const p2 = settle(ch.push('up', new DataView(ab, 6, 2)));
+    const m2 = await c.next('push DataView');
+    const p3 = settle(ch.push('up', ab));
+    const m3 = await c.next('push ArrayBuffer');
+    const p4 = settle(ch.push('msg', { text: 'hi' }));
+    const m4 = await c.next('push JSON');
+    eq('binary: DataView, ArrayBuffer and JSON pushes', [m2.bin, m3.bin, m4.data, m4.flags], ['0607', '0001020304050607', { text: 'hi' }, 0x37]);
+    c.send({ t: 'reply', ref: m2.ref, topic: 'bin:1', status: 'ok', data: { offset: 7 } });
+    c.send({ t: 'reply', ref: m3.ref, topic: 'bin:1', status: 'error', error: { code: 'too_big', message: 'no' } });
+    c.send({ t: 'reply', ref: m4.ref, topic: 'bin:1', status: 'ok' });
+    eq('binary: replies', [await within(p2, STEP, 'p2'), (await within(p3, STEP, 'p3')).code, await within(p4, STEP, 'p4')], [{ ok: true, value: { offset: 7 } }, 'too_big', { ok: true }]);
+
+    // Big refs: 2^40, then 2^53-1, then the wrap to 1.
+    socket._ref = 2 ** 40 - 1;
+    const p5 = settle(ch.push('msg', 1));
+    const m5 = await c.next('push ref 2^40');
+    eq('binary: ref 2^40 on the wire', [String(m5.bigRef), m5.hex.slice(4, 16)], [String(2n ** 40n), '808080808020']);
+    c.send({ t: 'reply', ref: 2 ** 40, topic: 'bin:1', status: 'ok', data: 'big' });
+    eq('binary: reply to ref 2^40', await within(p5, STEP, 'p5'), { ok: true, value: 'big' });
+    socket._ref = Number.MAX_SAFE_INTEGER - 1;
+    const p6 = settle(ch.push('msg', 2));
+    const m6 = await c.next('push ref 2^53-1');
+    eq('binary: ref 2^53-1 on the wire', [String(m6.bigRef), m6.hex.slice(4, 20)], [String(2n ** 53n - 1n), 'ffffffffffffff0f']);
+    c.send({ t: 'reply', ref: Number.MAX_SAFE_INTEGER, topic: 'bin:1', status: 'ok', data: 'max' });
+    eq('binary: reply to ref 2^53-1', await within(p6, STEP, 'p6'), { ok: true, value: 'max' });
+    const p7 = settle(ch.push('msg', 3));
+    const m7 = await c.next('push after the wrap');
+    eq('binary: refs wrap to 1', m7.ref, 1);
+    c.send({ t: 'reply', ref: 1, topic: 'bin:1', status: 'ok' });
+    await within(p7, STEP, 'p7');
+
+    // Server pushes: bytes answered with a Uint8Array, with a ref of 2^40.
+    const got = [];
+    ch.onPush('thumb', (data) => {
+      got.push(bytesOf(data));
+      return new Uint8Array([data[0] + 1, 0xee]);
+    });
+    ch.onPush('json', (data) => ({ echo: data }));
+    ch.onPush('fail', () => {
+      throw Object.assign(new Error('nope'), { code: 'denied' });
+    });
+    c.send({ t: 'push', ref: 2 ** 40, topic: 'bin:1', event: 'thumb', bin: Buffer.from([0x41]) });
+    const a1 = await c.next('reply to the bytes push');
+    eq('binary: server push answered with bytes', { t: a1.t, ref: String(a1.bigRef), topic: a1.topic, status: a1.status, bin: a1.bin, flags: a1.flags }, { t: 'reply', ref: String(2n ** 40n), topic: 'bin:1', status: 'ok', bin: '42ee', flags: 0x53 });
+    eq('binary: that reply byte for byte', a1.hex, '0453' + '808080808020' + '05' + Buffer.from('bin:1').toString('hex') + '0242ee' + tField(Buffer.from('{"status":"ok"}')).toString('hex'));
+    c.send({ t: 'push', ref: 12, topic: 'bin:1', event: 'json', data: [1, 'two'] });
+    const a2 = await c.next('reply to the JSON push');
+    eq('binary: server push answered with JSON', { ref: a2.ref, status: a2.status, data: a2.data }, { ref: 12, status: 'ok', data: { echo: [1, 'two'] } });
+    c.send({ t: 'push', ref: 13, topic: 'bin:1', event: 'fail', bin: Buffer.from([1]) });
+    const a3 = await c.next('reply to the failing push');
+    eq('binary: error reply in rest', { ref: a3.ref, status: a3.status, error: a3.error }, { ref: 13, status: 'error', error: { code: 'denied', message: 'nope' } });
+    eq('binary: handler got a Uint8Array', got, ['bytes:41']);
+
+    // Presence over binary.
+    c.send({ t: 'presence_state', topic: 'bin:1', state: { alice: { metas: [{ id: 'a1', meta: { n: 'A' } }] } } });
+    c.send({ t: 'presence_diff', topic: 'bin:1', joins: { bob: { metas: [{ id: 'b1' }] } }, leaves: { alice: { metas: [{ id: 'a1' }] } } });
+    let syncs = 0;
+    pr.onSync(() => syncs++);
+    await waitFor(() => syncs >= 2, 'two presence syncs');
+    eq('binary: presence', pr.list(), [{ key: 'bob', metas: [{ id: 'b1' }] }]);
+
+    // A ping answered; then the server ends the membership.
+    const ping = socket._request({ t: 'ping' }, STEP);
+    const pm = await c.next('ping');
+    eq('binary: ping', [pm.t, pm.flags, pm.hex.length], ['ping', 0x01, 6]);
+    c.send({ t: 'reply', ref: pm.ref, status: 'ok' });
+    await within(ping, STEP, 'ping reply');
+    const lefts = [];
+    ch.onLeft((e) => lefts.push(e.reason));
+    c.send({ t: 'left', topic: 'bin:1', reason: 'removed' });
+    await waitFor(() => lefts.length > 0, 'left');
+    eq('binary: left', [lefts, ch.state], [['removed'], 'closed']);
+  });
+}
+
+async function testBinaryOffline() {
+  // A push of bytes made before the join is copied: changing the array
+  // afterwards does not change what is sent.
+  await withServer('binary_offline', { encoding: 'binary' }, async (srv, socket) => {
+    const ch = socket.channel('bin:o');
+    const joined = ch.join();
+    const buf = new Uint8Array([1, 2, 3]);
+    const p = settle(ch.push('up', buf));
+    buf[0] = 9;
+    socket.connect();
+    const c = await srv.conn(0);
+    await c.joinOK({});
+    await within(joined, STEP, 'join()');
+    const m = await c.next('buffered push');
+    eq('binary: buffered bytes are a copy', m.bin, '010203');
+    c.send({ t: 'reply', ref: m.ref, topic: 'bin:o', status: 'ok' });
+    await within(p, STEP, 'push');
+  });
+}
+
+async function testJSONBytes() {
+  await withServer('json_bytes', {}, async (srv, socket, logs) => {
+    socket.connect();
+    const c = await srv.conn(0);
+    eq('json: subprotocol', c.protocol, SUBPROTOCOL);
+    const ch = socket.channel('j:1', { history: 5 });
+    const seen = [];
+    ch.on('*', (data, meta) => seen.push([meta.event, bytesOf(data), meta.offset]));
+    const joined = settle(ch.join());
+    await c.joinOK({ offset: 2, history: [{ event: 'blob', data_b64: '/+8=', offset: 1 }, { event: 'msg', data: 2, offset: 2 }] });
+    const r = await within(joined, STEP, 'join()');
+    eq('json: history bytes', r.ok && r.value.history.map((h) => bytesOf(h.data)), ['bytes:ffef', 2]);
+    c.send({ t: 'event', topic: 'j:1', event: 'blob', data_b64: 'AAEC/w==', offset: 3 });
+    c.send({ t: 'event', topic: 'j:1', event: 'blob', data_b64: 'AA=A', offset: 4 }); // bad base64: ignored
+    c.send(unhex('061e01740165ac020109')); // binary on a JSON connection: ignored
+    c.send({ t: 'event', topic: 'j:1', event: 'blob', data_b64: '', offset: 5 });
+    c.send({ t: 'event', topic: 'j:1', event: 'msg', data: { n: 6 }, offset: 6 });
+    await waitFor(() => seen.length >= 5, 'five events');
+    eq('json: data_b64 events are Uint8Arrays', seen, [['blob', 'bytes:ffef', 1], ['msg', 2, 2], ['blob', 'bytes:000102ff', 3], ['blob', 'bytes:', 5], ['msg', { n: 6 }, 6]]);
+    eq('json: bad base64 and a binary message logged', [logs.filter((l) => l.includes('malformed JSON')).length, logs.filter((l) => l.includes('binary message on a JSON')).length], [1, 1]);
+
+    const p1 = settle(ch.push('up', new Uint8Array([0, 1, 2, 255])));
+    const m1 = await c.next('push bytes');
+    eq('json: push of a Uint8Array sends data_b64', { t: m1.t, event: m1.event, data_b64: m1.data_b64, hasData: 'data' in m1 }, { t: 'push', event: 'up', data_b64: 'AAEC/w==', hasData: false });
+    c.send({ t: 'reply', ref: m1.ref, topic: 'j:1', status: 'ok', data_b64: 'aGk=' });
+    const r1 = await within(p1, STEP, 'push');
+    eq('json: data_b64 reply resolves with a Uint8Array', r1.ok && bytesOf(r1.value), 'bytes:6869');
+    const p2 = settle(ch.push('up', new Uint8Array(0)));
+    const m2 = await c.next('push empty bytes');
+    eq('json: empty bytes', m2.data_b64, '');
+    c.reply(m2.ref, null, 'j:1');
+    await within(p2, STEP, 'push');
+
+    ch.onPush('thumb', (data) => {
+      const out = new ArrayBuffer(2);
+      new Uint8Array(out).set([data.length, data[0]]);
+      return out;
+    });
+    c.send({ t: 'push', ref: 5, topic: 'j:1', event: 'thumb', data_b64: 'BwgJ' });
+    const a = await c.next('reply');
+    eq('json: server push of bytes answered with an ArrayBuffer', { ref: a.ref, status: a.status, data_b64: a.data_b64, hasData: 'data' in a }, { ref: 5, status: 'ok', data_b64: 'Awc=', hasData: false });
+  });
+}
+
+async function testBinaryHeartbeat() {
+  await withServer('binary_heartbeat', { encoding: 'binary', heartbeatInterval: 40, timeout: 1000 }, async (srv, socket) => {
+    socket.connect();
+    const c = await srv.conn(0);
+    const p1 = await c.next('first ping');
+    eq('binary: first ping bytes', p1.hex, '050101');
+    c.send({ t: 'reply', ref: p1.ref, status: 'ok' });
+    const p2 = await c.next('second ping');
+    eq('binary: second ping bytes', p2.hex, '050102');
+  });
+}
+
+async function testBinaryFallback() {
+  // A server that answers no subprotocol speaks JSON: so does the client.
+  // (Node's ws refuses such an answer to a client that offered one, so the
+  // client here offers none, as an old server would see it.)
+  class NoProtocolWebSocket extends WebSocket {
+    constructor(url) {
+      super(url, []);
+    }
+  }
+  await withServer('binary_fallback', { encoding: 'binary', WebSocket: NoProtocolWebSocket }, async (srv, socket, logs) => {
+    socket.connect();
+    const c = await srv.conn(0);
+    eq('fallback: no subprotocol', c.protocol, '');
+    const ch = socket.channel('f:1');
+    const joined = ch.join();
+    const j = await c.next('join');
+    eq('fallback: join in JSON', { binary: j.binary, t: j.t, topic: j.topic }, { binary: undefined, t: 'join', topic: 'f:1' });
+    c.reply(j.ref, { epoch: 'F', offset: 0, recovered: false, history: [] }, 'f:1');
+    await within(joined, STEP, 'join()');
+    const p = settle(ch.push('up', new Uint8Array([1])));
+    const m = await c.next('push');
+    eq('fallback: bytes as data_b64', m.data_b64, 'AQ==');
+    c.reply(m.ref, 1, 'f:1');
+    await within(p, STEP, 'push');
+    check('fallback: logged', logs.some((l) => l.includes('server chose none')), logs, 'a warning');
+  });
+}
+
 async function main() {
   const tests = [
     testJoinHistory, testJoinRefused, testPushes, testServerPush, testPresence, testReconnect,
     testBackoffGrows, testBuffer, () => testNoReconnect(4429), () => testNoReconnect(1008), testHeartbeat,
+    testCodec, testBinarySocket, testBinaryOffline, testJSONBytes, testBinaryHeartbeat, testBinaryFallback,
   ];
   for (const t of tests) await t();
   emit({ done: true, passed, failed });
