@@ -70,6 +70,14 @@ var (
 type ClientOptions struct {
 	actors.DialOptions
 
+	// Binary offers SubprotocolBinary instead of Subprotocol: messages
+	// travel in the protocol's compact binary encoding, bytes payloads as
+	// raw bytes (docs/channels-protocol.md, "Binary encoding"). The API is
+	// the same in both encodings. A server that accepts the connection
+	// without choosing a subprotocol speaks JSON (the protocol's default),
+	// and so does the client on that connection.
+	Binary bool
+
 	// NoReconnect turns reconnecting off: the Client stops when its
 	// connection ends. By default it reconnects (DialOptions.Reconnect, nil
 	// meaning its defaults: backoff with full jitter from 100ms up to 30s,
@@ -89,12 +97,14 @@ type ClientOptions struct {
 	Buffer int
 
 	// OnPush handles the server's pushes to this connection on topics
-	// whose JoinOptions.OnPush is nil. For a push with a ref, its result
-	// is the reply: an error becomes an error reply with the *Error's code
-	// (or "error" and the error's text). A push without a ref that no
-	// OnPush takes goes to the topic's Handler as an Event.
-	// Nil answers pushes with a ref with the error "no_handler".
-	OnPush func(topic, event string, data json.RawMessage) (reply any, err error)
+	// whose JoinOptions.OnPush is nil. The push comes as an Event (Topic,
+	// Event, and Data or Bin; no Offset). For a push with a ref, its
+	// result is the reply, a payload as Subscription.Push takes it; an
+	// error becomes an error reply with the *Error's code (or "error" and
+	// the error's text). A push without a ref that no OnPush takes goes to
+	// the topic's Handler as an Event. Nil answers pushes with a ref with
+	// the error "no_handler".
+	OnPush func(push Event) (reply any, err error)
 
 	// OnConnect is called after every connection is made but the first
 	// (which Dial returns with), before the rejoins' replies are handled.
@@ -141,7 +151,7 @@ type JoinOptions struct {
 
 	// OnPush, if set, handles the server's pushes on this topic instead of
 	// ClientOptions.OnPush.
-	OnPush func(topic, event string, data json.RawMessage) (reply any, err error)
+	OnPush func(push Event) (reply any, err error)
 
 	// Presence hooks, called as presence_state and presence_diff messages
 	// are applied. OnPresenceJoin gets the key's metas before the change
@@ -154,11 +164,16 @@ type JoinOptions struct {
 	OnPresenceSync  func(list []PresenceKey)
 }
 
-// Event is one event of a topic, as JoinOptions.Handler receives it.
+// Event is one event of a topic, as JoinOptions.Handler receives it (and
+// a server push, as OnPush receives it).
 type Event struct {
 	Topic string
 	Event string
-	Data  json.RawMessage
+	// The payload (docs/channels-protocol.md, "Payloads"): Data for JSON,
+	// Bin for bytes; at most one is set (neither for an event without
+	// one).
+	Data json.RawMessage
+	Bin  []byte
 	// Offset is the event's place in the topic's history (see Position);
 	// zero for an event the topic does not keep.
 	Offset uint64
@@ -187,9 +202,10 @@ type Client struct {
 	done    chan struct{} // closed once the last callback has returned
 }
 
-// Dial connects to url (ws:// or wss://, offering Subprotocol) and returns
-// a running Client. Dial returns an error if the first connection fails;
-// after that, the Client reconnects by itself (see ClientOptions).
+// Dial connects to url (ws:// or wss://, offering Subprotocol, or
+// SubprotocolBinary with ClientOptions.Binary) and returns a running
+// Client. Dial returns an error if the first connection fails; after that,
+// the Client reconnects by itself (see ClientOptions).
 //
 // The connection is an actor on system, which should come from
 // actors.NewSystem.
@@ -208,8 +224,12 @@ func Dial(ctx context.Context, system *actor.ActorSystem, url string, opts *Clie
 		o.Buffer = defaultClientBuffer
 	}
 	d := o.DialOptions
-	if !slices.Contains(d.Subprotocols, Subprotocol) {
-		d.Subprotocols = append([]string{Subprotocol}, d.Subprotocols...)
+	offer := Subprotocol
+	if o.Binary {
+		offer = SubprotocolBinary
+	}
+	if !slices.Contains(d.Subprotocols, offer) {
+		d.Subprotocols = append([]string{offer}, d.Subprotocols...)
 	}
 	switch {
 	case o.NoReconnect:
@@ -226,6 +246,7 @@ func Dial(ctx context.Context, system *actor.ActorSystem, url string, opts *Clie
 	a := &clActor{
 		c:       c,
 		log:     o.Logger,
+		binary:  o.Binary,
 		buffer:  o.Buffer,
 		onPush:  o.OnPush,
 		onConn:  o.OnConnect,
@@ -289,7 +310,7 @@ func (c *Client) Join(ctx context.Context, topic string, opts *JoinOptions) (*Su
 	if o.History < 0 {
 		return nil, nil, errors.New("channel: join: negative History")
 	}
-	params, err := marshalData(o.Params)
+	params, err := clientJSON(o.Params)
 	if err != nil {
 		return nil, nil, fmt.Errorf("channel: join %s: %w", topic, err)
 	}
@@ -407,12 +428,16 @@ func (s *Subscription) Err() error {
 	}
 }
 
-// Push sends event with data (any JSON value; nil for none) to the topic
-// and returns the reply's data. An error reply is an *Error; no reply
-// within ctx (or ClientOptions.Timeout) is an error wrapping ErrTimeout;
-// a connection lost after sending it, ErrDisconnected. While the
-// connection is down the push waits in the offline buffer.
-func (s *Subscription) Push(ctx context.Context, event string, data any) (json.RawMessage, error) {
+// Push sends event with data to the topic and returns the reply's payload
+// (a *Reply even when the reply has none). data is a payload
+// (docs/channels-protocol.md, "Payloads"): a []byte is bytes, sent as they
+// are; a json.RawMessage is JSON (it must be valid); nil is none; anything
+// else is marshalled to JSON. A []byte or json.RawMessage is copied: the
+// caller may reuse it once Push returns. An error reply is an *Error; no reply within
+// ctx (or ClientOptions.Timeout) is an error wrapping ErrTimeout; a
+// connection lost after sending it, ErrDisconnected. While the connection
+// is down the push waits in the offline buffer.
+func (s *Subscription) Push(ctx context.Context, event string, data any) (*Reply, error) {
 	req, err := s.pushRequest(event, data, true)
 	if err != nil {
 		return nil, err
@@ -421,12 +446,13 @@ func (s *Subscription) Push(ctx context.Context, event string, data any) (json.R
 	if err != nil {
 		return nil, fmt.Errorf("channel: push %s %s: %w", s.topic, event, err)
 	}
-	return r.data, nil
+	return &Reply{Data: r.data, Bin: r.bin}, nil
 }
 
-// PushNoReply sends event with data and asks for no reply: it returns once
-// the push is written to the connection's queue or waits in the offline
-// buffer. The server reports nothing back, errors included.
+// PushNoReply sends event with data (a payload, as Push takes it) and asks
+// for no reply: it returns once the push is written to the connection's
+// queue or waits in the offline buffer. The server reports nothing back,
+// errors included.
 func (s *Subscription) PushNoReply(ctx context.Context, event string, data any) error {
 	req, err := s.pushRequest(event, data, false)
 	if err != nil {
@@ -442,11 +468,69 @@ func (s *Subscription) pushRequest(event string, data any, wantReply bool) (*clR
 	if err := checkName("event", event); err != nil {
 		return nil, fmt.Errorf("channel: push: %w", err)
 	}
-	raw, err := marshalData(data)
+	raw, bin, err := clientPayload(data)
 	if err != nil {
 		return nil, fmt.Errorf("channel: push %s %s: %w", s.topic, event, err)
 	}
-	return &clRequest{kind: clPush, topic: s.topic, sub: s, event: event, data: raw, wantReply: wantReply}, nil
+	return &clRequest{kind: clPush, topic: s.topic, sub: s, event: event, data: raw, bin: bin, wantReply: wantReply}, nil
+}
+
+// clientPayload turns a payload from the application into a message's
+// data: a []byte is a bytes payload (bin; nil is none), a json.RawMessage
+// JSON (checked), nil none, anything else is marshalled to JSON. The
+// result does not share memory with v: it may wait in the offline buffer
+// while the application reuses its slice.
+func clientPayload(v any) (json.RawMessage, []byte, error) {
+	switch d := v.(type) {
+	case nil:
+		return nil, nil, nil
+	case []byte:
+		if len(d) == 0 {
+			return nil, nil, nil // an empty bytes payload is none
+		}
+		return nil, slices.Clone(d), nil
+	case json.RawMessage:
+		if len(d) == 0 {
+			return nil, nil, nil
+		}
+		if !json.Valid(d) {
+			return nil, nil, errors.New("channel: data is not valid JSON")
+		}
+		return slices.Clone(d), nil, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, nil, fmt.Errorf("channel: encoding data: %w", err)
+	}
+	return b, nil, nil
+}
+
+// clientJSON turns a JSON value from the application (a join's Params)
+// into JSON: a json.RawMessage or []byte holding JSON is used as is (after
+// a validity check), nil becomes absent, anything else is marshalled.
+func clientJSON(v any) (json.RawMessage, error) {
+	switch d := v.(type) {
+	case nil:
+		return nil, nil
+	case json.RawMessage:
+		if d == nil {
+			return nil, nil
+		}
+		if !json.Valid(d) {
+			return nil, errors.New("channel: params are not valid JSON")
+		}
+		return slices.Clone(d), nil
+	case []byte:
+		if !json.Valid(d) {
+			return nil, errors.New("channel: params are not valid JSON")
+		}
+		return json.RawMessage(slices.Clone(d)), nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("channel: encoding params: %w", err)
+	}
+	return b, nil
 }
 
 // Leave leaves the topic: no callback of the subscription runs after the
@@ -483,7 +567,8 @@ type clRequest struct {
 
 	sub       *Subscription // push, leave
 	event     string
-	data      json.RawMessage
+	data      json.RawMessage // push: a JSON payload
+	bin       []byte          // push: a bytes payload
 	wantReply bool
 	join      *clJoinReq
 
@@ -500,7 +585,8 @@ type clJoinReq struct {
 }
 
 type clResult struct {
-	data json.RawMessage
+	data json.RawMessage // a push's reply: a JSON payload
+	bin  []byte          // or a bytes one
 	join *JoinReply
 	rtt  time.Duration
 	err  error
@@ -523,6 +609,7 @@ type clPushAnswer struct {
 	ref     uint64
 	topic   string
 	data    json.RawMessage
+	bin     []byte
 	err     *Error
 }
 
@@ -554,12 +641,14 @@ type clActor struct {
 	self   *actor.PID
 	log    zerolog.Logger
 	buffer int
-	onPush func(topic, event string, data json.RawMessage) (any, error)
+	binary bool // ClientOptions.Binary: SubprotocolBinary was offered
+	onPush func(Event) (any, error)
 	onConn func()
 	onDisc func(error)
 	cb     *clCallbacks
 
 	conn    *actors.Conn // nil while disconnected
+	bin     bool         // the current connection speaks the binary encoding
 	session uint64       // counts connections
 	nextRef uint64
 	seq     uint64
@@ -583,11 +672,7 @@ func (a *clActor) Receive(ctx actor.Context) {
 	case *actors.Opened:
 		a.opened(m.Conn)
 	case *actors.Message:
-		if m.Type != actors.Text {
-			a.log.Warn().Msg("channel client: binary message ignored")
-			return
-		}
-		a.message(m.Data)
+		a.received(m)
 	case *actors.Closed:
 		a.closed(ctx, m)
 	case *actors.Reconnecting:
@@ -603,9 +688,9 @@ func (a *clActor) Receive(ctx actor.Context) {
 		if m.session != a.session || a.conn == nil {
 			return // meant for an earlier connection
 		}
-		reply := &wireMsg{T: typeReply, Ref: m.ref, Topic: m.topic, Status: "ok", Data: m.data}
+		reply := &wireMsg{T: typeReply, Ref: m.ref, Topic: m.topic, Status: "ok", Data: m.data, Bin: m.bin}
 		if m.err != nil {
-			reply.Status, reply.Data, reply.Error = "error", nil, m.err
+			reply.Status, reply.Data, reply.Bin, reply.Error = "error", nil, nil, m.err
 		}
 		_ = a.send(reply)
 	case *clClose:
@@ -630,6 +715,11 @@ func (a *clActor) Receive(ctx actor.Context) {
 
 func (a *clActor) opened(conn *actors.Conn) {
 	a.conn = conn
+	// The server's choice decides the encoding; none means JSON.
+	a.bin = conn.Subprotocol() == SubprotocolBinary
+	if a.binary && !a.bin {
+		a.log.Warn().Str("subprotocol", conn.Subprotocol()).Msg("channel client: the server does not speak the binary encoding: using JSON")
+	}
 	a.session++
 	a.pending = map[uint64]*clRequest{}
 	a.nextRef = 0
@@ -847,7 +937,13 @@ func (a *clActor) send(m *wireMsg) error {
 	if a.conn == nil {
 		return ErrDisconnected
 	}
-	if err := a.conn.Send(actors.Text, encode(m)); err != nil {
+	typ, p := actors.Text, []byte(nil)
+	if a.bin {
+		typ, p = actors.Binary, encodeBin(m)
+	} else {
+		p = encode(m)
+	}
+	if err := a.conn.Send(typ, p); err != nil {
 		return fmt.Errorf("%w: %w", ErrDisconnected, err)
 	}
 	return nil
@@ -884,7 +980,7 @@ func (a *clActor) sendJoin(st *clSub) {
 }
 
 func (a *clActor) sendPush(r *clRequest) {
-	m := &wireMsg{T: typePush, Topic: r.topic, Event: r.event, Data: r.data}
+	m := &wireMsg{T: typePush, Topic: r.topic, Event: r.event, Data: r.data, Bin: r.bin}
 	if !r.wantReply {
 		err := a.send(m)
 		a.finish(r, clResult{err: err})
@@ -933,22 +1029,41 @@ func (a *clActor) end(st *clSub, err error) {
 	})
 }
 
-// message handles one protocol message from the server.
-func (a *clActor) message(p []byte) {
-	m, err := decode(p)
+// received decodes one WebSocket message from the server in the
+// connection's encoding. A message of the other kind is ignored.
+func (a *clActor) received(msg *actors.Message) {
+	var m wireMsg
+	var err error
+	switch {
+	case a.bin && msg.Type == actors.Binary:
+		m, err = decodeBin(msg.Data)
+	case !a.bin && msg.Type == actors.Text:
+		m, err = decode(msg.Data)
+	case a.bin:
+		a.log.Warn().Msg("channel client: text message on a binary connection ignored")
+		return
+	default:
+		a.log.Warn().Msg("channel client: binary message on a JSON connection ignored")
+		return
+	}
 	if err != nil {
 		a.log.Warn().Err(err).Msg("channel client: bad message from the server")
 		return
 	}
+	a.message(&m)
+}
+
+// message handles one protocol message from the server.
+func (a *clActor) message(m *wireMsg) {
 	switch m.T {
 	case typeReply:
-		a.onReply(&m)
+		a.onReply(m)
 	case typeEvent:
 		st := a.subs[m.Topic]
 		if st == nil || !st.joined {
 			return
 		}
-		a.deliver(st, Event{Topic: m.Topic, Event: m.Event, Data: m.Data, Offset: m.Offset})
+		a.deliver(st, Event{Topic: m.Topic, Event: m.Event, Data: m.Data, Bin: m.Bin, Offset: m.Offset})
 	case typePresenceState:
 		if st := a.subs[m.Topic]; st != nil && st.joined {
 			a.presenceState(st, m.State)
@@ -958,9 +1073,9 @@ func (a *clActor) message(p []byte) {
 			a.presenceDiff(st, m.Joins, m.Leaves)
 		}
 	case typePush:
-		a.onServerPush(&m)
+		a.onServerPush(m)
 	case typeLeft:
-		a.onLeft(&m)
+		a.onLeft(m)
 	default:
 		a.log.Warn().Str("t", m.T).Msg("channel client: unexpected message from the server")
 	}
@@ -1005,7 +1120,7 @@ func (a *clActor) onReply(m *wireMsg) {
 	case clPing:
 		a.finish(r, clResult{rtt: time.Since(r.sent), err: replyErr})
 	default:
-		a.finish(r, clResult{data: m.Data, err: replyErr})
+		a.finish(r, clResult{data: m.Data, bin: m.Bin, err: replyErr})
 	}
 }
 
@@ -1055,7 +1170,7 @@ func (a *clActor) onJoinReply(r *clRequest, m *wireMsg, replyErr error) {
 		}
 	}
 	for _, h := range jr.History {
-		a.deliver(st, Event{Topic: r.topic, Event: h.Event, Data: h.Data, Offset: h.Offset, Replayed: true})
+		a.deliver(st, Event{Topic: r.topic, Event: h.Event, Data: h.Data, Bin: h.Bin, Offset: h.Offset, Replayed: true})
 	}
 	if jr.Offset > st.pos.Offset {
 		st.pos.Offset = jr.Offset // the join took effect here: nothing before it is owed
@@ -1076,13 +1191,13 @@ func (a *clActor) onServerPush(m *wireMsg) {
 	if st != nil && st.opts.OnPush != nil {
 		h = st.opts.OnPush
 	}
+	push := Event{Topic: m.Topic, Event: m.Event, Data: m.Data, Bin: m.Bin}
 	if m.Ref == 0 {
 		switch {
 		case h != nil:
-			topic, event, data := m.Topic, m.Event, m.Data
-			a.cb.push(func() { _, _ = h(topic, event, data) })
+			a.cb.push(func() { _, _ = h(push) })
 		case st != nil && st.joined:
-			a.deliver(st, Event{Topic: m.Topic, Event: m.Event, Data: m.Data})
+			a.deliver(st, push)
 		}
 		return
 	}
@@ -1093,18 +1208,17 @@ func (a *clActor) onServerPush(m *wireMsg) {
 	}
 	root, self := a.c.root, a.self
 	ans := &clPushAnswer{session: a.session, ref: m.Ref, topic: m.Topic}
-	topic, event, data := m.Topic, m.Event, m.Data
 	a.cb.push(func() {
 		defer func() {
 			if p := recover(); p != nil {
-				ans.data, ans.err = nil, &Error{Code: CodeInternal, Message: "the client's handler failed"}
+				ans.data, ans.bin, ans.err = nil, nil, &Error{Code: CodeInternal, Message: "the client's handler failed"}
 				root.Send(self, ans)
 				panic(p) // logged by the callback goroutine
 			}
 		}()
-		v, err := h(topic, event, data)
+		v, err := h(push)
 		if err == nil {
-			ans.data, err = marshalData(v)
+			ans.data, ans.bin, err = clientPayload(v)
 			if err != nil {
 				err = &Error{Code: CodeInternal, Message: err.Error()}
 			}
@@ -1114,7 +1228,7 @@ func (a *clActor) onServerPush(m *wireMsg) {
 			if !errors.As(err, &e) {
 				e = &Error{Code: "error", Message: err.Error()}
 			}
-			ans.data, ans.err = nil, e
+			ans.data, ans.bin, ans.err = nil, nil, e
 		}
 		root.Send(self, ans)
 	})

@@ -1,11 +1,16 @@
 package channel_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +35,7 @@ type clWire struct {
 	Topic   string                            `json:"topic,omitempty"`
 	Event   string                            `json:"event,omitempty"`
 	Data    json.RawMessage                   `json:"data,omitempty"`
+	Bin     []byte                            `json:"data_b64,omitempty"`
 	Params  json.RawMessage                   `json:"params,omitempty"`
 	Recover *channel.Position                 `json:"recover,omitempty"`
 	History int                               `json:"history,omitempty"`
@@ -40,6 +46,230 @@ type clWire struct {
 	State   map[string]*channel.PresenceEntry `json:"state,omitempty"`
 	Joins   map[string]*channel.PresenceEntry `json:"joins,omitempty"`
 	Leaves  map[string]*channel.PresenceEntry `json:"leaves,omitempty"`
+
+	raw []byte // as the client sent it
+}
+
+// The binary encoding (docs/channels-protocol.md, "Binary encoding"),
+// written here from the spec and not with the package's codec, so that
+// the two check each other.
+
+var clBinTypes = []string{"", "join", "leave", "push", "reply", "ping", "event", "presence_state", "presence_diff", "left"}
+
+// clRest is the "rest" field: the JSON fields of a message that have no
+// binary field of their own.
+type clRest struct {
+	Status  string                            `json:"status,omitempty"`
+	Error   *channel.Error                    `json:"error,omitempty"`
+	Params  json.RawMessage                   `json:"params,omitempty"`
+	Recover *channel.Position                 `json:"recover,omitempty"`
+	History int                               `json:"history,omitempty"`
+	Reason  string                            `json:"reason,omitempty"`
+	State   map[string]*channel.PresenceEntry `json:"state,omitempty"`
+	Joins   map[string]*channel.PresenceEntry `json:"joins,omitempty"`
+	Leaves  map[string]*channel.PresenceEntry `json:"leaves,omitempty"`
+}
+
+var clRestKeys = map[string]bool{"status": true, "error": true, "params": true, "recover": true, "history": true,
+	"reason": true, "state": true, "joins": true, "leaves": true}
+
+func clUvarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+func clLenBytes(b, p []byte) []byte {
+	return append(clUvarint(b, uint64(len(p))), p...)
+}
+
+// clEncodeBin encodes m as the binary encoding says. A Bin that is not
+// nil is a bytes payload, even empty.
+func clEncodeBin(m clWire) []byte {
+	code := slices.Index(clBinTypes, m.T)
+	if code <= 0 {
+		panic("clEncodeBin: type " + m.T)
+	}
+	rest := clRest{m.Status, m.Error, m.Params, m.Recover, m.History, m.Reason, m.State, m.Joins, m.Leaves}
+	restJSON, err := json.Marshal(rest)
+	if err != nil {
+		panic(err)
+	}
+	var flags byte
+	var body []byte
+	if m.Ref != 0 {
+		flags |= 0x01
+		body = clUvarint(body, m.Ref)
+	}
+	if m.Topic != "" {
+		flags |= 0x02
+		body = clLenBytes(body, []byte(m.Topic))
+	}
+	if m.Event != "" {
+		flags |= 0x04
+		body = clLenBytes(body, []byte(m.Event))
+	}
+	if m.Offset != 0 {
+		flags |= 0x08
+		body = clUvarint(body, m.Offset)
+	}
+	switch {
+	case len(m.Data) > 0:
+		flags |= 0x10 | 0x20
+		body = clLenBytes(body, m.Data)
+	case m.Bin != nil:
+		flags |= 0x10
+		body = clLenBytes(body, m.Bin)
+	}
+	if string(restJSON) != "{}" {
+		flags |= 0x40
+		body = clLenBytes(body, restJSON)
+	}
+	return append([]byte{byte(code), flags}, body...)
+}
+
+// clDecodeBin decodes one binary message strictly: anything the spec
+// does not allow is an error.
+func clDecodeBin(p []byte) (clWire, error) {
+	var m clWire
+	if len(p) < 2 {
+		return m, errors.New("shorter than the header")
+	}
+	code, flags := int(p[0]), p[1]
+	if code == 0 || code >= len(clBinTypes) {
+		return m, fmt.Errorf("type code %d", code)
+	}
+	if flags&0x80 != 0 || flags&0x20 != 0 && flags&0x10 == 0 {
+		return m, fmt.Errorf("flags %#x", flags)
+	}
+	m.T = clBinTypes[code]
+	p = p[2:]
+	uvarint := func() (uint64, error) {
+		var v uint64
+		for i := 0; i < 10; i++ {
+			if len(p) == 0 {
+				return 0, errors.New("varint cut short")
+			}
+			c := p[0]
+			p = p[1:]
+			v |= uint64(c&0x7f) << (7 * i)
+			if c < 0x80 {
+				return v, nil
+			}
+		}
+		return 0, errors.New("varint longer than 10 bytes")
+	}
+	field := func() ([]byte, error) {
+		n, err := uvarint()
+		if err != nil {
+			return nil, err
+		}
+		if n > uint64(len(p)) {
+			return nil, errors.New("field cut short")
+		}
+		f := p[:n]
+		p = p[n:]
+		return f, nil
+	}
+	var err error
+	if flags&0x01 != 0 {
+		if m.Ref, err = uvarint(); err != nil {
+			return m, err
+		}
+		if m.Ref == 0 {
+			return m, errors.New("ref 0 sent")
+		}
+	}
+	if flags&0x02 != 0 {
+		f, err := field()
+		if err != nil {
+			return m, err
+		}
+		m.Topic = string(f)
+	}
+	if flags&0x04 != 0 {
+		f, err := field()
+		if err != nil {
+			return m, err
+		}
+		m.Event = string(f)
+	}
+	if flags&0x08 != 0 {
+		if m.Offset, err = uvarint(); err != nil {
+			return m, err
+		}
+	}
+	if flags&0x10 != 0 {
+		f, err := field()
+		if err != nil {
+			return m, err
+		}
+		if flags&0x20 != 0 {
+			if !json.Valid(f) {
+				return m, fmt.Errorf("data flagged JSON is not: %q", f)
+			}
+			m.Data = slices.Clone(json.RawMessage(f))
+		} else {
+			m.Bin = append([]byte{}, f...)
+		}
+	}
+	if flags&0x40 != 0 {
+		f, err := field()
+		if err != nil {
+			return m, err
+		}
+		var keys map[string]json.RawMessage
+		if err := json.Unmarshal(f, &keys); err != nil || len(f) == 0 || f[0] != '{' {
+			return m, fmt.Errorf("rest is not a JSON object: %q", f)
+		}
+		for k := range keys {
+			if !clRestKeys[k] {
+				return m, fmt.Errorf("rest has %q", k)
+			}
+		}
+		var r clRest
+		if err := json.Unmarshal(f, &r); err != nil {
+			return m, err
+		}
+		m.Status, m.Error, m.Params, m.Recover, m.History = r.Status, r.Error, r.Params, r.Recover, r.History
+		m.Reason, m.State, m.Joins, m.Leaves = r.Reason, r.State, r.Joins, r.Leaves
+	}
+	if len(p) != 0 {
+		return m, fmt.Errorf("%d bytes after the last field", len(p))
+	}
+	return m, nil
+}
+
+// TestClBinCodec checks the test's codec against the spec's examples.
+func TestClBinCodec(t *testing.T) {
+	t.Parallel()
+	ev := clEncodeBin(clWire{T: "event", Topic: "t", Event: "e", Offset: 300, Bin: []byte{0xff}})
+	want := []byte{6, 0x02 | 0x04 | 0x08 | 0x10, 1, 't', 1, 'e', 0xac, 0x02, 1, 0xff}
+	if !bytes.Equal(ev, want) {
+		t.Fatalf("event % x, want % x", ev, want)
+	}
+	for _, m := range []clWire{
+		{T: "reply", Ref: 1 << 52, Status: "ok", Data: json.RawMessage(`{"a":1}`)},
+		{T: "reply", Ref: 2, Status: "error", Error: &channel.Error{Code: "x"}},
+		{T: "push", Topic: "t", Event: "e", Bin: []byte{}},
+		{T: "join", Ref: 1, Topic: "t", Recover: &channel.Position{Epoch: "E", Offset: 3}, History: 4, Params: json.RawMessage(`"p"`)},
+		{T: "ping", Ref: 9},
+	} {
+		got, err := clDecodeBin(clEncodeBin(m))
+		if err != nil {
+			t.Fatalf("%+v: %v", m, err)
+		}
+		if !reflect.DeepEqual(got, m) {
+			t.Fatalf("round trip %+v, want %+v", got, m)
+		}
+	}
+	for _, bad := range [][]byte{{}, {6}, {0, 0}, {10, 0}, {6, 0x80}, {6, 0x20}, {6, 0x02, 5, 'a'}, {5, 0x01, 1, 0}, {5, 0x01, 0x80}} {
+		if _, err := clDecodeBin(bad); err == nil {
+			t.Fatalf("% x decoded", bad)
+		}
+	}
 }
 
 // clFake is a scripted channels server on loopback: the test reads what
@@ -47,6 +277,7 @@ type clWire struct {
 type clFake struct {
 	srv     *httptest.Server
 	url     string
+	proto   string // the subprotocol the fake chooses
 	peers   chan *clPeer
 	gated   bool
 	arrived chan struct{} // gated: an upgrade request came in
@@ -60,24 +291,61 @@ type clFake struct {
 // clPeer is one connection of the fake server. Only the test's goroutine
 // writes to it.
 type clPeer struct {
-	t  *testing.T
-	ws *websocket.Conn
-	in chan clWire // closed when the connection ends
+	t   *testing.T
+	ws  *websocket.Conn
+	bin bool        // the connection speaks the binary encoding
+	in  chan clWire // closed when the connection ends
 	// closeCode is the client's close code (-1 for none); read it after in
 	// is closed.
 	closeCode int
 }
 
-func clNewFake(t *testing.T, gated bool) *clFake {
+// clModes runs f in parallel subtests, once per encoding.
+func clModes(t *testing.T, f func(t *testing.T, bin bool)) {
+	t.Parallel()
+	for _, bin := range []bool{false, true} {
+		name := "json"
+		if bin {
+			name = "bin"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f(t, bin)
+		})
+	}
+}
+
+// clProto is the subprotocol of an encoding.
+func clProto(bin bool) string {
+	if bin {
+		return channel.SubprotocolBinary
+	}
+	return channel.Subprotocol
+}
+
+// clNewFake starts a fake server that speaks the binary encoding if bin,
+// else JSON; the client must offer it.
+func clNewFake(t *testing.T, bin, gated bool) *clFake {
+	t.Helper()
+	return clNewFakeProto(t, clProto(bin), gated)
+}
+
+// clNewFakeProto starts a fake server choosing the subprotocol proto
+// ("": none, which is JSON).
+func clNewFakeProto(t *testing.T, proto string, gated bool) *clFake {
 	t.Helper()
 	f := &clFake{
+		proto:   proto,
 		peers:   make(chan *clPeer, 16),
 		gated:   gated,
 		arrived: make(chan struct{}, 16),
 		admit:   make(chan struct{}, 16),
 		stop:    make(chan struct{}),
 	}
-	up := websocket.Upgrader{Subprotocols: []string{channel.Subprotocol}}
+	up := websocket.Upgrader{}
+	if proto != "" {
+		up.Subprotocols = []string{proto}
+	}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f.gated {
 			f.arrived <- struct{}{}
@@ -94,7 +362,7 @@ func clNewFake(t *testing.T, gated bool) *clFake {
 		if err != nil {
 			return
 		}
-		p := &clPeer{t: t, ws: ws, in: make(chan clWire, 256)}
+		p := &clPeer{t: t, ws: ws, bin: ws.Subprotocol() == channel.SubprotocolBinary, in: make(chan clWire, 256)}
 		f.mu.Lock()
 		f.all = append(f.all, p)
 		f.mu.Unlock()
@@ -119,6 +387,9 @@ func (f *clFake) accept(t *testing.T) *clPeer {
 	t.Helper()
 	select {
 	case p := <-f.peers:
+		if got := p.ws.Subprotocol(); got != f.proto {
+			t.Fatalf("subprotocol %q negotiated, want %q", got, f.proto)
+		}
 		return p
 	case <-time.After(clWait):
 		t.Fatal("no connection arrived")
@@ -129,7 +400,7 @@ func (f *clFake) accept(t *testing.T) *clPeer {
 func (p *clPeer) read() {
 	defer close(p.in)
 	for {
-		_, data, err := p.ws.ReadMessage()
+		typ, data, err := p.ws.ReadMessage()
 		if err != nil {
 			p.closeCode = -1
 			var ce *websocket.CloseError
@@ -139,10 +410,19 @@ func (p *clPeer) read() {
 			return
 		}
 		var m clWire
-		if err := json.Unmarshal(data, &m); err != nil {
-			p.t.Errorf("the client sent invalid JSON %q: %v", data, err)
+		switch {
+		case p.bin && typ == websocket.BinaryMessage:
+			m, err = clDecodeBin(data)
+		case !p.bin && typ == websocket.TextMessage:
+			err = json.Unmarshal(data, &m)
+		default:
+			err = fmt.Errorf("message of type %d on a connection speaking %q", typ, p.ws.Subprotocol())
+		}
+		if err != nil {
+			p.t.Errorf("the client sent an invalid message %q: %v", data, err)
 			return
 		}
+		m.raw = data
 		p.in <- m
 	}
 }
@@ -165,9 +445,23 @@ func (p *clPeer) expect(t *testing.T, typ string) clWire {
 	}
 }
 
-func (p *clPeer) send(t *testing.T, m any) {
+// send writes m in the connection's encoding.
+func (p *clPeer) send(t *testing.T, m clWire) {
 	t.Helper()
-	if err := p.ws.WriteJSON(m); err != nil {
+	if p.bin {
+		p.sendRaw(t, websocket.BinaryMessage, clEncodeBin(m))
+		return
+	}
+	data, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.sendRaw(t, websocket.TextMessage, data)
+}
+
+func (p *clPeer) sendRaw(t *testing.T, typ int, data []byte) {
+	t.Helper()
+	if err := p.ws.WriteMessage(typ, data); err != nil {
 		t.Fatalf("fake server write: %v", err)
 	}
 }
@@ -201,12 +495,33 @@ func (p *clPeer) closeWith(t *testing.T, code int, reason string) {
 	}
 }
 
-// clOpts returns client options for tests: quick reconnects, no logs.
-func clOpts() *channel.ClientOptions {
-	return &channel.ClientOptions{DialOptions: actors.DialOptions{
+// clOpts returns client options for tests: quick reconnects, no logs, the
+// binary encoding if bin.
+func clOpts(bin bool) *channel.ClientOptions {
+	return &channel.ClientOptions{Binary: bin, DialOptions: actors.DialOptions{
 		Logger:    zerolog.Nop(),
 		Reconnect: &actors.ReconnectOptions{Backoff: supervisor.Backoff{Min: time.Millisecond, Max: 10 * time.Millisecond}},
 	}}
+}
+
+// clLog collects a client's log lines.
+type clLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *clLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, string(p))
+	return len(p), nil
+}
+
+// has reports whether a line contains s.
+func (l *clLog) has(s string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.ContainsFunc(l.lines, func(line string) bool { return strings.Contains(line, s) })
 }
 
 // clDial dials url and closes the client when the test ends.
@@ -257,6 +572,23 @@ func clJoin(t *testing.T, c *channel.Client, p *clPeer, topic string, o *channel
 	return got.s, j
 }
 
+// clPushRes is what a Push returned, passed on from its goroutine.
+type clPushRes struct {
+	data json.RawMessage
+	bin  []byte
+	err  error
+}
+
+func clPushOf(r *channel.Reply, err error) clPushRes {
+	if (r == nil) == (err == nil) {
+		return clPushRes{err: fmt.Errorf("Push returned %+v and %v", r, err)}
+	}
+	if r == nil {
+		return clPushRes{err: err}
+	}
+	return clPushRes{data: r.Data, bin: r.Bin}
+}
+
 func clRecv[T any](t *testing.T, ch <-chan T) T {
 	t.Helper()
 	select {
@@ -283,10 +615,11 @@ func clExpectEvent(t *testing.T, ch <-chan channel.Event, event string, offset u
 	return e
 }
 
-func TestClJoinHistoryAndPush(t *testing.T) {
-	t.Parallel()
-	f := clNewFake(t, false)
-	c := clDial(t, f.url, clOpts())
+func TestClJoinHistoryAndPush(t *testing.T) { clModes(t, testClJoinHistoryAndPush) }
+
+func testClJoinHistoryAndPush(t *testing.T, bin bool) {
+	f := clNewFake(t, bin, false)
+	c := clDial(t, f.url, clOpts(bin))
 	p := f.accept(t)
 
 	evs, h := clEvents(16)
@@ -312,14 +645,10 @@ func TestClJoinHistoryAndPush(t *testing.T) {
 	}
 
 	// A push with a reply.
-	type pushRes struct {
-		data json.RawMessage
-		err  error
-	}
-	res := make(chan pushRes, 1)
+	res := make(chan clPushRes, 1)
 	go func() {
 		d, err := sub.Push(context.Background(), "msg", map[string]int{"n": 9})
-		res <- pushRes{d, err}
+		res <- clPushOf(d, err)
 	}()
 	m := p.expect(t, "push")
 	if m.Ref == 0 || m.Topic != "chat:lobby" || m.Event != "msg" || string(m.Data) != `{"n":9}` {
@@ -333,7 +662,7 @@ func TestClJoinHistoryAndPush(t *testing.T) {
 	// An error reply.
 	go func() {
 		d, err := sub.Push(context.Background(), "msg", nil)
-		res <- pushRes{d, err}
+		res <- clPushOf(d, err)
 	}()
 	m = p.expect(t, "push")
 	p.send(t, clWire{T: "reply", Ref: m.Ref, Status: "error", Error: &channel.Error{Code: "rate_limited", Message: "slow down", RetryAfter: 250}})
@@ -385,10 +714,11 @@ func TestClJoinHistoryAndPush(t *testing.T) {
 	}
 }
 
-func TestClJoinRefused(t *testing.T) {
-	t.Parallel()
-	f := clNewFake(t, false)
-	c := clDial(t, f.url, clOpts())
+func TestClJoinRefused(t *testing.T) { clModes(t, testClJoinRefused) }
+
+func testClJoinRefused(t *testing.T, bin bool) {
+	f := clNewFake(t, bin, false)
+	c := clDial(t, f.url, clOpts(bin))
 	p := f.accept(t)
 	res := make(chan error, 1)
 	go func() {
@@ -406,42 +736,69 @@ func TestClJoinRefused(t *testing.T) {
 	clJoin(t, c, p, "secret", nil, channel.JoinReply{Epoch: "E"})
 }
 
-func TestClServerPush(t *testing.T) {
-	t.Parallel()
-	f := clNewFake(t, false)
-	opts := clOpts()
-	opts.OnPush = func(topic, event string, data json.RawMessage) (any, error) {
-		switch event {
+func TestClServerPush(t *testing.T) { clModes(t, testClServerPush) }
+
+func testClServerPush(t *testing.T, bin bool) {
+	f := clNewFake(t, bin, false)
+	opts := clOpts(bin)
+	opts.OnPush = func(p channel.Event) (any, error) {
+		if p.Offset != 0 || p.Replayed || len(p.Data) > 0 && p.Bin != nil {
+			t.Errorf("OnPush got %+v", p)
+		}
+		switch p.Event {
 		case "fail":
-			return nil, channel.Errorf("not_found", "no %s", data)
+			return nil, channel.Errorf("not_found", "no %s", p.Data)
 		case "plain":
 			return nil, errors.New("plain failure")
+		case "echo": // a bytes payload, answered with bytes
+			return append([]byte("got "), p.Bin...), nil
+		case "raw":
+			return json.RawMessage(`[1,2]`), nil
+		case "badraw":
+			return json.RawMessage(`{`), nil
+		case "empty":
+			return []byte{}, nil
 		}
-		return map[string]string{"topic": topic, "event": event, "got": string(data)}, nil
+		return map[string]string{"topic": p.Topic, "event": p.Event, "got": string(p.Data)}, nil
 	}
 	c := clDial(t, f.url, opts)
 	p := f.accept(t)
 	evs, h := clEvents(4)
 	clJoin(t, c, p, "a", &channel.JoinOptions{Handler: h}, channel.JoinReply{Epoch: "E"})
-	clJoin(t, c, p, "b", &channel.JoinOptions{OnPush: func(topic, event string, data json.RawMessage) (any, error) {
+	clJoin(t, c, p, "b", &channel.JoinOptions{OnPush: func(channel.Event) (any, error) {
 		return "topic b", nil
 	}}, channel.JoinReply{Epoch: "E"})
 
 	tests := []struct {
 		name, topic, event, data string
+		bin                      []byte
 		status, code, reply      string
+		replyBin                 []byte
 	}{
-		{"client handler", "a", "invite", `{"from":"bob"}`, "ok", "", `{"event":"invite","got":"{\"from\":\"bob\"}","topic":"a"}`},
-		{"error reply", "a", "fail", `1`, "error", "not_found", ""},
-		{"plain error", "a", "plain", ``, "error", "error", ""},
-		{"topic handler", "b", "x", ``, "ok", "", `"topic b"`},
-		{"topic not joined", "zzz", "y", ``, "ok", "", `{"event":"y","got":"","topic":"zzz"}`},
+		{"client handler", "a", "invite", `{"from":"bob"}`, nil, "ok", "", `{"event":"invite","got":"{\"from\":\"bob\"}","topic":"a"}`, nil},
+		{"error reply", "a", "fail", `1`, nil, "error", "not_found", "", nil},
+		{"plain error", "a", "plain", ``, nil, "error", "error", "", nil},
+		{"topic handler", "b", "x", ``, nil, "ok", "", `"topic b"`, nil},
+		{"topic not joined", "zzz", "y", ``, nil, "ok", "", `{"event":"y","got":"","topic":"zzz"}`, nil},
+		{"bytes answered with bytes", "a", "echo", ``, []byte{0, 0xff, '\n'}, "ok", "", ``, []byte("got \x00\xff\n")},
+		{"JSON answered with RawMessage", "a", "raw", `"x"`, nil, "ok", "", `[1,2]`, nil},
+		{"invalid RawMessage", "a", "badraw", ``, nil, "error", "internal", "", nil},
+	}
+	if bin {
+		// An empty bytes payload is one in the binary encoding (the JSON
+		// encoding leaves an empty data_b64 out).
+		tests = append(tests, struct {
+			name, topic, event, data string
+			bin                      []byte
+			status, code, reply      string
+			replyBin                 []byte
+		}{"empty bytes", "a", "empty", ``, []byte{}, "ok", "", ``, nil}) // an empty bytes payload is none
 	}
 	for i, tt := range tests {
 		ref := uint64(100 + i)
-		p.send(t, clWire{T: "push", Ref: ref, Topic: tt.topic, Event: tt.event, Data: json.RawMessage(tt.data)})
+		p.send(t, clWire{T: "push", Ref: ref, Topic: tt.topic, Event: tt.event, Data: json.RawMessage(tt.data), Bin: tt.bin})
 		r := p.expect(t, "reply")
-		if r.Ref != ref || r.Status != tt.status || string(r.Data) != tt.reply {
+		if r.Ref != ref || r.Status != tt.status || string(r.Data) != tt.reply || !bytes.Equal(r.Bin, tt.replyBin) || (r.Bin == nil) != (tt.replyBin == nil) {
 			t.Fatalf("%s: reply %+v (data %s)", tt.name, r, r.Data)
 		}
 		if tt.code != "" && (r.Error == nil || r.Error.Code != tt.code) {
@@ -462,10 +819,11 @@ func TestClServerPush(t *testing.T) {
 	}
 }
 
-func TestClServerPushNoHandler(t *testing.T) {
-	t.Parallel()
-	f := clNewFake(t, false)
-	c := clDial(t, f.url, clOpts())
+func TestClServerPushNoHandler(t *testing.T) { clModes(t, testClServerPushNoHandler) }
+
+func testClServerPushNoHandler(t *testing.T, bin bool) {
+	f := clNewFake(t, bin, false)
+	c := clDial(t, f.url, clOpts(bin))
 	p := f.accept(t)
 	evs, h := clEvents(4)
 	clJoin(t, c, p, "a", &channel.JoinOptions{Handler: h}, channel.JoinReply{Epoch: "E"})
@@ -480,10 +838,11 @@ func TestClServerPushNoHandler(t *testing.T) {
 	}
 }
 
-func TestClPresence(t *testing.T) {
-	t.Parallel()
-	f := clNewFake(t, false)
-	c := clDial(t, f.url, clOpts())
+func TestClPresence(t *testing.T) { clModes(t, testClPresence) }
+
+func testClPresence(t *testing.T, bin bool) {
+	f := clNewFake(t, bin, false)
+	c := clDial(t, f.url, clOpts(bin))
 	p := f.accept(t)
 
 	type change struct {
@@ -562,10 +921,11 @@ func TestClPresence(t *testing.T) {
 	}
 }
 
-func TestClReconnectRecovers(t *testing.T) {
-	t.Parallel()
-	f := clNewFake(t, false)
-	c := clDial(t, f.url, clOpts())
+func TestClReconnectRecovers(t *testing.T) { clModes(t, testClReconnectRecovers) }
+
+func testClReconnectRecovers(t *testing.T, bin bool) {
+	f := clNewFake(t, bin, false)
+	c := clDial(t, f.url, clOpts(bin))
 	p := f.accept(t)
 
 	evs, h := clEvents(32)
@@ -596,14 +956,18 @@ func TestClReconnectRecovers(t *testing.T) {
 	}
 	// The server repeats offset 4: it is dropped.
 	p2.replyJoin(t, j, channel.JoinReply{Epoch: "E1", Offset: 6, Recovered: true, History: []channel.HistoryEvent{
-		{Event: "e", Offset: 4}, {Event: "e", Offset: 5}, {Event: "e", Offset: 6},
+		{Event: "e", Offset: 4}, {Event: "e", Bin: []byte{5}, Offset: 5}, {Event: "e", Data: json.RawMessage(`6`), Offset: 6},
 	}})
 	p2.replyJoin(t, ju, channel.JoinReply{Epoch: "U1", Recovered: true})
 	if r := clRecv(t, rejoins); !r.Recovered || r.Offset != 6 {
 		t.Fatalf("OnRejoin %+v", r)
 	}
-	clExpectEvent(t, evs, "e", 5, true)
-	clExpectEvent(t, evs, "e", 6, true)
+	if e := clExpectEvent(t, evs, "e", 5, true); !bytes.Equal(e.Bin, []byte{5}) || e.Data != nil {
+		t.Fatalf("recovered event %+v", e)
+	}
+	if e := clExpectEvent(t, evs, "e", 6, true); string(e.Data) != "6" || e.Bin != nil {
+		t.Fatalf("recovered event %+v", e)
+	}
 	p2.send(t, clWire{T: "event", Topic: "t", Event: "e", Offset: 6}) // a duplicate
 	p2.send(t, clWire{T: "event", Topic: "t", Event: "e", Offset: 7})
 	clExpectEvent(t, evs, "e", 7, false)
@@ -632,10 +996,11 @@ func TestClReconnectRecovers(t *testing.T) {
 	}
 }
 
-func TestClOfflineBuffer(t *testing.T) {
-	t.Parallel()
-	f := clNewFake(t, true)
-	opts := clOpts()
+func TestClOfflineBuffer(t *testing.T) { clModes(t, testClOfflineBuffer) }
+
+func testClOfflineBuffer(t *testing.T, bin bool) {
+	f := clNewFake(t, bin, true)
+	opts := clOpts(bin)
 	opts.Buffer = 2
 	f.admit <- struct{}{}
 	c := clDial(t, f.url, opts)
@@ -653,20 +1018,17 @@ func TestClOfflineBuffer(t *testing.T) {
 	if err := sub.PushNoReply(context.Background(), "n2", nil); err != nil {
 		t.Fatal(err)
 	}
-	type pushRes struct {
-		data json.RawMessage
-		err  error
-	}
-	waiting := make(chan pushRes, 1)
+	waiting := make(chan clPushRes, 1)
 	go func() {
 		d, err := sub.Push(context.Background(), "p3", nil)
-		waiting <- pushRes{d, err}
+		waiting <- clPushOf(d, err)
 	}()
 	// A waiting push pushed out of the buffer fails with ErrBufferFull:
 	// keep pushing until p3 has been pushed out by a newer one.
 	var pushedOut error
+	buf := []byte{4} // reused by the application: the buffer holds copies
 	for i := 0; i < 100000 && pushedOut == nil; i++ {
-		if err := sub.PushNoReply(context.Background(), "n4", nil); err != nil {
+		if err := sub.PushNoReply(context.Background(), "n4", buf); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -681,6 +1043,7 @@ func TestClOfflineBuffer(t *testing.T) {
 	if !errors.Is(pushedOut, channel.ErrBufferFull) {
 		t.Fatalf("pushed-out push: %v, want ErrBufferFull", pushedOut)
 	}
+	buf[0] = 99
 
 	f.admit <- struct{}{}
 	p2 := f.accept(t)
@@ -688,14 +1051,14 @@ func TestClOfflineBuffer(t *testing.T) {
 	p2.replyJoin(t, j, channel.JoinReply{Epoch: "E", Recovered: true})
 	// The buffer holds the last two pushes, sent in order after the rejoin.
 	for i := 0; i < 2; i++ {
-		if m := p2.expect(t, "push"); m.Event != "n4" || m.Ref != 0 {
+		if m := p2.expect(t, "push"); m.Event != "n4" || m.Ref != 0 || !bytes.Equal(m.Bin, []byte{4}) {
 			t.Fatalf("buffered push %+v, want n4", m)
 		}
 	}
-	res := make(chan pushRes, 1)
+	res := make(chan clPushRes, 1)
 	go func() {
 		d, err := sub.Push(context.Background(), "after", nil)
-		res <- pushRes{d, err}
+		res <- clPushOf(d, err)
 	}()
 	m := p2.expect(t, "push")
 	if m.Event != "after" {
@@ -707,10 +1070,11 @@ func TestClOfflineBuffer(t *testing.T) {
 	}
 }
 
-func TestClPushAcrossDisconnect(t *testing.T) {
-	t.Parallel()
-	f := clNewFake(t, false)
-	c := clDial(t, f.url, clOpts())
+func TestClPushAcrossDisconnect(t *testing.T) { clModes(t, testClPushAcrossDisconnect) }
+
+func testClPushAcrossDisconnect(t *testing.T, bin bool) {
+	f := clNewFake(t, bin, false)
+	c := clDial(t, f.url, clOpts(bin))
 	p := f.accept(t)
 	sub, _ := clJoin(t, c, p, "t", nil, channel.JoinReply{Epoch: "E"})
 	res := make(chan error, 1)
@@ -727,10 +1091,11 @@ func TestClPushAcrossDisconnect(t *testing.T) {
 	p2.replyJoin(t, p2.expect(t, "join"), channel.JoinReply{Epoch: "E", Recovered: true})
 }
 
-func TestClPushTimeout(t *testing.T) {
-	t.Parallel()
-	f := clNewFake(t, false)
-	opts := clOpts()
+func TestClPushTimeout(t *testing.T) { clModes(t, testClPushTimeout) }
+
+func testClPushTimeout(t *testing.T, bin bool) {
+	f := clNewFake(t, bin, false)
+	opts := clOpts(bin)
 	opts.Timeout = 50 * time.Millisecond
 	c := clDial(t, f.url, opts)
 	p := f.accept(t)
@@ -757,16 +1122,12 @@ func TestClPushTimeout(t *testing.T) {
 
 	// A late reply is dropped; the next push works.
 	p.send(t, clWire{T: "reply", Ref: late.Ref, Status: "ok"})
-	type pushRes struct {
-		data json.RawMessage
-		err  error
-	}
-	ok := make(chan pushRes, 1)
+	ok := make(chan clPushRes, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), clWait)
 		defer cancel()
 		d, err := sub.Push(ctx, "z", nil)
-		ok <- pushRes{d, err}
+		ok <- clPushOf(d, err)
 	}()
 	m := p.expect(t, "push")
 	if m.Ref == late.Ref {
@@ -778,8 +1139,9 @@ func TestClPushTimeout(t *testing.T) {
 	}
 }
 
-func TestClNoReconnectAfter(t *testing.T) {
-	t.Parallel()
+func TestClNoReconnectAfter(t *testing.T) { clModes(t, testClNoReconnectAfter) }
+
+func testClNoReconnectAfter(t *testing.T, bin bool) {
 	tests := []struct {
 		name string
 		code int
@@ -792,8 +1154,8 @@ func TestClNoReconnectAfter(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := clNewFake(t, false)
-			c := clDial(t, f.url, clOpts())
+			f := clNewFake(t, bin, false)
+			c := clDial(t, f.url, clOpts(bin))
 			p := f.accept(t)
 			sub, _ := clJoin(t, c, p, "t", nil, channel.JoinReply{Epoch: "E"})
 			p.closeWith(t, tt.code, "bye")
@@ -812,10 +1174,11 @@ func TestClNoReconnectAfter(t *testing.T) {
 	}
 }
 
-func TestClLeftAndFailedRejoin(t *testing.T) {
-	t.Parallel()
-	f := clNewFake(t, false)
-	c := clDial(t, f.url, clOpts())
+func TestClLeftAndFailedRejoin(t *testing.T) { clModes(t, testClLeftAndFailedRejoin) }
+
+func testClLeftAndFailedRejoin(t *testing.T, bin bool) {
+	f := clNewFake(t, bin, false)
+	c := clDial(t, f.url, clOpts(bin))
 	p := f.accept(t)
 	removed, _ := clJoin(t, c, p, "removed", nil, channel.JoinReply{Epoch: "E"})
 	rejoinErr := make(chan error, 1)
@@ -868,11 +1231,12 @@ func TestClLeftAndFailedRejoin(t *testing.T) {
 	}
 }
 
-func TestClJoinWhileOfflineAndClose(t *testing.T) {
-	t.Parallel()
-	f := clNewFake(t, true)
+func TestClJoinWhileOfflineAndClose(t *testing.T) { clModes(t, testClJoinWhileOfflineAndClose) }
+
+func testClJoinWhileOfflineAndClose(t *testing.T, bin bool) {
+	f := clNewFake(t, bin, true)
 	f.admit <- struct{}{}
-	c := clDial(t, f.url, clOpts())
+	c := clDial(t, f.url, clOpts(bin))
 	<-f.arrived
 	p := f.accept(t)
 	p.closeWith(t, websocket.CloseGoingAway, "")
@@ -938,14 +1302,17 @@ func TestClJoinWhileOfflineAndClose(t *testing.T) {
 	}
 }
 
-// TestClAgainstHub runs the client against the real server: join, push,
-// publish, then a Shutdown and Reopen of the Hub, after which the client
-// reconnects by itself and recovers what it missed.
-func TestClAgainstHub(t *testing.T) {
-	t.Parallel()
+// TestClAgainstHub runs the client against the real server, in both
+// encodings: join, push (JSON and bytes), publish, then a Shutdown and
+// Reopen of the Hub, after which the client reconnects by itself and
+// recovers what it missed, bytes payloads included.
+func TestClAgainstHub(t *testing.T) { clModes(t, testClAgainstHub) }
+
+func testClAgainstHub(t *testing.T, bin bool) {
 	system := actors.NewSystem(zerolog.Nop())
 	hub, err := channel.NewHub(system, &channel.Options{
-		Logger: zerolog.Nop(),
+		Logger:       zerolog.Nop(),
+		Authenticate: func(*http.Request) (channel.Identity, error) { return channel.Identity{User: "u"}, nil },
 		Topics: func(string) *channel.TopicOptions {
 			return &channel.TopicOptions{ClientPublish: true, History: 100, Presence: true}
 		},
@@ -965,10 +1332,25 @@ func TestClAgainstHub(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), clWait)
 	defer cancel()
 
-	opts := clOpts()
+	opts := clOpts(bin)
+	opts.OnPush = func(p channel.Event) (any, error) {
+		if p.Data != nil {
+			return json.RawMessage(`{"json":true}`), nil
+		}
+		return append([]byte("re:"), p.Bin...), nil
+	}
+	logs := &clLog{}
+	opts.Logger = zerolog.New(logs)
 	disconnected := make(chan error, 4)
 	opts.OnDisconnect = func(err error) { disconnected <- err }
 	c := clDial(t, "ws"+strings.TrimPrefix(srv.URL, "http"), opts)
+	t.Cleanup(func() {
+		for _, bad := range []string{"does not speak the binary", "ignored", "bad message"} {
+			if logs.has(bad) {
+				t.Errorf("the client logged %q: %q", bad, logs.lines)
+			}
+		}
+	})
 
 	evs, h := clEvents(32)
 	rejoins := make(chan *channel.JoinReply, 4)
@@ -993,21 +1375,43 @@ func TestClAgainstHub(t *testing.T) {
 		t.Fatalf("presence %+v, want this connection", l)
 	}
 
-	data, err := sub.Push(ctx, "msg", map[string]string{"text": "hi"})
+	reply, err := sub.Push(ctx, "msg", map[string]string{"text": "hi"})
 	if err != nil {
 		t.Fatalf("Push: %v", err)
 	}
-	var pr struct{ Offset uint64 }
-	if err := json.Unmarshal(data, &pr); err != nil || pr.Offset != 1 {
-		t.Fatalf("Push reply %s, want offset 1", data)
+	if string(reply.Data) != `{"offset":1}` || reply.Bin != nil {
+		t.Fatalf("Push reply %+v, want offset 1", reply)
 	}
-	clExpectEvent(t, evs, "msg", 1, false)
+	if e := clExpectEvent(t, evs, "msg", 1, false); string(e.Data) != `{"text":"hi"}` || e.Bin != nil {
+		t.Fatalf("event %+v", e)
+	}
+	// A bytes payload: published as bytes to every member.
+	blob := []byte{0, 1, 2, 0xff, '"'}
+	reply, err = sub.Push(ctx, "blob", blob)
+	if err != nil || string(reply.Data) != `{"offset":2}` {
+		t.Fatalf("Push bytes = %+v, %v", reply, err)
+	}
+	if e := clExpectEvent(t, evs, "blob", 2, false); !bytes.Equal(e.Bin, blob) || e.Data != nil {
+		t.Fatalf("bytes event %+v", e)
+	}
 	if _, err := hub.Publish(ctx, "room:1", "note", "from the server"); err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
-	clExpectEvent(t, evs, "note", 2, false)
+	clExpectEvent(t, evs, "note", 3, false)
 	if rtt, err := c.Ping(ctx); err != nil || rtt <= 0 {
 		t.Fatalf("Ping = %v, %v", rtt, err)
+	}
+	// The server's requests, answered by OnPush: bytes with bytes, JSON
+	// with JSON.
+	sessions := hub.Sessions("u")
+	if len(sessions) != 1 {
+		t.Fatalf("Sessions = %+v", sessions)
+	}
+	if r, err := hub.Request(ctx, sessions[0].ID, "room:1", "ask", []byte{1, 2}); err != nil || !bytes.Equal(r.Bin, []byte("re:\x01\x02")) || r.Data != nil {
+		t.Fatalf("Request with bytes = %+v, %v", r, err)
+	}
+	if r, err := hub.Request(ctx, sessions[0].ID, "room:1", "ask", "json"); err != nil || string(r.Data) != `{"json":true}` || r.Bin != nil {
+		t.Fatalf("Request with JSON = %+v, %v", r, err)
 	}
 
 	// The server goes away; the topic and its history stay.
@@ -1017,53 +1421,51 @@ func TestClAgainstHub(t *testing.T) {
 	if err := clRecv(t, disconnected); transport.CloseStatus(err) != transport.StatusGoingAway {
 		t.Fatalf("disconnected with %v, want 1001", err)
 	}
-	for i := 3; i <= 4; i++ {
-		if _, err := hub.Publish(ctx, "room:1", "missed", i); err != nil {
-			t.Fatalf("Publish while the client is away: %v", err)
-		}
+	if _, err := hub.Publish(ctx, "room:1", "missed", 4); err != nil {
+		t.Fatalf("Publish while the client is away: %v", err)
+	}
+	if _, err := hub.Publish(ctx, "room:1", "missed", []byte{5}); err != nil {
+		t.Fatalf("Publish bytes while the client is away: %v", err)
 	}
 	// A push while offline waits in the buffer.
-	type pushRes struct {
-		data json.RawMessage
-		err  error
-	}
-	offline := make(chan pushRes, 1)
+	offline := make(chan clPushRes, 1)
 	go func() {
 		d, err := sub.Push(ctx, "msg", "while away")
-		offline <- pushRes{d, err}
+		offline <- clPushOf(d, err)
 	}()
 
 	if err := hub.Reopen(); err != nil {
 		t.Fatalf("Reopen: %v", err)
 	}
 	r := clRecv(t, rejoins)
-	if !r.Recovered || r.Epoch != jr.Epoch {
-		t.Fatalf("rejoin %+v, want recovered in epoch %s", r, jr.Epoch)
+	if !r.Recovered || r.Epoch != jr.Epoch || len(r.History) != 2 {
+		t.Fatalf("rejoin %+v, want recovered in epoch %s with 2 events", r, jr.Epoch)
 	}
-	clExpectEvent(t, evs, "missed", 3, true)
-	clExpectEvent(t, evs, "missed", 4, true)
+	if e := clExpectEvent(t, evs, "missed", 4, true); string(e.Data) != "4" || e.Bin != nil {
+		t.Fatalf("recovered event %+v", e)
+	}
+	if e := clExpectEvent(t, evs, "missed", 5, true); !bytes.Equal(e.Bin, []byte{5}) || e.Data != nil {
+		t.Fatalf("recovered bytes event %+v", e)
+	}
 	res := clRecv(t, offline)
-	if res.err != nil || string(res.data) != `{"offset":5}` {
+	if res.err != nil || string(res.data) != `{"offset":6}` {
 		t.Fatalf("buffered Push = %s, %v", res.data, res.err)
 	}
-	clExpectEvent(t, evs, "msg", 5, false)
-	if got := sub.Position(); got != (channel.Position{Epoch: jr.Epoch, Offset: 5}) {
+	clExpectEvent(t, evs, "msg", 6, false)
+	if got := sub.Position(); got != (channel.Position{Epoch: jr.Epoch, Offset: 6}) {
 		t.Fatalf("Position = %+v", got)
 	}
 }
 
 // TestClCallbacksMayCallTheClient: a Handler that pushes and waits for the
 // reply does not block the client, and a panicking callback is skipped.
-func TestClCallbacksMayCallTheClient(t *testing.T) {
-	t.Parallel()
-	f := clNewFake(t, false)
-	c := clDial(t, f.url, clOpts())
+func TestClCallbacksMayCallTheClient(t *testing.T) { clModes(t, testClCallbacksMayCallTheClient) }
+
+func testClCallbacksMayCallTheClient(t *testing.T, bin bool) {
+	f := clNewFake(t, bin, false)
+	c := clDial(t, f.url, clOpts(bin))
 	p := f.accept(t)
-	type pushRes struct {
-		data json.RawMessage
-		err  error
-	}
-	results := make(chan pushRes, 1)
+	results := make(chan clPushRes, 1)
 	var sub *channel.Subscription
 	subReady := make(chan struct{})
 	o := &channel.JoinOptions{Handler: func(e channel.Event) {
@@ -1072,7 +1474,7 @@ func TestClCallbacksMayCallTheClient(t *testing.T) {
 		}
 		<-subReady
 		d, err := sub.Push(context.Background(), "ack", e.Offset)
-		results <- pushRes{d, err}
+		results <- clPushOf(d, err)
 	}}
 	sub, _ = clJoin(t, c, p, "t", o, channel.JoinReply{Epoch: "E"})
 	close(subReady)
@@ -1091,11 +1493,12 @@ func TestClCallbacksMayCallTheClient(t *testing.T) {
 // TestClJoinCancelled: a join whose caller gave up is undone with a leave
 // when its ok reply comes late, and is not sent at all if it was waiting
 // for a connection.
-func TestClJoinCancelled(t *testing.T) {
-	t.Parallel()
-	f := clNewFake(t, true)
+func TestClJoinCancelled(t *testing.T) { clModes(t, testClJoinCancelled) }
+
+func testClJoinCancelled(t *testing.T, bin bool) {
+	f := clNewFake(t, bin, true)
 	f.admit <- struct{}{}
-	c := clDial(t, f.url, clOpts())
+	c := clDial(t, f.url, clOpts(bin))
 	<-f.arrived
 	p := f.accept(t)
 
@@ -1141,11 +1544,12 @@ func TestClJoinCancelled(t *testing.T) {
 }
 
 // TestClRefusedReconnect: a reconnect refused with a 4xx stops the client.
-func TestClRefusedReconnect(t *testing.T) {
-	t.Parallel()
+func TestClRefusedReconnect(t *testing.T) { clModes(t, testClRefusedReconnect) }
+
+func testClRefusedReconnect(t *testing.T, bin bool) {
 	var mu sync.Mutex
 	accepted := 0
-	up := websocket.Upgrader{Subprotocols: []string{channel.Subprotocol}}
+	up := websocket.Upgrader{Subprotocols: []string{clProto(bin)}}
 	conns := make(chan *websocket.Conn, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
@@ -1163,7 +1567,7 @@ func TestClRefusedReconnect(t *testing.T) {
 		conns <- ws
 	}))
 	t.Cleanup(srv.Close)
-	c := clDial(t, "ws"+strings.TrimPrefix(srv.URL, "http"), clOpts())
+	c := clDial(t, "ws"+strings.TrimPrefix(srv.URL, "http"), clOpts(bin))
 	ws := clRecv(t, conns)
 	ws.Close() // dropped: the client reconnects and is refused
 	clRecv(t, c.Done())
@@ -1174,5 +1578,174 @@ func TestClRefusedReconnect(t *testing.T) {
 	defer mu.Unlock()
 	if accepted != 2 {
 		t.Fatalf("%d attempts, want 2 (the first and the refused one)", accepted)
+	}
+}
+
+// TestClPayloads: JSON and bytes payloads in every place they go, in both
+// encodings: join history, events, a push and its reply, pushes without a
+// reply, and pushes from the server without a ref.
+func TestClPayloads(t *testing.T) { clModes(t, testClPayloads) }
+
+func testClPayloads(t *testing.T, bin bool) {
+	f := clNewFake(t, bin, false)
+	c := clDial(t, f.url, clOpts(bin))
+	p := f.accept(t)
+	blob := []byte{0, 0xff, '"', '\\', 0xfe} // base64 "AP8iXP4=": padded
+
+	evs, h := clEvents(16)
+	sub, _ := clJoin(t, c, p, "t", &channel.JoinOptions{History: 3, Handler: h}, channel.JoinReply{Epoch: "E", Offset: 3, History: []channel.HistoryEvent{
+		{Event: "j", Data: json.RawMessage(`{"n":1}`), Offset: 1},
+		{Event: "b", Bin: blob, Offset: 2},
+		{Event: "none", Offset: 3},
+	}})
+	payload := func(e channel.Event, data string, bin []byte) {
+		t.Helper()
+		if string(e.Data) != data || !bytes.Equal(e.Bin, bin) || (e.Bin == nil) != (bin == nil) {
+			t.Fatalf("event %+v, want data %q bin %v", e, data, bin)
+		}
+	}
+	payload(clExpectEvent(t, evs, "j", 1, true), `{"n":1}`, nil)
+	payload(clExpectEvent(t, evs, "b", 2, true), "", blob)
+	payload(clExpectEvent(t, evs, "none", 3, true), "", nil)
+
+	p.send(t, clWire{T: "event", Topic: "t", Event: "j", Data: json.RawMessage(`[true]`), Offset: 4})
+	p.send(t, clWire{T: "event", Topic: "t", Event: "b", Bin: blob, Offset: 5})
+	p.send(t, clWire{T: "event", Topic: "t", Event: "tick", Bin: []byte("not kept")})
+	p.send(t, clWire{T: "push", Topic: "t", Event: "note", Bin: []byte{7}}) // no OnPush: an event
+	payload(clExpectEvent(t, evs, "j", 4, false), `[true]`, nil)
+	payload(clExpectEvent(t, evs, "b", 5, false), "", blob)
+	payload(clExpectEvent(t, evs, "tick", 0, false), "", []byte("not kept"))
+	payload(clExpectEvent(t, evs, "note", 0, false), "", []byte{7})
+
+	// Push: what is sent for each kind of value, and each kind of reply.
+	tests := []struct {
+		name       string
+		data       any
+		sentData   string
+		sentBin    []byte
+		reply      clWire
+		replyData  string
+		replyBytes []byte
+	}{
+		{"bytes, bytes reply", blob, "", blob, clWire{Bin: []byte{1, 2}}, "", []byte{1, 2}},
+		{"RawMessage, JSON reply", json.RawMessage(`{"a":[1]}`), `{"a":[1]}`, nil, clWire{Data: json.RawMessage(`"ok"`)}, `"ok"`, nil},
+		{"marshalled", map[string]int{"n": 1}, `{"n":1}`, nil, clWire{}, "", nil},
+		{"a string is JSON", "abc", `"abc"`, nil, clWire{Bin: blob}, "", blob},
+		{"nil", nil, "", nil, clWire{}, "", nil},
+		{"nil bytes", []byte(nil), "", nil, clWire{}, "", nil},
+	}
+	for _, tt := range tests {
+		res := make(chan clPushRes, 1)
+		go func() { res <- clPushOf(sub.Push(context.Background(), "e", tt.data)) }()
+		m := p.expect(t, "push")
+		if m.Ref == 0 || string(m.Data) != tt.sentData || !bytes.Equal(m.Bin, tt.sentBin) || (m.Bin == nil) != (tt.sentBin == nil) {
+			t.Fatalf("%s: sent %+v, want data %q bin %v", tt.name, m, tt.sentData, tt.sentBin)
+		}
+		if !bin && tt.sentBin != nil && !bytes.Contains(m.raw, []byte(`"data_b64":"`+base64.StdEncoding.EncodeToString(tt.sentBin)+`"`)) {
+			t.Fatalf("%s: sent %s, want data_b64 in standard base64", tt.name, m.raw)
+		}
+		rm := tt.reply
+		rm.T, rm.Ref, rm.Topic, rm.Status = "reply", m.Ref, "t", "ok"
+		p.send(t, rm)
+		r := clRecv(t, res)
+		if r.err != nil || string(r.data) != tt.replyData || !bytes.Equal(r.bin, tt.replyBytes) || (r.bin == nil) != (tt.replyBytes == nil) {
+			t.Fatalf("%s: Push = %+v, want data %q bin %v", tt.name, r, tt.replyData, tt.replyBytes)
+		}
+	}
+	if _, err := sub.Push(context.Background(), "e", json.RawMessage(`{`)); err == nil || !strings.Contains(err.Error(), "not valid JSON") {
+		t.Fatalf("Push of invalid JSON = %v", err)
+	}
+	if err := sub.PushNoReply(context.Background(), "e", make(chan int)); err == nil {
+		t.Fatal("PushNoReply of a channel succeeded")
+	}
+	if err := sub.PushNoReply(context.Background(), "nr", []byte{9, 9}); err != nil {
+		t.Fatal(err)
+	}
+	if m := p.expect(t, "push"); m.Ref != 0 || m.Event != "nr" || !bytes.Equal(m.Bin, []byte{9, 9}) || m.Data != nil {
+		t.Fatalf("PushNoReply sent %+v", m)
+	}
+}
+
+// TestClWrongKindIgnored: a message of the other kind (text on a binary
+// connection, binary on a JSON one) is logged and dropped; the connection
+// goes on.
+func TestClWrongKindIgnored(t *testing.T) { clModes(t, testClWrongKindIgnored) }
+
+func testClWrongKindIgnored(t *testing.T, bin bool) {
+	f := clNewFake(t, bin, false)
+	opts := clOpts(bin)
+	logs := &clLog{}
+	opts.Logger = zerolog.New(logs)
+	disconnected := make(chan error, 1)
+	opts.OnDisconnect = func(err error) { disconnected <- err }
+	c := clDial(t, f.url, opts)
+	p := f.accept(t)
+	evs, h := clEvents(4)
+	clJoin(t, c, p, "t", &channel.JoinOptions{Handler: h}, channel.JoinReply{Epoch: "E"})
+
+	wrong := clWire{T: "event", Topic: "t", Event: "wrong", Offset: 1}
+	if bin {
+		data, _ := json.Marshal(wrong)
+		p.sendRaw(t, websocket.TextMessage, data)
+	} else {
+		p.sendRaw(t, websocket.BinaryMessage, clEncodeBin(wrong))
+	}
+	p.send(t, clWire{T: "event", Topic: "t", Event: "right", Offset: 2})
+	clExpectEvent(t, evs, "right", 2, false)
+	want := "binary message on a JSON connection ignored"
+	if bin {
+		want = "text message on a binary connection ignored"
+	}
+	if !logs.has(want) {
+		t.Fatalf("logs %q, want %q", logs.lines, want)
+	}
+	// A malformed message in the right kind is dropped too.
+	if bin {
+		p.sendRaw(t, websocket.BinaryMessage, []byte{6, 0x80})
+	} else {
+		p.sendRaw(t, websocket.TextMessage, []byte(`{"t":`))
+	}
+	p.send(t, clWire{T: "event", Topic: "t", Event: "after", Offset: 3})
+	clExpectEvent(t, evs, "after", 3, false)
+	if !logs.has("bad message from the server") {
+		t.Fatalf("logs %q", logs.lines)
+	}
+	select {
+	case err := <-disconnected:
+		t.Fatalf("disconnected: %v", err)
+	case e := <-evs:
+		t.Fatalf("unexpected event %+v", e)
+	default:
+	}
+}
+
+// TestClBinaryFallsBackToJSON: a server that accepts a Binary client
+// without choosing a subprotocol speaks JSON (the protocol's default), and
+// so does the client on that connection.
+func TestClBinaryFallsBackToJSON(t *testing.T) {
+	t.Parallel()
+	f := clNewFakeProto(t, "", false)
+	opts := clOpts(true)
+	logs := &clLog{}
+	opts.Logger = zerolog.New(logs)
+	c := clDial(t, f.url, opts)
+	p := f.accept(t)
+	if got := p.ws.Subprotocol(); got != "" || p.bin {
+		t.Fatalf("subprotocol %q", got)
+	}
+	evs, h := clEvents(4)
+	sub, _ := clJoin(t, c, p, "t", &channel.JoinOptions{Handler: h}, channel.JoinReply{Epoch: "E"})
+	p.send(t, clWire{T: "event", Topic: "t", Event: "b", Bin: []byte{1}, Offset: 1})
+	if e := clExpectEvent(t, evs, "b", 1, false); !bytes.Equal(e.Bin, []byte{1}) {
+		t.Fatalf("event %+v", e)
+	}
+	if err := sub.PushNoReply(context.Background(), "x", []byte{2}); err != nil {
+		t.Fatal(err)
+	}
+	if m := p.expect(t, "push"); !bytes.Equal(m.Bin, []byte{2}) {
+		t.Fatalf("push %+v", m)
+	}
+	if !logs.has("does not speak the binary encoding") {
+		t.Fatalf("logs %q", logs.lines)
 	}
 }

@@ -84,7 +84,7 @@ func ExampleNewHub() {
 			log.Fatal(err)
 		}
 		e := <-events
-		fmt.Printf("reply %s, event %s %s at %d\n", n, e.Event, e.Data, e.Offset)
+		fmt.Printf("reply %s, event %s %s at %d\n", n.Data, e.Event, e.Data, e.Offset)
 	}
 	// Output:
 	// joined at offset 1 with 1 event of history

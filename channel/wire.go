@@ -168,6 +168,9 @@ func decode(p []byte) (m wireMsg, err error) {
 		m.Ref = refOf(p)
 		return m, errBadRequest("not a protocol message: " + jsonErr(err))
 	}
+	if len(m.Bin) == 0 {
+		m.Bin = nil // "data_b64":"" is no payload
+	}
 	return m, validate(&m)
 }
 
@@ -176,7 +179,7 @@ func validate(m *wireMsg) error {
 	if m.Ref > maxRef {
 		return errBadRequest("ref out of range")
 	}
-	if len(m.Data) > 0 && m.Bin != nil {
+	if len(m.Data) > 0 && len(m.Bin) > 0 {
 		return errBadRequest("both data and data_b64")
 	}
 	needRef := func() error {
@@ -313,6 +316,9 @@ type payload struct {
 func toPayload(v any) (payload, error) {
 	switch d := v.(type) {
 	case []byte:
+		if len(d) == 0 {
+			return payload{}, nil // an empty bytes payload is none
+		}
 		return payload{bin: append([]byte{}, d...)}, nil
 	case nil:
 		return payload{}, nil
@@ -466,7 +472,7 @@ func appendPayload(b []byte, p payload) []byte {
 	case len(p.json) > 0:
 		b = append(b, `,"data":`...)
 		b = append(b, p.json...)
-	case p.bin != nil:
+	case len(p.bin) > 0:
 		b = append(b, `,"data_b64":"`...)
 		b = base64.StdEncoding.AppendEncode(b, p.bin)
 		b = append(b, '"')

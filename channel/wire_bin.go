@@ -75,7 +75,7 @@ func appendBin(b []byte, m *wireMsg) []byte {
 	switch {
 	case len(m.Data) > 0:
 		flags |= flagData | flagDataJSON
-	case m.Bin != nil:
+	case len(m.Bin) > 0:
 		flags |= flagData
 	}
 	if !rest.empty() {
@@ -152,7 +152,7 @@ func decodeBin(p []byte) (m wireMsg, err error) {
 				return m, errBadRequest("data flagged JSON is not JSON")
 			}
 			m.Data = append(json.RawMessage(nil), d...)
-		} else {
+		} else if len(d) > 0 { // an empty bytes payload is none
 			m.Bin = append([]byte{}, d...)
 		}
 	}

@@ -83,13 +83,13 @@ func (m *member) say(text string) (uint64, error) {
 	m.t.Helper()
 	ctx, cancel := context.WithTimeout(m.t.Context(), waitTimeout)
 	defer cancel()
-	raw, err := m.sub.Push(ctx, "msg", map[string]string{"text": text})
+	reply, err := m.sub.Push(ctx, "msg", map[string]string{"text": text})
 	if err != nil {
 		return 0, err
 	}
 	var r struct{ Offset uint64 }
-	if err := json.Unmarshal(raw, &r); err != nil || r.Offset == 0 {
-		m.t.Fatalf("%s: reply %s, want an offset", m.name, raw)
+	if err := json.Unmarshal(reply.Data, &r); err != nil || r.Offset == 0 {
+		m.t.Fatalf("%s: reply %s, want an offset", m.name, reply.Data)
 	}
 	return r.Offset, nil
 }
