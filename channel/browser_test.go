@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -46,10 +47,13 @@ const browserPage = `<!doctype html>
 <script type="module">
 import {Socket, Presence} from '/wsactor/wsactor-channel.js';
 
-const user = new URLSearchParams(location.search).get('user');
+const query = new URLSearchParams(location.search);
+const user = query.get('user');
+const encoding = query.get('enc') || 'json';
 document.getElementById('user').textContent = user;
-const app = window.app = {user, messages: [], joins: [], closes: [], presence: [], pushes: []};
-const socket = new Socket('/ws', {params: {user}, reconnect: {min: 100, max: 1000}, timeout: 5000});
+const app = window.app = {user, messages: [], joins: [], closes: [], presence: [], pushes: [], protocols: []};
+const socket = new Socket('/ws', {params: {user}, reconnect: {min: 100, max: 1000}, timeout: 5000, encoding});
+socket.onOpen(() => app.protocols.push(socket._ws && socket._ws.protocol)); // what the server chose
 const room = socket.channel('room:e2e', {history: 100});
 const presence = new Presence(room);
 
@@ -151,8 +155,9 @@ func (s *browserServer) close(t *testing.T) {
 
 // browserPageResult is what browser.js reports about one page at "done".
 type browserPageResult struct {
-	User     string `json:"user"`
-	Messages []struct {
+	User      string   `json:"user"`
+	Protocols []string `json:"protocols"`
+	Messages  []struct {
 		From    string `json:"from"`
 		Text    string `json:"text"`
 		Offset  uint64 `json:"offset"`
@@ -178,7 +183,8 @@ type browserPageResult struct {
 }
 
 // TestBrowserClient runs the browser client in headless Chromium against a
-// Hub: two pages (alice and bob) join room:e2e with presence, see each
+// Hub: two pages (alice on the JSON encoding, bob on the binary one) join
+// room:e2e with presence, see each
 // other, and chat with acknowledged pushes. Then the server restarts on the
 // same address (the HTTP server closed, Hub.Shutdown, three messages
 // published meanwhile, Hub.Reopen and a new HTTP server); both pages
@@ -270,6 +276,14 @@ func TestBrowserClient(t *testing.T) {
 			t.Fatalf("no result for %s in %s", user, done.Result)
 		}
 		checkBrowserPage(t, user, r, want, missed)
+	}
+	// Alice's page speaks JSON, Bob's the binary encoding, in one topic,
+	// on each of their connections (before and after the restart).
+	for user, proto := range map[string]string{"alice": channel.Subprotocol, "bob": channel.SubprotocolBinary} {
+		got := pages[user].Protocols
+		if len(got) < 2 || slices.IndexFunc(got, func(p string) bool { return p != proto }) >= 0 {
+			t.Errorf("%s's connections spoke %q, want %s on each (two at least)", user, got, proto)
+		}
 	}
 	// Each page's pushes were acknowledged with the offset its message got.
 	if got := pages["alice"].Pushes; len(got) != 1 || got[0].Offset != offsets["alice"] {

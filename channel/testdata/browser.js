@@ -25,11 +25,11 @@ function emit(obj) {
   process.stdout.write(JSON.stringify(obj) + '\n');
 }
 
-async function open(context, user) {
+async function open(context, user, enc) {
   const page = await context.newPage();
   page.on('console', (m) => emit({ event: 'console', page: user, type: m.type(), text: m.text() }));
   page.on('pageerror', (e) => emit({ event: 'pageerror', page: user, error: String(e) }));
-  await page.goto(`${url}/?user=${user}`, { timeout: STEP });
+  await page.goto(`${url}/?user=${user}&enc=${enc}`, { timeout: STEP });
   return page;
 }
 
@@ -74,8 +74,8 @@ async function main() {
   try {
     emit({ event: 'browser', version: browser.version() });
     const context = await browser.newContext({ viewport: { width: 700, height: 600 } });
-    const alice = await open(context, 'alice');
-    const bob = await open(context, 'bob');
+    const alice = await open(context, 'alice', 'json');
+    const bob = await open(context, 'bob', 'binary'); // one topic, both encodings
     for (const page of [alice, bob]) await until(page, 'joined', () => window.app.joins.length === 1 && document.body.dataset.state === 'joined');
     await seesBoth(alice);
     await seesBoth(bob);
