@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -64,6 +65,21 @@ type HandlerOptions struct {
 	// MaxConnections refuses upgrades with 503 and Retry-After once this many
 	// connections are open, before anything is spawned. Zero means no limit.
 	MaxConnections int
+	// MaxConnectionsPerIP refuses an upgrade with 429 and Retry-After while
+	// its client's address (ClientIP, so behind TrustedProxies the
+	// forwarded one) has this many connections open. Zero means no limit.
+	MaxConnectionsPerIP int
+	// UpgradesPerIP limits the upgrade attempts of one client address: a
+	// token bucket, refused with 429 and Retry-After when empty, before any
+	// other work (an attacker's flood costs a map lookup per request). The
+	// zero value means no limit.
+	UpgradesPerIP Rate
+	// MaxConnectionsPerUser refuses an upgrade with 429 and Retry-After when
+	// the user Authenticate accepted already has this many connections
+	// open; UserOf names the user of a principal ("" counts as no user).
+	// Zero, or a nil UserOf, means no limit.
+	MaxConnectionsPerUser int
+	UserOf                func(principal any) string
 
 	// Heartbeat pings a peer not heard from for Interval and terminates the
 	// connection when it has not been heard from for Interval+Timeout (its
@@ -110,7 +126,8 @@ type Handler struct {
 	tree     *supervisor.Tree
 	ownsTree bool
 
-	hb *supervisor.Heartbeat
+	hb  *supervisor.Heartbeat
+	adm *admission // nil without per-IP or per-user limits
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
@@ -143,7 +160,12 @@ func NewHandler(system *actor.ActorSystem, producer actor.Producer, opts *Handle
 	if opts != nil {
 		h.opts = *opts
 	}
-	accept, err := transport.NewAcceptor(&h.opts.AcceptOptions)
+	h.adm = newAdmission(&h.opts)
+	acceptOpts := h.opts.AcceptOptions
+	if h.adm != nil && h.adm.userLimits() && acceptOpts.Authenticate != nil {
+		acceptOpts.Authenticate = h.adm.authenticate(acceptOpts.Authenticate)
+	}
+	accept, err := transport.NewAcceptor(&acceptOpts)
 	if err != nil {
 		return nil, fmt.Errorf("actors: handler options: %w", err)
 	}
@@ -171,15 +193,30 @@ func (h *Handler) Len() int {
 
 // ServeHTTP upgrades r and spawns its connection actor.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var ip netip.Addr
+	if h.adm != nil && h.adm.ipLimits() {
+		ip = transport.ClientIP(r, h.opts.TrustedProxies)
+		if f := h.adm.enterIP(ip, time.Now()); f != nil {
+			f.write(w)
+			h.conn.log.Debug().Err(f.err).Str("remote", r.RemoteAddr).Stringer("client", ip).Msg("upgrade refused")
+			return
+		}
+	}
 	if err := h.admit(); err != nil {
+		h.adm.leaveIP(ip)
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		h.conn.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("upgrade refused")
 		return
 	}
+	r, slot := h.adm.withUserSlot(r)
 	t, err := h.accept.Accept(w, r)
 	if err != nil {
 		h.release()
+		h.adm.leaveIP(ip)
+		if slot != nil {
+			h.adm.leaveUser(slot.user)
+		}
 		h.conn.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("upgrade failed")
 		return
 	}
@@ -268,6 +305,7 @@ func (h *Handler) forget(c *Conn) {
 		return
 	}
 	delete(h.conns, c)
+	h.adm.leave(c.t)
 	h.checkEmptyLocked()
 }
 

@@ -451,3 +451,17 @@ func TestMaxLiveTopics(t *testing.T) {
 	q.send(`{"t":"ping","ref":3}`)
 	q.errorReply(3, "rate_limited")
 }
+
+// Admission limits reach the Hub: a user past MaxConnectionsPerUser is
+// refused with 429 at the upgrade; others are not.
+func TestHubMaxConnectionsPerUser(t *testing.T) {
+	e := newHubEnv(t, &channel.Options{MaxConnectionsPerUser: 2})
+	e.dial(t, "alice")
+	e.dial(t, "alice")
+	d := websocket.Dialer{Subprotocols: []string{channel.Subprotocol}}
+	_, resp, err := d.Dial(e.url+"?user=alice", nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("alice's third tab: %v %+v, want 429 with Retry-After", err, resp)
+	}
+	e.dial(t, "bob")
+}

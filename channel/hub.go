@@ -84,6 +84,12 @@ type Options struct {
 	Heartbeat supervisor.HeartbeatOptions
 	// MaxConnections refuses upgrades past this many open connections (503).
 	MaxConnections int
+	// MaxConnectionsPerIP, UpgradesPerIP and MaxConnectionsPerUser are as
+	// in actors.HandlerOptions (429 with Retry-After); the user is
+	// Identity.User.
+	MaxConnectionsPerIP   int
+	UpgradesPerIP         actors.Rate
+	MaxConnectionsPerUser int
 
 	// MaxTopics is how many topics one connection may be in. Zero means
 	// 100.
@@ -233,11 +239,20 @@ func NewHub(system *actor.ActorSystem, opts *Options) (*Hub, error) {
 		}
 	}
 	h.hopts = actors.HandlerOptions{
-		AcceptOptions:  accept,
-		Logger:         o.Logger,
-		Tree:           tree,
-		Heartbeat:      o.Heartbeat,
-		MaxConnections: o.MaxConnections,
+		AcceptOptions:         accept,
+		Logger:                o.Logger,
+		Tree:                  tree,
+		Heartbeat:             o.Heartbeat,
+		MaxConnections:        o.MaxConnections,
+		MaxConnectionsPerIP:   o.MaxConnectionsPerIP,
+		UpgradesPerIP:         o.UpgradesPerIP,
+		MaxConnectionsPerUser: o.MaxConnectionsPerUser,
+		UserOf: func(p any) string {
+			if id, ok := p.(*Identity); ok && id != nil {
+				return id.User
+			}
+			return ""
+		},
 		// The session is this package's code; user hooks it runs recover
 		// their own panics. A panic in it is a bug that leaves its state
 		// unknown: close the connection (1011), the client reconnects.
