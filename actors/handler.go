@@ -129,6 +129,9 @@ type Handler struct {
 	hb  *supervisor.Heartbeat
 	adm *admission // nil without per-IP or per-user limits
 
+	closedStats transport.Stats // of connections that ended, under mu
+	upgrades    upgradeCounts
+
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
 	reserved int // upgrades admitted but not yet in conns
@@ -197,12 +200,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.adm != nil && h.adm.ipLimits() {
 		ip = transport.ClientIP(r, h.opts.TrustedProxies)
 		if f := h.adm.enterIP(ip, time.Now()); f != nil {
+			h.upgrades.count(f.status)
 			f.write(w)
 			h.conn.log.Debug().Err(f.err).Str("remote", r.RemoteAddr).Stringer("client", ip).Msg("upgrade refused")
 			return
 		}
 	}
 	if err := h.admit(); err != nil {
+		h.upgrades.count(http.StatusServiceUnavailable)
 		h.adm.leaveIP(ip)
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
@@ -211,6 +216,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r, slot := h.adm.withUserSlot(r)
 	t, err := h.accept.Accept(w, r)
+	h.upgrades.count(upgradeStatus(err))
 	if err != nil {
 		h.release()
 		h.adm.leaveIP(ip)
@@ -305,6 +311,7 @@ func (h *Handler) forget(c *Conn) {
 		return
 	}
 	delete(h.conns, c)
+	h.closedStats = h.closedStats.Add(c.t.Stats())
 	h.adm.leave(c.t)
 	h.checkEmptyLocked()
 }

@@ -225,7 +225,7 @@ func (a *Acceptor) Accept(w http.ResponseWriter, r *http.Request) (*Conn, error)
 	key, rf := checkUpgradeRequest(r)
 	if rf != nil {
 		rf.write(w)
-		return nil, rf.err
+		return nil, &statusError{status: rf.status, err: rf.err}
 	}
 	if err := checkOrigin(r, o.OriginPatterns); err != nil {
 		http.Error(w, "Forbidden: origin not allowed", http.StatusForbidden)
@@ -308,6 +308,21 @@ func (e *authError) Error() string {
 }
 
 func (e *authError) Unwrap() error { return e.err }
+
+// StatusCode is the HTTP status the refusal was answered with.
+func (e *authError) StatusCode() int { return e.status }
+
+// statusError is Accept's error for a request refused before the upgrade
+// with status: it wraps ErrNotWebSocket or ErrBadHandshake, and says the
+// status (for metrics) through StatusCode.
+type statusError struct {
+	status int
+	err    error
+}
+
+func (e *statusError) Error() string   { return e.err.Error() }
+func (e *statusError) Unwrap() error   { return e.err }
+func (e *statusError) StatusCode() int { return e.status }
 
 // ErrNotWebSocket is returned by Accept for a request that is not a WebSocket
 // upgrade; it has been answered with 426 Upgrade Required.

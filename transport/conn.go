@@ -88,6 +88,8 @@ type Conn struct {
 	// closeWrittenAt is when our close frame was written (unix nanos, 0
 	// before): the close timeout counts from it. Atomic, for the reader.
 	closeWrittenAt atomic.Int64
+
+	stats connStats
 }
 
 // newConn wraps an upgraded socket. br, if not nil, is a reader over nc that

@@ -186,6 +186,8 @@ func (c *Conn) readFrames() error {
 		}
 		if !m.dropping {
 			if data, ok := c.finish(&m); ok {
+				c.stats.msgsIn.Add(1)
+				c.stats.bytesIn.Add(uint64(len(data)))
 				c.pausedAt.Store(time.Now().UnixNano())
 				c.h.HandleMessage(c, m.typ, data)
 				c.pausedAt.Store(0)

@@ -43,6 +43,7 @@ func (c *Conn) enqueue(f *Frame, done func(error)) error {
 				c.qBytes += n - old.f.Len()
 				c.q[i] = outItem{f, done}
 				c.mu.Unlock()
+				c.stats.conflated.Add(1)
 				if old.done != nil {
 					old.done(ErrConflated)
 				}
@@ -55,6 +56,7 @@ func (c *Conn) enqueue(f *Frame, done func(error)) error {
 		switch c.opts.Queue.Policy {
 		case OverflowDropNewest:
 			c.mu.Unlock()
+			c.stats.refused.Add(1)
 			return ErrQueueFull
 		case OverflowDropOldest:
 			var evicted []func(error)
@@ -63,6 +65,7 @@ func (c *Conn) enqueue(f *Frame, done func(error)) error {
 				c.q[c.qHead] = outItem{}
 				c.qHead++
 				c.qBytes -= it.f.Len()
+				c.stats.refused.Add(1)
 				if it.done != nil {
 					evicted = append(evicted, it.done)
 				}
@@ -78,6 +81,7 @@ func (c *Conn) enqueue(f *Frame, done func(error)) error {
 			// Drop what is not written yet and finish the frame in flight,
 			// so the 1013 close frame is the next thing the peer reads.
 			c.closeWith(StatusTryAgainLater, "send queue full", ErrQueueFull, true)
+			c.stats.refused.Add(1)
 			return ErrQueueFull
 		}
 	}
@@ -471,6 +475,8 @@ func (c *Conn) writeBatch(b *writeBatch) bool {
 		b.outArr = append(b.outArr[:0], b.bufs...)
 		b.out = b.outArr
 		n, err = b.out.WriteTo(c.nc)
+		c.stats.writes.Add(1)
+		c.stats.bytesOut.Add(uint64(n))
 	}
 
 	c.mu.Lock()
@@ -489,6 +495,8 @@ func (c *Conn) writeBatch(b *writeBatch) bool {
 		// Everything was written (a cut that came too late drops nothing).
 		c.settleLocked()
 		c.mu.Unlock()
+		c.stats.frames.Add(uint64(len(b.frames)))
+		c.stats.msgsOut.Add(uint64(len(b.items)))
 		for _, it := range b.items {
 			if it.done != nil {
 				it.done(nil)

@@ -1,0 +1,85 @@
+// Package metrics exposes wsactor's counters to Prometheus
+// (github.com/prometheus/client_golang, already in wsactor's module graph
+// through protoactor). It is pull-based: the collectors read counters that
+// the connections keep anyway (an uncontended atomic add per message read
+// and per write system call) when Prometheus scrapes, so a server without
+// metrics pays nothing more, and one with them pays per scrape, not per
+// message.
+//
+//	reg := prometheus.NewRegistry()
+//	reg.MustRegister(metrics.NewHandlerCollector(h, "/ws"))
+//	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+//
+// Names start with wsactor_; labels have bounded values (an endpoint name
+// you choose, a direction, an HTTP status): no per-connection, per-user or
+// per-room labels.
+package metrics
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wsactor/wsactor/actors"
+)
+
+// HandlerCollector collects one actors.Handler's metrics, labelled with
+// its endpoint name.
+type HandlerCollector struct {
+	h        *actors.Handler
+	endpoint string
+
+	open, upgrades, messages, bytes, writes, frames, refused, conflated *prometheus.Desc
+}
+
+// NewHandlerCollector returns the collector of h; endpoint names it in the
+// "endpoint" label (the path it is mounted at, say), so that several
+// Handlers can be registered in one registry.
+func NewHandlerCollector(h *actors.Handler, endpoint string) *HandlerCollector {
+	l := prometheus.Labels{"endpoint": endpoint}
+	return &HandlerCollector{
+		h: h, endpoint: endpoint,
+		open: prometheus.NewDesc("wsactor_connections_open",
+			"WebSocket connections open (upgrades admitted and not yet ended).", nil, l),
+		upgrades: prometheus.NewDesc("wsactor_upgrades_total",
+			"Upgrade requests by the HTTP status they got: 101 upgraded; 400, 405, 426 bad handshake; 401, 403 refused by authentication or origin; 429 by an admission limit; 503 at capacity or shutting down.", []string{"status"}, l),
+		messages: prometheus.NewDesc("wsactor_messages_total",
+			"Data messages read (in) and written (out).", []string{"direction"}, l),
+		bytes: prometheus.NewDesc("wsactor_bytes_total",
+			"Bytes read as message payloads (in, after inflating) and written to sockets (out: frames, compressed, control frames included).", []string{"direction"}, l),
+		writes: prometheus.NewDesc("wsactor_write_syscalls_total",
+			"Write system calls (writev) made by connection writers.", nil, l),
+		frames: prometheus.NewDesc("wsactor_frames_written_total",
+			"Frames written; divided by wsactor_write_syscalls_total it is the frames per writev.", nil, l),
+		refused: prometheus.NewDesc("wsactor_queue_refused_total",
+			"Sends refused or evicted by a full send queue (its overflow policy).", nil, l),
+		conflated: prometheus.NewDesc("wsactor_conflated_total",
+			"Queued keyed frames replaced by a newer one (conflation).", nil, l),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *HandlerCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.open, c.upgrades, c.messages, c.bytes, c.writes, c.frames, c.refused, c.conflated} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector: it reads the Handler's counters
+// (actors.Handler.Stats) once per scrape.
+func (c *HandlerCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.h.Stats()
+	ch <- prometheus.MustNewConstMetric(c.open, prometheus.GaugeValue, float64(st.Open))
+	for status, n := range st.Upgrades {
+		ch <- prometheus.MustNewConstMetric(c.upgrades, prometheus.CounterValue, float64(n), strconv.Itoa(status))
+	}
+	t := st.Traffic
+	ch <- prometheus.MustNewConstMetric(c.messages, prometheus.CounterValue, float64(t.MessagesIn), "in")
+	ch <- prometheus.MustNewConstMetric(c.messages, prometheus.CounterValue, float64(t.MessagesOut), "out")
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(t.BytesIn), "in")
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(t.BytesOut), "out")
+	ch <- prometheus.MustNewConstMetric(c.writes, prometheus.CounterValue, float64(t.Writes))
+	ch <- prometheus.MustNewConstMetric(c.frames, prometheus.CounterValue, float64(t.Frames))
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(t.Refused))
+	ch <- prometheus.MustNewConstMetric(c.conflated, prometheus.CounterValue, float64(t.Conflated))
+}

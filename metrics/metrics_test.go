@@ -1,0 +1,121 @@
+package metrics_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/metrics"
+	"github.com/wsactor/wsactor/transport"
+	"github.com/wsactor/wsactor/wsactortest"
+)
+
+func TestMain(m *testing.M) { wsactortest.VerifyTestMain(m) }
+
+// A scrape after known traffic reads exactly that traffic: connections,
+// upgrades by status, messages and bytes each way, writes and frames.
+func TestHandlerMetrics(t *testing.T) {
+	system := actors.NewSystem(zerolog.Nop())
+	h, err := actors.NewHandler(system, func() actor.Actor {
+		return actor.ReceiveFunc(func(ctx actor.Context) {
+			if m, ok := ctx.Message().(*actors.Message); ok {
+				_ = m.Conn.Send(m.Type, m.Data)
+			}
+		})
+	}, &actors.HandlerOptions{Logger: zerolog.Nop(), AcceptOptions: transport.AcceptOptions{
+		Authenticate: func(r *http.Request) (any, error) {
+			if r.URL.Query().Get("token") != "ok" {
+				return nil, io.EOF
+			}
+			return "user", nil
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.NewHandlerCollector(h, "/ws"))
+	mux := http.NewServeMux()
+	mux.Handle("/ws", h)
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = h.Shutdown(ctx)
+	}()
+	ws := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
+
+	c, _, err := websocket.DefaultDialer.Dial(ws+"?token=ok", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, s := range []string{"a", "bb", "ccc"} {
+		_ = c.WriteMessage(websocket.TextMessage, []byte(s))
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, p, err := c.ReadMessage(); err != nil || string(p) != s {
+			t.Fatalf("echo %q, %v", p, err)
+		}
+	}
+	if _, resp, err := websocket.DefaultDialer.Dial(ws, nil); err == nil || resp.StatusCode != 401 {
+		t.Fatalf("no token: %v", err)
+	}
+	if resp, err := http.Get(srv.URL + "/ws"); err == nil {
+		resp.Body.Close() // not an upgrade: 426
+	}
+
+	// A writer counts a write once it has returned, which may be just after
+	// the client read it: scrape until the last echo is counted.
+	var got string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		got = scrape(t, srv.URL+"/metrics")
+		if strings.Contains(got, `wsactor_messages_total{direction="out",endpoint="/ws"} 3`) || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, want := range []string{
+		`wsactor_connections_open{endpoint="/ws"} 1`,
+		`wsactor_upgrades_total{endpoint="/ws",status="101"} 1`,
+		`wsactor_upgrades_total{endpoint="/ws",status="401"} 1`,
+		`wsactor_upgrades_total{endpoint="/ws",status="426"} 1`,
+		`wsactor_messages_total{direction="in",endpoint="/ws"} 3`,
+		`wsactor_messages_total{direction="out",endpoint="/ws"} 3`,
+		`wsactor_bytes_total{direction="in",endpoint="/ws"} 6`,
+		`wsactor_bytes_total{direction="out",endpoint="/ws"} 12`, // 3 frames: 2-byte headers + 6 payload bytes
+		`wsactor_queue_refused_total{endpoint="/ws"} 0`,
+	} {
+		if !strings.Contains(got, want+"\n") {
+			t.Errorf("scrape lacks %s", want)
+		}
+	}
+	if !strings.Contains(got, `wsactor_write_syscalls_total{endpoint="/ws"} `) || !strings.Contains(got, `wsactor_frames_written_total{endpoint="/ws"} 3`) {
+		t.Errorf("scrape lacks writes or frames:\n%s", got)
+	}
+	if t.Failed() {
+		t.Logf("scrape:\n%s", got)
+	}
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}

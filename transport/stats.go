@@ -1,0 +1,55 @@
+package transport
+
+import "sync/atomic"
+
+// Stats are a connection's counters since it opened, for metrics: each is
+// kept by the goroutine that does the work (the reader, the writer, the
+// sender), and read with atomic loads, so keeping them costs an uncontended
+// atomic add per message read and per write system call.
+type Stats struct {
+	// MessagesIn and BytesIn count the data messages read and their
+	// payload bytes (after inflating).
+	MessagesIn, BytesIn uint64
+	// MessagesOut counts the data messages written; BytesOut the bytes
+	// written to the socket (headers and compression included, control
+	// frames too); Frames the frames written; Writes the write system calls
+	// (one per batch: Frames/Writes is the batching).
+	MessagesOut, BytesOut, Frames, Writes uint64
+	// Refused counts sends the queue refused or evicted (ErrQueueFull), and
+	// Conflated the queued keyed frames a newer one replaced.
+	Refused, Conflated uint64
+}
+
+// connStats is a Conn's counters, the reader's and the writer's on cache
+// lines of their own (they run on different cores).
+type connStats struct {
+	msgsIn, bytesIn atomic.Uint64
+	_               [48]byte
+	msgsOut         atomic.Uint64
+	bytesOut        atomic.Uint64
+	frames          atomic.Uint64
+	writes          atomic.Uint64
+	_               [32]byte
+	refused         atomic.Uint64
+	conflated       atomic.Uint64
+}
+
+// Stats returns the connection's counters. Safe from any goroutine.
+func (c *Conn) Stats() Stats {
+	s := &c.stats
+	return Stats{
+		MessagesIn: s.msgsIn.Load(), BytesIn: s.bytesIn.Load(),
+		MessagesOut: s.msgsOut.Load(), BytesOut: s.bytesOut.Load(), Frames: s.frames.Load(), Writes: s.writes.Load(),
+		Refused: s.refused.Load(), Conflated: s.conflated.Load(),
+	}
+}
+
+// Add returns s plus t, counter by counter.
+func (s Stats) Add(t Stats) Stats {
+	return Stats{
+		MessagesIn: s.MessagesIn + t.MessagesIn, BytesIn: s.BytesIn + t.BytesIn,
+		MessagesOut: s.MessagesOut + t.MessagesOut, BytesOut: s.BytesOut + t.BytesOut,
+		Frames: s.Frames + t.Frames, Writes: s.Writes + t.Writes,
+		Refused: s.Refused + t.Refused, Conflated: s.Conflated + t.Conflated,
+	}
+}
