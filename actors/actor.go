@@ -78,6 +78,8 @@ type connActor struct {
 
 	// onStop is the Handler's bookkeeping (server connections).
 	onStop func(*Conn)
+	// onClosed counts the close for the Handler's metrics.
+	onClosed func(code StatusCode, byPeer bool, err error)
 
 	// Client connections: opened is closed once the first Opened is
 	// delivered (Dial waits for it); hb is the client heartbeat (nil when
@@ -345,6 +347,9 @@ func (a *connActor) deliverClosed(ctx actor.Context, code StatusCode, reason str
 		return
 	}
 	a.sess.closed = true
+	if a.onClosed != nil {
+		a.onClosed(code, byPeer, err)
+	}
 	a.host.Deliver(ctx, &Closed{Conn: a.sess.conn, Code: code, Reason: reason, ByPeer: byPeer, Err: err})
 }
 

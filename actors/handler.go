@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -131,6 +132,8 @@ type Handler struct {
 
 	closedStats transport.Stats // of connections that ended, under mu
 	upgrades    upgradeCounts
+	closes      map[CloseKind]uint64 // under mu
+	hbKills     atomic.Uint64
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
@@ -280,6 +283,7 @@ func (h *Handler) start(ctx context.Context, t *transport.Conn) (*Conn, error) {
 	}, h.conn.log, newInbox(h.conn.inboxLimit, h.conn.inboxBytes))
 	a.root = h.system.Root
 	a.onStop = h.forget
+	a.onClosed = h.countClose
 	h.mu.Lock()
 	h.reserved--
 	h.conns[c] = struct{}{}

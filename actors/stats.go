@@ -3,8 +3,10 @@ package actors
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 
+	"github.com/wsactor/wsactor/supervisor"
 	"github.com/wsactor/wsactor/transport"
 )
 
@@ -14,6 +16,12 @@ type HandlerStats struct {
 	Open int
 	// Traffic sums every connection's counters, open and ended.
 	Traffic transport.Stats
+	// Closes counts ended connections by close code (grouped, see
+	// CloseKind) and by who closed.
+	Closes map[CloseKind]uint64
+	// HeartbeatKills counts connections terminated for silence
+	// (supervisor.ErrHeartbeatTimeout).
+	HeartbeatKills uint64
 	// Upgrades counts upgrade requests by the HTTP status they got: 101
 	// for a WebSocket, 401/403 refused by Authenticate or the origin check,
 	// 429 by an admission limit, 503 at capacity or shutting down, 400/426
@@ -71,6 +79,13 @@ func (h *Handler) Stats() HandlerStats {
 		st.Traffic = st.Traffic.Add(c.t.Stats())
 	}
 	h.mu.Unlock()
+	st.Closes = make(map[CloseKind]uint64, len(h.closes))
+	h.mu.Lock()
+	for k, n := range h.closes {
+		st.Closes[k] = n
+	}
+	h.mu.Unlock()
+	st.HeartbeatKills = h.hbKills.Load()
 	st.Upgrades = make(map[int]uint64, len(upgradeStatuses))
 	for i, s := range upgradeStatuses {
 		if n := h.upgrades[i].Load(); n > 0 {
@@ -78,4 +93,44 @@ func (h *Handler) Stats() HandlerStats {
 		}
 	}
 	return st
+}
+
+// CloseKind is a close as metrics count it: the code (the RFC 6455 codes
+// one by one, "3xxx" and "4xxx" for the registered and private ranges,
+// "other" otherwise) and the side that closed ("peer" or "server").
+type CloseKind struct {
+	Code string
+	Side string
+}
+
+func closeKind(code StatusCode, byPeer bool) CloseKind {
+	k := CloseKind{Side: "server"}
+	if byPeer {
+		k.Side = "peer"
+	}
+	switch c := int(code); {
+	case c >= 1000 && c <= 1015:
+		k.Code = strconv.Itoa(c)
+	case c >= 3000 && c <= 3999:
+		k.Code = "3xxx"
+	case c >= 4000 && c <= 4999:
+		k.Code = "4xxx"
+	default:
+		k.Code = "other"
+	}
+	return k
+}
+
+// countClose is a connection actor's onClosed.
+func (h *Handler) countClose(code StatusCode, byPeer bool, err error) {
+	if errors.Is(err, supervisor.ErrHeartbeatTimeout) {
+		h.hbKills.Add(1)
+	}
+	k := closeKind(code, byPeer)
+	h.mu.Lock()
+	if h.closes == nil {
+		h.closes = map[CloseKind]uint64{}
+	}
+	h.closes[k]++
+	h.mu.Unlock()
 }

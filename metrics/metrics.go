@@ -29,7 +29,7 @@ type HandlerCollector struct {
 	h        *actors.Handler
 	endpoint string
 
-	open, upgrades, messages, bytes, writes, frames, refused, conflated *prometheus.Desc
+	open, upgrades, messages, bytes, writes, frames, refused, conflated, closes, hbKills *prometheus.Desc
 }
 
 // NewHandlerCollector returns the collector of h; endpoint names it in the
@@ -55,12 +55,16 @@ func NewHandlerCollector(h *actors.Handler, endpoint string) *HandlerCollector {
 			"Sends refused or evicted by a full send queue (its overflow policy).", nil, l),
 		conflated: prometheus.NewDesc("wsactor_conflated_total",
 			"Queued keyed frames replaced by a newer one (conflation).", nil, l),
+		closes: prometheus.NewDesc("wsactor_closes_total",
+			"Connections ended, by close code (1000-1015 one by one; 3xxx, 4xxx ranges; other) and side (peer or server). 1006 is a connection that ended without a close handshake.", []string{"code", "side"}, l),
+		hbKills: prometheus.NewDesc("wsactor_heartbeat_terminations_total",
+			"Connections terminated because the peer was silent past the heartbeat's Interval+Timeout.", nil, l),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *HandlerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.open, c.upgrades, c.messages, c.bytes, c.writes, c.frames, c.refused, c.conflated} {
+	for _, d := range []*prometheus.Desc{c.open, c.upgrades, c.messages, c.bytes, c.writes, c.frames, c.refused, c.conflated, c.closes, c.hbKills} {
 		ch <- d
 	}
 }
@@ -82,4 +86,8 @@ func (c *HandlerCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.frames, prometheus.CounterValue, float64(t.Frames))
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(t.Refused))
 	ch <- prometheus.MustNewConstMetric(c.conflated, prometheus.CounterValue, float64(t.Conflated))
+	for k, n := range st.Closes {
+		ch <- prometheus.MustNewConstMetric(c.closes, prometheus.CounterValue, float64(n), k.Code, k.Side)
+	}
+	ch <- prometheus.MustNewConstMetric(c.hbKills, prometheus.CounterValue, float64(st.HeartbeatKills))
 }

@@ -104,6 +104,26 @@ func TestHandlerMetrics(t *testing.T) {
 	if !strings.Contains(got, `wsactor_write_syscalls_total{endpoint="/ws"} `) || !strings.Contains(got, `wsactor_frames_written_total{endpoint="/ws"} 3`) {
 		t.Errorf("scrape lacks writes or frames:\n%s", got)
 	}
+	// The client closes normally: one close with 1000 by the peer, and no
+	// connection open.
+	_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "bye"))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		got = scrape(t, srv.URL+"/metrics")
+		if strings.Contains(got, `wsactor_closes_total{code="1000",endpoint="/ws",side="peer"} 1`+"\n") &&
+			strings.Contains(got, `wsactor_connections_open{endpoint="/ws"} 0`+"\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no close counted:\n%s", got)
+		}
+	}
+	if !strings.Contains(got, `wsactor_heartbeat_terminations_total{endpoint="/ws"} 0`) {
+		t.Errorf("heartbeat terminations missing or not 0")
+	}
+	// Ended connections' traffic stays counted.
+	if !strings.Contains(got, `wsactor_messages_total{direction="in",endpoint="/ws"} 3`+"\n") {
+		t.Errorf("traffic of the ended connection lost:\n%s", got)
+	}
 	if t.Failed() {
 		t.Logf("scrape:\n%s", got)
 	}
