@@ -161,9 +161,11 @@ type Hub struct {
 
 	topicOpts  sync.Map     // name -> TopicOptions, as the running topic got them
 	liveTopics atomic.Int64 // topics running
+	counters   hubCounters
 
 	mu       sync.Mutex
 	sessions map[string]*session // by connection id
+	retired  []*actors.Handler   // handlers before the last Reopen, for Stats
 	closed   bool
 }
 
@@ -320,8 +322,10 @@ func (h *Hub) Reopen() error {
 	}
 	if old := h.handler.Swap(hd); old != nil {
 		// Connections of the old handler (if any are left) stay until
-		// they end; new ones go to hd.
-		_ = old
+		// they end; new ones go to hd. Its counts stay in Stats.
+		h.mu.Lock()
+		h.retired = append(h.retired, old)
+		h.mu.Unlock()
 	}
 	return nil
 }

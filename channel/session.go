@@ -195,6 +195,7 @@ func (s *session) send(m *wireMsg) {
 }
 
 func (s *session) replyError(ref uint64, topic string, e *Error) {
+	s.hub.counters.refuse(e.Code)
 	if ref == 0 {
 		return // a push without ref expects no answer, errors included
 	}
@@ -222,6 +223,7 @@ func (s *session) message(ctx actor.Context, msg *actors.Message) {
 	if err != nil {
 		// Answered even without a usable ref (ref 0): the sender learns
 		// what was wrong.
+		s.hub.counters.refuse(CodeBadRequest)
 		s.send(&wireMsg{T: typeReply, Ref: m.Ref, Topic: m.Topic, Status: "error", Error: &Error{Code: CodeBadRequest, Message: err.Error()}})
 		if s.malformed.add(time.Now()) {
 			s.conn.Close(StatusMalformed, "too many malformed messages")
@@ -418,6 +420,7 @@ func (s *session) push(ctx actor.Context, ms *membership, m *wireMsg) {
 		}
 		s.pending[ref] = time.AfterFunc(s.hub.opts.PushTimeout, func() { system.Root.Send(self, &refTimeout{ref: ref}) })
 	}
+	s.hub.counters.pushes.Add(1)
 	ctx.Send(ms.pid, &Push{From: ms.member, Event: m.Event, Data: m.Data, Bin: m.Bin, ref: m.Ref, session: s.self, topic: m.Topic})
 }
 

@@ -216,8 +216,9 @@ type Topic struct {
 // roomShared is what a topic's room keeps across its behaviour's restarts
 // (like its members), besides the history.
 type roomShared struct {
-	live   atomic.Bool // counted in Hub.liveTopics
-	binary int         // members speaking the binary encoding
+	live    atomic.Bool // counted in Hub.liveTopics
+	binary  int         // members speaking the binary encoding
+	members int         // channel members, counted in Hub's members gauge
 }
 
 // Name returns the topic's name.
@@ -259,6 +260,7 @@ func (t *Topic) Broadcast(event string, data any, except *Member) error {
 		pid = except.Conn.PID()
 	}
 	t.sendAll(eventFrames(t.name, event, pl, 0), pid)
+	t.hub.counters.broadcasts.Add(1)
 	return nil
 }
 
@@ -268,6 +270,7 @@ func (t *Topic) publish(event string, p payload) Position {
 	t.hist.expire(now)
 	off := t.hist.append(event, p, now)
 	t.sendAll(eventFrames(t.name, event, p, off), nil)
+	t.hub.counters.published.Add(1)
 	return Position{Epoch: t.hist.epoch, Offset: off}
 }
 
@@ -444,6 +447,9 @@ func (a *topicActor) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		if t.shared.live.CompareAndSwap(true, false) {
 			t.hub.liveTopics.Add(-1)
+			// A stopping room sends no Left: its members leave the gauge here.
+			t.hub.counters.members.Add(-int64(t.shared.members))
+			t.shared.members = 0
 		}
 		if a.user != nil {
 			a.user.Receive(ctx)
@@ -479,6 +485,16 @@ func (a *topicActor) joined(ctx actor.Context, m *room.Joined) {
 	}
 	if !recovered {
 		n = min(jm.history, max(t.opts.History, 0))
+	}
+	t.hub.counters.joins.Add(1)
+	t.hub.counters.members.Add(1)
+	t.shared.members++
+	if jm.recover != nil {
+		outcome := reason
+		if recovered {
+			outcome = "ok"
+		}
+		t.hub.counters.recovery(outcome)
 	}
 	b := make([]byte, 0, 256)
 	if !jm.member.Binary {
@@ -540,6 +556,8 @@ func (a *topicActor) left(ctx actor.Context, m *room.Left) {
 	if jm.member.Binary {
 		t.shared.binary--
 	}
+	t.hub.counters.members.Add(-1)
+	t.shared.members--
 	if t.pres != nil {
 		if meta, ok := t.pres.leave(jm.member.key(), jm.member.ID); ok {
 			t.broadcast(&wireMsg{T: typePresenceDiff, Topic: t.name, Joins: map[string]*PresenceEntry{}, Leaves: one(jm.member.key(), meta)}, nil)

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/channel"
 )
 
 // HandlerCollector collects one actors.Handler's metrics, labelled with
@@ -71,8 +72,9 @@ func (c *HandlerCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector: it reads the Handler's counters
 // (actors.Handler.Stats) once per scrape.
-func (c *HandlerCollector) Collect(ch chan<- prometheus.Metric) {
-	st := c.h.Stats()
+func (c *HandlerCollector) Collect(ch chan<- prometheus.Metric) { c.collect(ch, c.h.Stats()) }
+
+func (c *HandlerCollector) collect(ch chan<- prometheus.Metric, st actors.HandlerStats) {
 	ch <- prometheus.MustNewConstMetric(c.open, prometheus.GaugeValue, float64(st.Open))
 	for status, n := range st.Upgrades {
 		ch <- prometheus.MustNewConstMetric(c.upgrades, prometheus.CounterValue, float64(n), strconv.Itoa(status))
@@ -90,4 +92,64 @@ func (c *HandlerCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.closes, prometheus.CounterValue, float64(n), k.Code, k.Side)
 	}
 	ch <- prometheus.MustNewConstMetric(c.hbKills, prometheus.CounterValue, float64(st.HeartbeatKills))
+}
+
+// HubCollector collects a channel.Hub's metrics: its connections (as
+// HandlerCollector, across Reopen) and its topics.
+type HubCollector struct {
+	hub  *channel.Hub
+	conn *HandlerCollector
+
+	topics, members, joins, recoveries, refused, pushes, published, broadcasts *prometheus.Desc
+}
+
+// NewHubCollector returns the collector of hub, labelled endpoint.
+func NewHubCollector(hub *channel.Hub, endpoint string) *HubCollector {
+	l := prometheus.Labels{"endpoint": endpoint}
+	return &HubCollector{
+		hub:  hub,
+		conn: NewHandlerCollector(nil, endpoint),
+		topics: prometheus.NewDesc("wsactor_channel_topics",
+			"Channel topics running.", nil, l),
+		members: prometheus.NewDesc("wsactor_channel_members",
+			"Memberships in running topics.", nil, l),
+		joins: prometheus.NewDesc("wsactor_channel_joins_total",
+			"Joins answered ok.", nil, l),
+		recoveries: prometheus.NewDesc("wsactor_channel_recoveries_total",
+			"Joins that asked to recover, by outcome: ok, or why not (epoch, expired, ahead).", []string{"outcome"}, l),
+		refused: prometheus.NewDesc("wsactor_channel_refused_total",
+			"Requests answered with an error reply, by code (protocol codes; custom for the application's own).", []string{"code"}, l),
+		pushes: prometheus.NewDesc("wsactor_channel_pushes_total",
+			"Client pushes handed to topics.", nil, l),
+		published: prometheus.NewDesc("wsactor_channel_published_total",
+			"Events kept in history and broadcast (Topic.Publish, Hub.Publish, ClientPublish).", nil, l),
+		broadcasts: prometheus.NewDesc("wsactor_channel_broadcasts_total",
+			"Events broadcast without keeping them (Topic.Broadcast).", nil, l),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *HubCollector) Describe(ch chan<- *prometheus.Desc) {
+	c.conn.Describe(ch)
+	for _, d := range []*prometheus.Desc{c.topics, c.members, c.joins, c.recoveries, c.refused, c.pushes, c.published, c.broadcasts} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *HubCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.hub.Stats()
+	c.conn.collect(ch, st.Connections)
+	ch <- prometheus.MustNewConstMetric(c.topics, prometheus.GaugeValue, float64(st.Topics))
+	ch <- prometheus.MustNewConstMetric(c.members, prometheus.GaugeValue, float64(st.Members))
+	ch <- prometheus.MustNewConstMetric(c.joins, prometheus.CounterValue, float64(st.Joins))
+	for k, n := range st.Recoveries {
+		ch <- prometheus.MustNewConstMetric(c.recoveries, prometheus.CounterValue, float64(n), k)
+	}
+	for k, n := range st.Refused {
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(n), k)
+	}
+	ch <- prometheus.MustNewConstMetric(c.pushes, prometheus.CounterValue, float64(st.Pushes))
+	ch <- prometheus.MustNewConstMetric(c.published, prometheus.CounterValue, float64(st.Published))
+	ch <- prometheus.MustNewConstMetric(c.broadcasts, prometheus.CounterValue, float64(st.Broadcasts))
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/channel"
 	"github.com/wsactor/wsactor/metrics"
 	"github.com/wsactor/wsactor/transport"
 	"github.com/wsactor/wsactor/wsactortest"
@@ -138,4 +139,79 @@ func scrape(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// The Hub's collector: its connections (across Reopen) and its topics.
+func TestHubMetrics(t *testing.T) {
+	system := actors.NewSystem(zerolog.Nop())
+	hub, err := channel.NewHub(system, &channel.Options{Logger: zerolog.Nop(), Topics: func(string) *channel.TopicOptions {
+		return &channel.TopicOptions{ClientPublish: true}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.NewHubCollector(hub, "/chat"))
+	mux := http.NewServeMux()
+	mux.Handle("/ws", hub)
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	defer hub.Close(context.Background())
+	ws := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
+
+	c, _, err := websocket.DefaultDialer.Dial(ws, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	say := func(s string) string {
+		_ = c.WriteMessage(websocket.TextMessage, []byte(s))
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, p, err := c.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(p)
+	}
+	say(`{"t":"join","ref":1,"topic":"a","recover":{"epoch":"gone","offset":3}}`) // recovered false: epoch
+	say(`{"t":"push","ref":2,"topic":"a","event":"msg","data":1}`)                // the event, then the reply
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, _ = c.ReadMessage()
+	say(`{"t":"push","ref":3,"topic":"nowhere","event":"msg"}`) // not_joined
+	say(`nonsense`)                                             // bad_request
+
+	var got string
+	want := []string{
+		`wsactor_channel_topics{endpoint="/chat"} 1`,
+		`wsactor_channel_members{endpoint="/chat"} 1`,
+		`wsactor_channel_joins_total{endpoint="/chat"} 1`,
+		`wsactor_channel_recoveries_total{endpoint="/chat",outcome="epoch"} 1`,
+		`wsactor_channel_refused_total{code="not_joined",endpoint="/chat"} 1`,
+		`wsactor_channel_refused_total{code="bad_request",endpoint="/chat"} 1`,
+		`wsactor_channel_pushes_total{endpoint="/chat"} 1`,
+		`wsactor_channel_published_total{endpoint="/chat"} 1`,
+		`wsactor_connections_open{endpoint="/chat"} 1`,
+		`wsactor_upgrades_total{endpoint="/chat",status="101"} 1`,
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		got = scrape(t, srv.URL+"/metrics")
+		missing := ""
+		for _, w := range want {
+			if !strings.Contains(got, w+"\n") {
+				missing = w
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("scrape lacks %s:\n%s", missing, got)
+		}
+	}
+	// Leaving takes the membership out of the gauge.
+	say(`{"t":"leave","ref":4,"topic":"a"}`)
+	if got = scrape(t, srv.URL+"/metrics"); !strings.Contains(got, `wsactor_channel_members{endpoint="/chat"} 0`+"\n") {
+		t.Fatalf("members after leave:\n%s", got)
+	}
 }
