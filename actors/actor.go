@@ -79,7 +79,7 @@ type connActor struct {
 	// onStop is the Handler's bookkeeping (server connections).
 	onStop func(*Conn)
 	// onClosed counts the close for the Handler's metrics.
-	onClosed func(code StatusCode, byPeer bool, err error)
+	onClosed func(c *Conn, code StatusCode, reason string, byPeer bool, err error)
 
 	// Client connections: opened is closed once the first Opened is
 	// delivered (Dial waits for it); hb is the client heartbeat (nil when
@@ -348,7 +348,7 @@ func (a *connActor) deliverClosed(ctx actor.Context, code StatusCode, reason str
 	}
 	a.sess.closed = true
 	if a.onClosed != nil {
-		a.onClosed(code, byPeer, err)
+		a.onClosed(a.sess.conn, code, reason, byPeer, err)
 	}
 	a.host.Deliver(ctx, &Closed{Conn: a.sess.conn, Code: code, Reason: reason, ByPeer: byPeer, Err: err})
 }

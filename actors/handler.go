@@ -134,6 +134,8 @@ type Handler struct {
 	upgrades    upgradeCounts
 	closes      map[CloseKind]uint64 // under mu
 	hbKills     atomic.Uint64
+	recent      [recentCloses]CloseRecord // a ring, under mu
+	recentN     int                       // closes recorded in all
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}

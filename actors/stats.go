@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/wsactor/wsactor/supervisor"
 	"github.com/wsactor/wsactor/transport"
@@ -122,15 +123,62 @@ func closeKind(code StatusCode, byPeer bool) CloseKind {
 }
 
 // countClose is a connection actor's onClosed.
-func (h *Handler) countClose(code StatusCode, byPeer bool, err error) {
+func (h *Handler) countClose(c *Conn, code StatusCode, reason string, byPeer bool, err error) {
 	if errors.Is(err, supervisor.ErrHeartbeatTimeout) {
 		h.hbKills.Add(1)
 	}
 	k := closeKind(code, byPeer)
+	rec := CloseRecord{At: time.Now(), Code: code, Reason: reason, ByPeer: byPeer}
+	if ip := c.ClientIP(); ip.IsValid() {
+		rec.Remote = ip.String()
+	}
 	h.mu.Lock()
 	if h.closes == nil {
 		h.closes = map[CloseKind]uint64{}
 	}
 	h.closes[k]++
+	h.recent[h.recentN%recentCloses] = rec
+	h.recentN++
 	h.mu.Unlock()
+}
+
+// CloseRecord is one ended connection, as RecentCloses lists it.
+type CloseRecord struct {
+	At     time.Time
+	Code   StatusCode
+	Reason string
+	ByPeer bool
+	Remote string // the client's address (ClientIP)
+}
+
+// recentCloses is how many CloseRecords a Handler keeps.
+const recentCloses = 32
+
+// RecentCloses returns the last 32 connections that ended, newest first.
+func (h *Handler) RecentCloses() []CloseRecord {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := min(h.recentN, recentCloses)
+	out := make([]CloseRecord, 0, n)
+	for i := 1; i <= n; i++ {
+		out = append(out, h.recent[(h.recentN-i)%recentCloses])
+	}
+	return out
+}
+
+// Range calls f for each open connection until f returns false. The set is
+// taken at the call; f runs without the Handler's lock, so it may call the
+// connections' methods (Buffered, RTT, ...).
+func (h *Handler) Range(f func(c *Conn) bool) {
+	h.mu.Lock()
+	conns := make([]*Conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		if !f(c) {
+			return
+		}
+	}
 }

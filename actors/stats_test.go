@@ -35,6 +35,15 @@ func TestStatsCountClosesAndHeartbeatKills(t *testing.T) {
 		if st.Upgrades[101] != 2 || st.Open != 0 {
 			t.Errorf("Upgrades %v, Open %d; want two 101s and none open", st.Upgrades, st.Open)
 		}
+		recent := h.RecentCloses()
+		if len(recent) != 2 || !recent[0].ByPeer || recent[1].ByPeer || recent[0].Code != 1006 || recent[0].At.Before(recent[1].At) {
+			t.Errorf("RecentCloses %+v, want the peer's close, then the heartbeat's", recent)
+		}
+		n := 0
+		h.Range(func(*actors.Conn) bool { n++; return true })
+		if n != 0 {
+			t.Errorf("Range visited %d, want none open", n)
+		}
 		_ = silent
 	})
 }

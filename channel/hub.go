@@ -162,6 +162,7 @@ type Hub struct {
 	topicOpts  sync.Map     // name -> TopicOptions, as the running topic got them
 	liveTopics atomic.Int64 // topics running
 	counters   hubCounters
+	shared     sync.Map // name -> *roomShared of the topic's latest room
 
 	mu       sync.Mutex
 	sessions map[string]*session // by connection id
@@ -381,6 +382,24 @@ func (h *Hub) Publish(ctx context.Context, topic, event string, data any) (Posit
 			return Position{}, fmt.Errorf("channel: publish: %w", ctx.Err())
 		}
 	}
+}
+
+// Handler returns the Hub's current actors.Handler (a new one after each
+// Reopen): its connections, Stats and RecentCloses.
+func (h *Hub) Handler() *actors.Handler { return h.handler.Load() }
+
+// TopicCounts returns the members of every running topic.
+func (h *Hub) TopicCounts() map[string]int {
+	rooms := h.topics.Rooms()
+	out := make(map[string]int, len(rooms))
+	for _, r := range rooms {
+		n := 0
+		if v, ok := h.shared.Load(r.Name()); ok {
+			n = int(v.(*roomShared).members.Load())
+		}
+		out[r.Name()] = n
+	}
+	return out
 }
 
 // Topics returns the names of the running topics, sorted.

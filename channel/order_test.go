@@ -109,3 +109,23 @@ func TestPipelinedAfterJoin(t *testing.T) {
 		}
 	}
 }
+
+// Hub.TopicCounts follows joins and leaves.
+func TestTopicCounts(t *testing.T) {
+	e := newHubEnv(t, &channel.Options{Topics: publishing})
+	a, b := e.dial(t, "alice"), e.dial(t, "bob")
+	a.join(1, "t1", nil)
+	b.join(1, "t1", nil)
+	b.join(2, "t2", nil)
+	if got := e.hub.TopicCounts(); got["t1"] != 2 || got["t2"] != 1 || len(got) != 2 {
+		t.Fatalf("TopicCounts %v, want t1:2 t2:1", got)
+	}
+	b.send(`{"t":"leave","ref":3,"topic":"t1"}`)
+	b.reply(3)
+	if got := e.hub.TopicCounts(); got["t1"] != 1 {
+		t.Fatalf("after a leave: %v", got)
+	}
+	if e.hub.Handler() == nil || e.hub.Handler().Len() != 2 {
+		t.Fatal("Hub.Handler")
+	}
+}

@@ -216,9 +216,9 @@ type Topic struct {
 // roomShared is what a topic's room keeps across its behaviour's restarts
 // (like its members), besides the history.
 type roomShared struct {
-	live    atomic.Bool // counted in Hub.liveTopics
-	binary  int         // members speaking the binary encoding
-	members int         // channel members, counted in Hub's members gauge
+	live    atomic.Bool  // counted in Hub.liveTopics
+	binary  int          // members speaking the binary encoding
+	members atomic.Int64 // channel members (written by the topic, read by Hub.TopicCounts)
 }
 
 // Name returns the topic's name.
@@ -405,6 +405,7 @@ type topicActor struct {
 
 func newTopicActor(hub *Hub, name string, opts TopicOptions, hist *history) func(*room.State) actor.Actor {
 	shared := &roomShared{}
+	hub.shared.Store(name, shared)
 	var pres *presence
 	if opts.Presence {
 		pres = &presence{} // kept across restarts, as the members are
@@ -448,8 +449,11 @@ func (a *topicActor) Receive(ctx actor.Context) {
 		if t.shared.live.CompareAndSwap(true, false) {
 			t.hub.liveTopics.Add(-1)
 			// A stopping room sends no Left: its members leave the gauge here.
-			t.hub.counters.members.Add(-int64(t.shared.members))
-			t.shared.members = 0
+			t.hub.counters.members.Add(-t.shared.members.Swap(0))
+			// Forget the topic's entries: names churn, the maps must not
+			// grow with every topic that ever ran.
+			t.hub.shared.CompareAndDelete(t.name, t.shared)
+			t.hub.topicOpts.Delete(t.name)
 		}
 		if a.user != nil {
 			a.user.Receive(ctx)
@@ -488,7 +492,7 @@ func (a *topicActor) joined(ctx actor.Context, m *room.Joined) {
 	}
 	t.hub.counters.joins.Add(1)
 	t.hub.counters.members.Add(1)
-	t.shared.members++
+	t.shared.members.Add(1)
 	if jm.recover != nil {
 		outcome := reason
 		if recovered {
@@ -557,7 +561,7 @@ func (a *topicActor) left(ctx actor.Context, m *room.Left) {
 		t.shared.binary--
 	}
 	t.hub.counters.members.Add(-1)
-	t.shared.members--
+	t.shared.members.Add(-1)
 	if t.pres != nil {
 		if meta, ok := t.pres.leave(jm.member.key(), jm.member.ID); ok {
 			t.broadcast(&wireMsg{T: typePresenceDiff, Topic: t.name, Joins: map[string]*PresenceEntry{}, Leaves: one(jm.member.key(), meta)}, nil)
