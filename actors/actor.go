@@ -32,6 +32,7 @@ type failurePolicies struct {
 	handlerPanic supervisor.Policy
 	decodeFail   supervisor.Policy
 	decode       func(MessageType, []byte) (any, error)
+	onPanic      func(outcome string) // the Handler's count; nil for clients
 }
 
 // newConnActor returns the actor of connection c, whose behaviour producer
@@ -45,13 +46,15 @@ func newConnActor(c *Conn, producer actor.Producer, p failurePolicies, log zerol
 		Name:      "connection handler",
 		GiveUp:    a.giveUp,
 		Restarted: a.restarted,
+		Panicked:  p.onPanic,
 	})
 	if p.decode != nil {
 		a.decoder = supervisor.NewHost(nil, supervisor.HostOptions{
-			Policy: p.decodeFail,
-			Logger: log,
-			Name:   "decoder",
-			GiveUp: a.giveUp,
+			Policy:   p.decodeFail,
+			Logger:   log,
+			Name:     "decoder",
+			GiveUp:   a.giveUp,
+			Panicked: p.onPanic,
 		})
 	}
 	return a

@@ -136,6 +136,7 @@ type Handler struct {
 	hbKills     atomic.Uint64
 	recent      [recentCloses]CloseRecord // a ring, under mu
 	recentN     int                       // closes recorded in all
+	panics      map[string]uint64         // by outcome, under mu
 
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
@@ -282,6 +283,7 @@ func (h *Handler) start(ctx context.Context, t *transport.Conn) (*Conn, error) {
 		handlerPanic: h.conn.handlerPanic,
 		decodeFail:   h.opts.DecodePanic,
 		decode:       h.opts.Decode,
+		onPanic:      h.countPanic,
 	}, h.conn.log, newInbox(h.conn.inboxLimit, h.conn.inboxBytes))
 	a.root = h.system.Root
 	a.onStop = h.forget

@@ -23,6 +23,10 @@ type HandlerStats struct {
 	// HeartbeatKills counts connections terminated for silence
 	// (supervisor.ErrHeartbeatTimeout).
 	HeartbeatKills uint64
+	// Panics counts panics recovered from behaviours and decoders, by what
+	// was done: "resumed", "restarted", "gave_up" (the connection closed
+	// with 1011).
+	Panics map[string]uint64
 	// Upgrades counts upgrade requests by the HTTP status they got: 101
 	// for a WebSocket, 401/403 refused by Authenticate or the origin check,
 	// 429 by an admission limit, 503 at capacity or shutting down, 400/426
@@ -87,6 +91,12 @@ func (h *Handler) Stats() HandlerStats {
 	}
 	h.mu.Unlock()
 	st.HeartbeatKills = h.hbKills.Load()
+	st.Panics = map[string]uint64{}
+	h.mu.Lock()
+	for k, n := range h.panics {
+		st.Panics[k] = n
+	}
+	h.mu.Unlock()
 	st.Upgrades = make(map[int]uint64, len(upgradeStatuses))
 	for i, s := range upgradeStatuses {
 		if n := h.upgrades[i].Load(); n > 0 {
@@ -181,4 +191,14 @@ func (h *Handler) Range(f func(c *Conn) bool) {
 			return
 		}
 	}
+}
+
+// countPanic is the hosts' Panicked.
+func (h *Handler) countPanic(outcome string) {
+	h.mu.Lock()
+	if h.panics == nil {
+		h.panics = map[string]uint64{}
+	}
+	h.panics[outcome]++
+	h.mu.Unlock()
 }

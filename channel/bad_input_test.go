@@ -253,15 +253,17 @@ func TestUserIndex(t *testing.T) {
 		}
 	}
 
+	// The session lists a topic once it has the room's answer, which may
+	// come just after the client has its join reply (the topic sends it).
 	var a1ID string
-	for _, s := range e.hub.Sessions("alice") {
-		if len(s.Topics) == 1 && s.Topics[0] == "room:1" {
-			a1ID = s.ID
+	waitFor(t, "a session of alice listing room:1", func() bool {
+		for _, s := range e.hub.Sessions("alice") {
+			if len(s.Topics) == 1 && s.Topics[0] == "room:1" {
+				a1ID = s.ID
+			}
 		}
-	}
-	if a1ID == "" {
-		t.Fatalf("no session of alice lists room:1: %+v", e.hub.Sessions("alice"))
-	}
+		return a1ID != ""
+	})
 	got := make(chan error, 1)
 	var answer *channel.Reply
 	go func() {

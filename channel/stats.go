@@ -111,6 +111,12 @@ func addHandlerStats(a, b actors.HandlerStats) actors.HandlerStats {
 		HeartbeatKills: a.HeartbeatKills + b.HeartbeatKills,
 		Upgrades:       map[int]uint64{},
 		Closes:         map[actors.CloseKind]uint64{},
+		Panics:         map[string]uint64{},
+	}
+	for _, m := range []map[string]uint64{a.Panics, b.Panics} {
+		for k, v := range m {
+			out.Panics[k] += v
+		}
 	}
 	for _, m := range []map[int]uint64{a.Upgrades, b.Upgrades} {
 		for k, v := range m {

@@ -16,6 +16,7 @@
 package metrics
 
 import (
+	"sort"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,9 +29,10 @@ import (
 // its endpoint name.
 type HandlerCollector struct {
 	h        *actors.Handler
+	current  func() *actors.Handler // a Hub's, which Reopen replaces
 	endpoint string
 
-	open, upgrades, messages, bytes, writes, frames, refused, conflated, closes, hbKills *prometheus.Desc
+	open, upgrades, messages, bytes, writes, frames, refused, conflated, closes, hbKills, panics, rtt *prometheus.Desc
 }
 
 // NewHandlerCollector returns the collector of h; endpoint names it in the
@@ -60,12 +62,16 @@ func NewHandlerCollector(h *actors.Handler, endpoint string) *HandlerCollector {
 			"Connections ended, by close code (1000-1015 one by one; 3xxx, 4xxx ranges; other) and side (peer or server). 1006 is a connection that ended without a close handshake.", []string{"code", "side"}, l),
 		hbKills: prometheus.NewDesc("wsactor_heartbeat_terminations_total",
 			"Connections terminated because the peer was silent past the heartbeat's Interval+Timeout.", nil, l),
+		panics: prometheus.NewDesc("wsactor_panics_total",
+			"Panics recovered from connection behaviours and decoders, by outcome: resumed, restarted, gave_up (closed with 1011).", []string{"outcome"}, l),
+		rtt: prometheus.NewDesc("wsactor_connections_by_rtt",
+			"Open connections whose last measured round-trip time (ping to pong) is at most le seconds, cumulative as in a histogram; le=\"+Inf\" counts those measured, not those without a pong yet.", []string{"le"}, l),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *HandlerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.open, c.upgrades, c.messages, c.bytes, c.writes, c.frames, c.refused, c.conflated, c.closes, c.hbKills} {
+	for _, d := range []*prometheus.Desc{c.open, c.upgrades, c.messages, c.bytes, c.writes, c.frames, c.refused, c.conflated, c.closes, c.hbKills, c.panics, c.rtt} {
 		ch <- d
 	}
 }
@@ -92,6 +98,36 @@ func (c *HandlerCollector) collect(ch chan<- prometheus.Metric, st actors.Handle
 		ch <- prometheus.MustNewConstMetric(c.closes, prometheus.CounterValue, float64(n), k.Code, k.Side)
 	}
 	ch <- prometheus.MustNewConstMetric(c.hbKills, prometheus.CounterValue, float64(st.HeartbeatKills))
+	for k, n := range st.Panics {
+		ch <- prometheus.MustNewConstMetric(c.panics, prometheus.CounterValue, float64(n), k)
+	}
+	if h := c.handler(); h != nil {
+		counts := make([]int, len(rttBuckets)+1)
+		h.Range(func(conn *actors.Conn) bool {
+			if d := conn.RTT(); d > 0 {
+				i := sort.SearchFloat64s(rttBuckets, d.Seconds())
+				counts[i]++
+			}
+			return true
+		})
+		cum := 0
+		for i, le := range rttBuckets {
+			cum += counts[i]
+			ch <- prometheus.MustNewConstMetric(c.rtt, prometheus.GaugeValue, float64(cum), strconv.FormatFloat(le, 'g', -1, 64))
+		}
+		ch <- prometheus.MustNewConstMetric(c.rtt, prometheus.GaugeValue, float64(cum+counts[len(rttBuckets)]), "+Inf")
+	}
+}
+
+// rttBuckets are the upper bounds of wsactor_connections_by_rtt, seconds.
+var rttBuckets = []float64{0.001, 0.005, 0.02, 0.05, 0.1, 0.25, 1}
+
+// handler is the Handler whose connections the RTT gauge reads.
+func (c *HandlerCollector) handler() *actors.Handler {
+	if c.current != nil {
+		return c.current()
+	}
+	return c.h
 }
 
 // HubCollector collects a channel.Hub's metrics: its connections (as
@@ -106,9 +142,13 @@ type HubCollector struct {
 // NewHubCollector returns the collector of hub, labelled endpoint.
 func NewHubCollector(hub *channel.Hub, endpoint string) *HubCollector {
 	l := prometheus.Labels{"endpoint": endpoint}
+	conn := NewHandlerCollector(nil, endpoint)
+	if hub != nil {
+		conn.current = hub.Handler
+	}
 	return &HubCollector{
 		hub:  hub,
-		conn: NewHandlerCollector(nil, endpoint),
+		conn: conn,
 		topics: prometheus.NewDesc("wsactor_channel_topics",
 			"Channel topics running.", nil, l),
 		members: prometheus.NewDesc("wsactor_channel_members",

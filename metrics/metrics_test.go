@@ -97,6 +97,7 @@ func TestHandlerMetrics(t *testing.T) {
 		`wsactor_bytes_total{direction="in",endpoint="/ws"} 6`,
 		`wsactor_bytes_total{direction="out",endpoint="/ws"} 12`, // 3 frames: 2-byte headers + 6 payload bytes
 		`wsactor_queue_refused_total{endpoint="/ws"} 0`,
+		`wsactor_connections_by_rtt{endpoint="/ws",le="+Inf"} 0`, // no ping answered yet
 	} {
 		if !strings.Contains(got, want+"\n") {
 			t.Errorf("scrape lacks %s", want)

@@ -61,6 +61,11 @@ type HostOptions struct {
 	// nothing.
 	GiveUp func(*PanicError)
 
+	// Panicked, if set, is called for every panic the host recovers, on
+	// the goroutine that recovered it, with what it did: "resumed",
+	// "restarted" or "gave_up" (for metrics).
+	Panicked func(outcome string)
+
 	// Restarted, if set, is called after a Restart, once the fresh
 	// behaviour has received *actor.Started, with the panic that caused the
 	// restart. The owner uses it to tell the fresh behaviour what the old one
@@ -104,6 +109,7 @@ type Host struct {
 	policy   Policy
 	name     string
 	giveUp   func(*PanicError)
+	onPanic  func(outcome string)
 	onReborn func(actor.Context, *PanicError)
 	counter  *counter
 
@@ -123,6 +129,7 @@ func NewHost(producer actor.Producer, opts HostOptions) *Host {
 		policy:   opts.Policy,
 		name:     opts.Name,
 		giveUp:   opts.GiveUp,
+		onPanic:  opts.Panicked,
 		onReborn: opts.Restarted,
 		counter:  newCounter(opts.Policy.Budget),
 	}
@@ -227,22 +234,30 @@ func (h *Host) fail(pe *PanicError) {
 // Call).
 func (h *Host) panicked(ctx actor.Context, u actor.Actor, pe *PanicError) {
 	ev := h.event(pe)
+	outcome := "resumed"
 	switch {
 	case h.failed.Load():
 		ev.Msg(h.name + " panicked after its host gave up")
+		outcome = "gave_up"
 	case h.policy.Directive == Stop:
 		ev.Msg(h.name + " panicked; stopping")
-		h.fail(pe)
+		outcome = "gave_up"
+		defer h.fail(pe)
 	case !h.counter.Fail(time.Now()):
 		ev.Msg(h.name + " panicked past its budget; giving up")
-		h.fail(pe)
+		outcome = "gave_up"
+		defer h.fail(pe)
 	case h.policy.Directive == Restart && u != nil && !h.restarting && u == h.user:
 		ev.Msg(h.name + " panicked; restarting it, message dropped")
-		h.restart(ctx, pe)
+		outcome = "restarted"
+		defer h.restart(ctx, pe)
 	case h.restarting:
 		ev.Msg(h.name + " panicked while restarting; going on")
 	default:
 		ev.Msg(h.name + " panicked; resuming, message dropped")
+	}
+	if h.onPanic != nil {
+		h.onPanic(outcome)
 	}
 }
 
