@@ -24,9 +24,12 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/metrics"
 	"github.com/wsactor/wsactor/room"
 	"github.com/wsactor/wsactor/supervisor"
 	"github.com/wsactor/wsactor/transport"
@@ -63,6 +66,11 @@ func (b *member) Receive(ctx actor.Context) {
 	}
 }
 
+// metricsDefault is the -metrics flag's default, settable at link time
+// (-ldflags "-X main.metricsDefault=1") to build a second peer for the
+// suite's with/without comparison.
+var metricsDefault string
+
 func main() {
 	port := flag.Int("port", envInt("PORT", 0), "TCP port on 127.0.0.1 (0: any free port; env PORT)")
 	deflate := flag.Bool("deflate", os.Getenv("DEFLATE") == "1", "negotiate permessage-deflate (level 1, 1 KiB threshold; env DEFLATE=1)")
@@ -71,6 +79,7 @@ func main() {
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	readBuf := flag.Int("read-buffer", 0, "AcceptOptions.ReadBufferSize (0: the default)")
 	warm := flag.Bool("warm-dispatcher", false, "experiment: run actor mailboxes on a pool of long-lived goroutines (see warmDispatcher)")
+	withMetrics := flag.Bool("metrics", metricsDefault == "1", "register the Prometheus collector, serve /metrics and scrape it every second (to measure what metrics cost)")
 	flag.Parse()
 
 	if *cpuprofile != "" {
@@ -112,6 +121,16 @@ func main() {
 
 	mux := http.NewServeMux()
 	mux.Handle("/ws", h)
+	if *withMetrics {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(metrics.NewHandlerCollector(h, "/ws"))
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		go func() { // a scrape a second: harsher than Prometheus's usual 15s
+			for range time.Tick(time.Second) {
+				_, _ = reg.Gather()
+			}
+		}()
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(*port)))
 	if err != nil {
 		log.Fatal(err)
