@@ -133,7 +133,7 @@ func (*redialed) IgnoreDeadLetterLogging() {}
 func (a *connActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
-		a.sess.conn.pid = ctx.Self() // for a give-up while the behaviour starts
+		a.sess.conn.pid.Store(ctx.Self()) // for a give-up while the behaviour starts
 		a.host.Receive(ctx)
 		a.open(ctx)
 		if a.opened != nil {
@@ -220,7 +220,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 // open starts the session on a.sess.conn: Opened, then the reader.
 func (a *connActor) open(ctx actor.Context) {
 	c := a.sess.conn
-	c.pid = ctx.Self()
+	c.pid.Store(ctx.Self())
 	c.log = a.log.With().Str("conn", ctx.Self().Id).Str("remote", c.t.RemoteAddr().String()).Logger()
 	a.host.SetLogger(c.log)
 	if a.decoder != nil {
@@ -364,7 +364,7 @@ func (a *connActor) deliverClosed(ctx actor.Context, code StatusCode, reason str
 // posts no more.
 func (a *connActor) giveUp(pe *PanicError) {
 	c := a.current.Load()
-	a.root.Send(c.pid, &panicClose{t: c.t, err: pe})
+	a.root.Send(c.PID(), &panicClose{t: c.t, err: pe})
 }
 
 // restarted is the host's Restarted: the fresh behaviour, made after a panic
@@ -421,12 +421,12 @@ func (r *reader) HandleMessage(t *transport.Conn, typ MessageType, data []byte) 
 	if !r.inbox.acquire(r.conn, held, r.stopped) {
 		return
 	}
-	r.root.Send(r.conn.pid, &Message{Conn: r.conn, Type: typ, Data: data, Value: value, admitted: true, held: held})
+	r.root.Send(r.conn.PID(), &Message{Conn: r.conn, Type: typ, Data: data, Value: value, admitted: true, held: held})
 }
 
 // HandleClose implements transport.Handler.
 func (r *reader) HandleClose(_ *transport.Conn, info transport.CloseInfo) {
-	r.root.Send(r.conn.pid, &closedEvent{info: info})
+	r.root.Send(r.conn.PID(), &closedEvent{info: info})
 }
 
 // inbox bounds the received messages a connection holds: posted by the

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -20,15 +21,22 @@ type PID = actor.PID
 // never block.
 type Conn struct {
 	t   *transport.Conn
-	pid *actor.PID
+	pid atomic.Pointer[actor.PID] // set when the actor starts
 	log zerolog.Logger
 }
 
-// PID returns the connection actor's PID.
-func (c *Conn) PID() *actor.PID { return c.pid }
+// PID returns the connection actor's PID (nil before the actor has
+// started, which the handle's holders never see but Handler.Range may).
+func (c *Conn) PID() *actor.PID { return c.pid.Load() }
 
-// ID returns the connection's id (its PID's Id).
-func (c *Conn) ID() string { return c.pid.Id }
+// ID returns the connection's id (its PID's Id; "" before the actor has
+// started).
+func (c *Conn) ID() string {
+	if p := c.pid.Load(); p != nil {
+		return p.Id
+	}
+	return ""
+}
 
 // Logger returns a logger carrying the connection's id and remote address.
 func (c *Conn) Logger() *zerolog.Logger { return &c.log }

@@ -176,14 +176,17 @@ func (h *Handler) RecentCloses() []CloseRecord {
 	return out
 }
 
-// Range calls f for each open connection until f returns false. The set is
-// taken at the call; f runs without the Handler's lock, so it may call the
-// connections' methods (Buffered, RTT, ...).
+// Range calls f for each open connection whose actor has started, until f
+// returns false. The set is taken at the call; f runs without the
+// Handler's lock, so it may call the connections' methods (ID, Buffered,
+// RTT, ...).
 func (h *Handler) Range(f func(c *Conn) bool) {
 	h.mu.Lock()
 	conns := make([]*Conn, 0, len(h.conns))
 	for c := range h.conns {
-		conns = append(conns, c)
+		if c.PID() != nil {
+			conns = append(conns, c)
+		}
 	}
 	h.mu.Unlock()
 	for _, c := range conns {
