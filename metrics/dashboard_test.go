@@ -18,6 +18,7 @@ func TestDashboardAndDocsUseExportedNames(t *testing.T) {
 	names := map[string]bool{}
 	descs := make(chan *prometheus.Desc, 64)
 	metrics.NewHubCollector(nil, "x").Describe(descs) // the Hub's include the Handler's
+	metrics.NewProcessCollector().Describe(descs)
 	close(descs)
 	fq := regexp.MustCompile(`fqName: "([a-z_]+)"`)
 	for d := range descs {

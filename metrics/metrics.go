@@ -23,6 +23,7 @@ import (
 
 	"github.com/wsactor/wsactor/actors"
 	"github.com/wsactor/wsactor/channel"
+	"github.com/wsactor/wsactor/internal/probe"
 )
 
 // HandlerCollector collects one actors.Handler's metrics, labelled with
@@ -192,4 +193,29 @@ func (c *HubCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.pushes, prometheus.CounterValue, float64(st.Pushes))
 	ch <- prometheus.MustNewConstMetric(c.published, prometheus.CounterValue, float64(st.Published))
 	ch <- prometheus.MustNewConstMetric(c.broadcasts, prometheus.CounterValue, float64(st.Broadcasts))
+}
+
+// ProcessCollector collects counters that are the process's, not one
+// Handler's: register it once per process.
+type ProcessCollector struct {
+	compressions *prometheus.Desc
+}
+
+// NewProcessCollector returns the collector of the process-wide counters:
+// wsactor_compressions_total, messages compressed with permessage-deflate
+// (a broadcast is compressed once, whatever its members: divide by the
+// broadcasts to see it).
+func NewProcessCollector() *ProcessCollector {
+	return &ProcessCollector{
+		compressions: prometheus.NewDesc("wsactor_compressions_total",
+			"Messages compressed with permessage-deflate in this process (once per broadcast and compression level, however many members).", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *ProcessCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.compressions }
+
+// Collect implements prometheus.Collector.
+func (c *ProcessCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.compressions, prometheus.CounterValue, float64(probe.Compressions.Load()))
 }

@@ -216,3 +216,57 @@ func TestHubMetrics(t *testing.T) {
 		t.Fatalf("members after leave:\n%s", got)
 	}
 }
+
+// The process collector reads the compression counter: a broadcast to
+// three deflate connections counts one compression.
+func TestProcessMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.NewProcessCollector())
+	value := func() float64 {
+		mfs, err := reg.Gather()
+		if err != nil || len(mfs) != 1 || mfs[0].GetName() != "wsactor_compressions_total" {
+			t.Fatalf("gather: %v %v", mfs, err)
+		}
+		return mfs[0].GetMetric()[0].GetCounter().GetValue()
+	}
+	system := actors.NewSystem(zerolog.Nop())
+	opened := make(chan *actors.Conn, 3)
+	h, err := actors.NewHandler(system, func() actor.Actor {
+		return actor.ReceiveFunc(func(ctx actor.Context) {
+			if m, ok := ctx.Message().(*actors.Opened); ok {
+				opened <- m.Conn
+			}
+		})
+	}, &actors.HandlerOptions{Logger: zerolog.Nop(), AcceptOptions: transport.AcceptOptions{Compression: transport.CompressionEnabled, CompressionThreshold: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	defer h.Shutdown(context.Background())
+	d := websocket.Dialer{EnableCompression: true}
+	var clients []*websocket.Conn
+	var conns []*actors.Conn
+	for range 3 {
+		c, _, err := d.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		clients, conns = append(clients, c), append(conns, <-opened)
+	}
+	before := value()
+	f := transport.NewFrame(transport.MessageText, []byte(strings.Repeat("compress me once ", 20)))
+	for _, c := range conns {
+		_ = c.SendFrame(f)
+	}
+	for _, c := range clients {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, _, err := c.ReadMessage(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := value() - before; d != 1 {
+		t.Fatalf("compressions counted %v for one broadcast to 3, want 1", d)
+	}
+}
