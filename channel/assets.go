@@ -1,42 +1,21 @@
 package channel
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"net/http"
 	"strings"
-	"time"
+
+	"github.com/wsactor/wsactor/internal/assets"
 )
 
 //go:embed client/wsactor-channel.js client/wsactor-channel.d.ts
 var clientFiles embed.FS
 
-// clientAsset is one file ClientHandler serves.
-type clientAsset struct {
-	body        []byte
-	contentType string
-	etag        string
-}
-
-// clientAssets are the files of ClientHandler by name, read once.
-var clientAssets = func() map[string]clientAsset {
-	files := map[string]string{
-		"wsactor-channel.js":   "text/javascript; charset=utf-8",
-		"wsactor-channel.d.ts": "application/typescript; charset=utf-8",
-	}
-	out := make(map[string]clientAsset, len(files))
-	for name, ctype := range files {
-		body, err := clientFiles.ReadFile("client/" + name)
-		if err != nil {
-			panic("channel: embedded client file missing: " + err.Error())
-		}
-		sum := sha256.Sum256(body)
-		out[name] = clientAsset{body: body, contentType: ctype, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
-	}
-	return out
-}()
+// clientAssets are the files ClientHandler serves.
+var clientAssets = assets.Load(clientFiles, "client", map[string]string{
+	"wsactor-channel.js":   "text/javascript; charset=utf-8",
+	"wsactor-channel.d.ts": "application/typescript; charset=utf-8",
+})
 
 // ClientHandler serves the browser client of the channels protocol: the ES
 // module wsactor-channel.js and its TypeScript declarations
@@ -58,8 +37,8 @@ var clientAssets = func() map[string]clientAsset {
 // file and revalidates it cheaply (304) rather than running a stale client.
 func ClientHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a, ok := clientAssets[strings.TrimPrefix(r.URL.Path, "/")]
-		if !ok {
+		name := strings.TrimPrefix(r.URL.Path, "/")
+		if !clientAssets.Has(name) {
 			http.NotFound(w, r)
 			return
 		}
@@ -68,12 +47,6 @@ func ClientHandler() http.Handler {
 			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
 			return
 		}
-		h := w.Header()
-		h.Set("Content-Type", a.contentType)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Cache-Control", "no-cache")
-		h.Set("ETag", a.etag)
-		// ServeContent answers If-None-Match, HEAD and ranges.
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
+		clientAssets.Serve(w, r, name)
 	})
 }

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"container/heap"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"html/template"
@@ -21,6 +19,7 @@ import (
 
 	"github.com/wsactor/wsactor/actors"
 	"github.com/wsactor/wsactor/channel"
+	"github.com/wsactor/wsactor/internal/assets"
 	"github.com/wsactor/wsactor/transport"
 )
 
@@ -190,20 +189,14 @@ func (p *StatusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "":
 		p.servePage(w, r)
 	default:
-		a, ok := statusAssets[name]
-		if !ok {
+		if !statusAssets.Has(name) {
 			http.NotFound(w, r)
 			return
 		}
 		if !statusMethodOK(w, r) {
 			return
 		}
-		h := w.Header()
-		h.Set("Content-Type", a.contentType)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Cache-Control", "no-cache")
-		h.Set("ETag", a.etag)
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
+		statusAssets.Serve(w, r, name)
 	}
 }
 
@@ -583,26 +576,8 @@ var statusFiles embed.FS
 // statusIndex is index.html, its asset URLs followed by {{.Query}}.
 var statusIndex = template.Must(template.ParseFS(statusFiles, "status/index.html"))
 
-// statusAsset is one file ServeHTTP serves beside the page.
-type statusAsset struct {
-	body        []byte
-	contentType string
-	etag        string
-}
-
-var statusAssets = func() map[string]statusAsset {
-	files := map[string]string{
-		"status.js":  "text/javascript; charset=utf-8",
-		"status.css": "text/css; charset=utf-8",
-	}
-	out := make(map[string]statusAsset, len(files))
-	for name, ctype := range files {
-		body, err := statusFiles.ReadFile("status/" + name)
-		if err != nil {
-			panic("metrics: embedded status page file missing: " + err.Error())
-		}
-		sum := sha256.Sum256(body)
-		out[name] = statusAsset{body: body, contentType: ctype, etag: `"` + hex.EncodeToString(sum[:12]) + `"`}
-	}
-	return out
-}()
+// statusAssets are the files ServeHTTP serves beside the page.
+var statusAssets = assets.Load(statusFiles, "status", map[string]string{
+	"status.js":  "text/javascript; charset=utf-8",
+	"status.css": "text/css; charset=utf-8",
+})
