@@ -37,7 +37,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -60,6 +59,7 @@ import (
 
 	"github.com/wsactor/wsactor/actors"
 	"github.com/wsactor/wsactor/channel"
+	"github.com/wsactor/wsactor/internal/wstest"
 	"github.com/wsactor/wsactor/room"
 	"github.com/wsactor/wsactor/supervisor"
 	"github.com/wsactor/wsactor/transport"
@@ -753,35 +753,11 @@ func (c *benchClients) dial(url string, n int, topic string) {
 // count counts the data frames read from br until the connection ends.
 func (c *benchClients) count(br *bufio.Reader) {
 	defer c.readers.Done()
-	var hdr [8]byte
-	for {
-		if _, err := io.ReadFull(br, hdr[:2]); err != nil {
-			return
-		}
-		op := hdr[0] & 0x0f
-		n := int(hdr[1] & 0x7f)
-		switch n {
-		case 126:
-			if _, err := io.ReadFull(br, hdr[:2]); err != nil {
-				return
-			}
-			n = int(binary.BigEndian.Uint16(hdr[:2]))
-		case 127:
-			if _, err := io.ReadFull(br, hdr[:8]); err != nil {
-				return
-			}
-			n = int(binary.BigEndian.Uint64(hdr[:8]))
-		}
-		if _, err := br.Discard(n); err != nil {
-			return
-		}
-		if op >= 0x8 {
-			continue // control frame
-		}
+	wstest.ReadDataFrames(br, func() {
 		if t := c.total.Add(1); t%c.every == 0 {
 			c.printf("p %d", t)
 		}
-	}
+	})
 }
 
 // wave opens n clients at once, each joining topic with recover, and checks

@@ -34,6 +34,19 @@ func NewFrameCounter() *FrameCounter {
 // Read reads unmasked server frames from br, counting data frames and
 // skipping control frames, until the connection ends. It allocates nothing.
 func (c *FrameCounter) Read(br *bufio.Reader) {
+	ReadDataFrames(br, func() {
+		if c.total.Add(1) == c.target.Load() {
+			c.mu.Lock()
+			c.cond.Broadcast()
+			c.mu.Unlock()
+		}
+	})
+}
+
+// ReadDataFrames reads unmasked server frames from br until the
+// connection ends, calling each for every data frame and skipping control
+// frames and all payloads. It allocates nothing.
+func ReadDataFrames(br *bufio.Reader, each func()) {
 	var hdr [8]byte
 	for {
 		if _, err := io.ReadFull(br, hdr[:2]); err != nil {
@@ -56,13 +69,8 @@ func (c *FrameCounter) Read(br *bufio.Reader) {
 		if _, err := br.Discard(n); err != nil {
 			return
 		}
-		if op >= 0x8 {
-			continue // control frame
-		}
-		if c.total.Add(1) == c.target.Load() {
-			c.mu.Lock()
-			c.cond.Broadcast()
-			c.mu.Unlock()
+		if op < 0x8 { // a data frame
+			each()
 		}
 	}
 }
