@@ -13,6 +13,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
+	"github.com/wsactor/wsactor/internal/hist"
 	"github.com/wsactor/wsactor/supervisor"
 	"github.com/wsactor/wsactor/transport"
 )
@@ -134,6 +135,7 @@ type Handler struct {
 	upgrades    upgradeCounts
 	closes      map[CloseKind]uint64 // under mu
 	hbKills     atomic.Uint64
+	rtt         hist.H                    // round trips, from every connection's pongs
 	recent      [recentCloses]CloseRecord // a ring, under mu
 	recentN     int                       // closes recorded in all
 	panics      map[string]uint64         // by outcome, under mu
@@ -173,6 +175,11 @@ func NewHandler(system *actor.ActorSystem, producer actor.Producer, opts *Handle
 	acceptOpts := h.opts.AcceptOptions
 	if h.adm != nil && h.adm.userLimits() && acceptOpts.Authenticate != nil {
 		acceptOpts.Authenticate = h.adm.authenticate(acceptOpts.Authenticate)
+	}
+	if user := acceptOpts.OnPong; user != nil {
+		acceptOpts.OnPong = func(d time.Duration) { h.rtt.Observe(d); user(d) }
+	} else {
+		acceptOpts.OnPong = h.rtt.Observe
 	}
 	accept, err := transport.NewAcceptor(&acceptOpts)
 	if err != nil {

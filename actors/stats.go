@@ -3,10 +3,12 @@ package actors
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
 
+	"github.com/wsactor/wsactor/internal/hist"
 	"github.com/wsactor/wsactor/supervisor"
 	"github.com/wsactor/wsactor/transport"
 )
@@ -32,6 +34,50 @@ type HandlerStats struct {
 	// 429 by an admission limit, 503 at capacity or shutting down, 400/426
 	// for a bad handshake, 500 otherwise.
 	Upgrades map[int]uint64
+	// RTT is the distribution of round-trip times measured by heartbeat
+	// pings (and Conn.Ping): one observation per pong.
+	RTT Histogram
+}
+
+// Histogram is a snapshot of a distribution of durations, for metrics.
+// Counts[i] is how many observations were at most Bounds[i] and above
+// Bounds[i-1]; the last count, Counts[len(Bounds)], is of those above
+// every bound. Every wsactor histogram has the same bounds, 250µs to 5s.
+type Histogram struct {
+	Bounds []time.Duration
+	Counts []uint64
+	Sum    time.Duration
+}
+
+// Count returns the number of observations.
+func (h Histogram) Count() uint64 {
+	var n uint64
+	for _, c := range h.Counts {
+		n += c
+	}
+	return n
+}
+
+// Add returns the sum of h and o, two histograms with the same bounds (or
+// either one empty).
+func (h Histogram) Add(o Histogram) Histogram {
+	if len(h.Counts) == 0 {
+		return o
+	}
+	if len(o.Counts) == 0 {
+		return h
+	}
+	out := Histogram{Bounds: h.Bounds, Counts: slices.Clone(h.Counts), Sum: h.Sum + o.Sum}
+	for i := range out.Counts {
+		out.Counts[i] += o.Counts[i]
+	}
+	return out
+}
+
+// newHistogram returns the snapshot of a recorder.
+func newHistogram(h *hist.H) Histogram {
+	counts, sum := h.Snapshot()
+	return Histogram{Bounds: hist.Bounds, Counts: counts, Sum: sum}
 }
 
 // upgradeStatuses are the statuses counted; others count as 500.
@@ -97,6 +143,7 @@ func (h *Handler) Stats() HandlerStats {
 		st.Panics[k] = n
 	}
 	h.mu.Unlock()
+	st.RTT = newHistogram(&h.rtt)
 	st.Upgrades = make(map[int]uint64, len(upgradeStatuses))
 	for i, s := range upgradeStatuses {
 		if n := h.upgrades[i].Load(); n > 0 {

@@ -37,7 +37,7 @@ type session struct {
 	refused    strikes
 
 	topics  map[string]*membership
-	pending map[uint64]*time.Timer // refs of pushes waiting for a topic
+	pending map[uint64]pendingPush // refs of pushes waiting for a topic
 	outRef  uint64
 	out     map[uint64]*outWait // our requests waiting for the client
 
@@ -46,6 +46,7 @@ type session struct {
 }
 
 type membership struct {
+	joinAt  time.Time // when the join came, for the join latency
 	joined  bool
 	pid     *actor.PID
 	member  Member
@@ -60,11 +61,17 @@ func newSession(h *Hub) *session {
 		hub:       h,
 		done:      make(chan struct{}),
 		topics:    map[string]*membership{},
-		pending:   map[uint64]*time.Timer{},
+		pending:   map[uint64]pendingPush{},
 		out:       map[uint64]*outWait{},
 		malformed: strikes{limit: h.opts.AbuseLimit},
 		refused:   strikes{limit: h.opts.AbuseLimit},
 	}
+}
+
+// pendingPush is a push that asked for a reply, waiting for its topic.
+type pendingPush struct {
+	timer *time.Timer // PushTimeout
+	at    time.Time   // when it came, for the push latency
 }
 
 // refTimeout fires when a topic has not answered push ref in time.
@@ -86,6 +93,7 @@ type outAnswer struct {
 type outWait struct {
 	answer chan<- outAnswer
 	stop   func() bool
+	at     time.Time // when the push was sent, for the request latency
 }
 
 type outCancel struct{ ref uint64 }
@@ -99,9 +107,10 @@ func (s *session) Receive(ctx actor.Context) {
 	case *room.JoinResult:
 		s.joinResult(ctx, m)
 	case *pushAnswer:
-		if t, ok := s.pending[m.ref]; ok {
-			t.Stop()
+		if p, ok := s.pending[m.ref]; ok {
+			p.timer.Stop()
 			delete(s.pending, m.ref)
+			s.hub.counters.pushLatency.Observe(time.Since(p.at))
 			if m.err != nil {
 				s.replyError(m.ref, m.topic, m.err)
 			} else {
@@ -152,8 +161,8 @@ func (s *session) stopped() {
 		return
 	}
 	s.hub.removeSession(s)
-	for _, t := range s.pending {
-		t.Stop()
+	for _, p := range s.pending {
+		p.timer.Stop()
 	}
 	for ref, w := range s.out {
 		w.stop()
@@ -276,6 +285,7 @@ func (s *session) message(ctx actor.Context, msg *actors.Message) {
 		}
 		delete(s.out, m.Ref)
 		w.stop()
+		s.hub.counters.requestLatency.Observe(time.Since(w.at))
 		if m.Status == "ok" {
 			w.answer <- outAnswer{p: payload{json: m.Data, bin: m.Bin}}
 		} else {
@@ -315,6 +325,7 @@ func (s *session) refuse(ref uint64, topic, why string, wait time.Duration) {
 }
 
 func (s *session) join(ctx actor.Context, m *wireMsg) {
+	joinAt := time.Now()
 	if _, ok := s.topics[m.Topic]; ok {
 		s.replyError(m.Ref, m.Topic, &Error{Code: CodeAlreadyJoined, Message: "already in " + m.Topic})
 		return
@@ -349,7 +360,7 @@ func (s *session) join(ctx actor.Context, m *wireMsg) {
 			return
 		}
 	}
-	ms := &membership{member: member, ref: m.Ref}
+	ms := &membership{member: member, ref: m.Ref, joinAt: joinAt}
 	s.topics[m.Topic] = ms
 	jm := &joinMeta{member: member, ref: m.Ref, params: m.Params, recover: m.Recover, history: m.History, reply: reply}
 	s.hub.topics.JoinAsync(m.Topic, &room.Join{Conn: s.conn, User: member.key(), Meta: jm}, ctx.Self(), s.hub.opts.PushTimeout)
@@ -391,6 +402,7 @@ func (s *session) joinResult(ctx actor.Context, r *room.JoinResult) {
 		return
 	}
 	ms.joined, ms.pid = true, t.PID()
+	s.hub.counters.joinLatency.Observe(time.Since(ms.joinAt))
 	if to, ok := s.hub.topicOptions(r.Room); ok && to.PushRate.Rate > 0 {
 		ms.bucket = newBucket(to.PushRate.orDefault(to.PushRate), time.Now())
 	}
@@ -416,9 +428,12 @@ func (s *session) push(ctx actor.Context, ms *membership, m *wireMsg) {
 		self := s.self
 		system := ctx.ActorSystem()
 		if old, dup := s.pending[ref]; dup {
-			old.Stop() // a client reusing a ref it still waits for: the newest wins
+			old.timer.Stop() // a client reusing a ref it still waits for: the newest wins
 		}
-		s.pending[ref] = time.AfterFunc(s.hub.opts.PushTimeout, func() { system.Root.Send(self, &refTimeout{ref: ref}) })
+		s.pending[ref] = pendingPush{
+			timer: time.AfterFunc(s.hub.opts.PushTimeout, func() { system.Root.Send(self, &refTimeout{ref: ref}) }),
+			at:    time.Now(),
+		}
 	}
 	s.hub.counters.pushes.Add(1)
 	ctx.Send(ms.pid, &Push{From: ms.member, Event: m.Event, Data: m.Data, Bin: m.Bin, ref: m.Ref, session: s.self, topic: m.Topic})
@@ -462,6 +477,6 @@ func (s *session) request(ctx actor.Context, r *outRequest) {
 	ref := s.outRef
 	self, system := s.self, ctx.ActorSystem()
 	stop := context.AfterFunc(r.ctx, func() { system.Root.Send(self, &outCancel{ref: ref}) })
-	s.out[ref] = &outWait{answer: r.answer, stop: stop}
+	s.out[ref] = &outWait{answer: r.answer, stop: stop, at: time.Now()}
 	s.send(&wireMsg{T: typePush, Ref: ref, Topic: r.topic, Event: r.event, Data: r.data.json, Bin: r.data.bin})
 }

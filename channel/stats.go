@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/internal/hist"
 )
 
 // HubStats is what a Hub has done since it was made, for metrics (see
@@ -28,12 +29,23 @@ type HubStats struct {
 	// kept (Topic.Publish, Hub.Publish, ClientPublish); Broadcasts the events
 	// sent without keeping them.
 	Pushes, Published, Broadcasts uint64
+	// JoinLatency is the time from a join request to its ok reply (the
+	// authorization hook, the topic's start if it was not running, the
+	// history sent); PushLatency from a client push with a ref to the
+	// topic's answer, ok or error (its handler's time, Defer included);
+	// RequestLatency from Hub.Request's push to the client's reply (the
+	// client's ack). What the session refuses itself (a rate limit, a
+	// request for a topic not joined) and what times out are not observed:
+	// Refused counts them.
+	JoinLatency, PushLatency, RequestLatency actors.Histogram
 }
 
 // hubCounters are the Hub's counters, bumped by sessions and topics.
 type hubCounters struct {
 	joins, pushes, published, broadcasts atomic.Uint64
 	members                              atomic.Int64
+
+	joinLatency, pushLatency, requestLatency hist.H
 
 	mu         sync.Mutex
 	recoveries map[string]uint64
@@ -81,6 +93,10 @@ func (h *Hub) Stats() HubStats {
 		Broadcasts:  c.broadcasts.Load(),
 		Recoveries:  map[string]uint64{},
 		Refused:     map[string]uint64{},
+
+		JoinLatency:    histogram(&c.joinLatency),
+		PushLatency:    histogram(&c.pushLatency),
+		RequestLatency: histogram(&c.requestLatency),
 	}
 	c.mu.Lock()
 	for k, v := range c.recoveries {
@@ -91,6 +107,11 @@ func (h *Hub) Stats() HubStats {
 	}
 	c.mu.Unlock()
 	return st
+}
+
+func histogram(h *hist.H) actors.Histogram {
+	counts, sum := h.Snapshot()
+	return actors.Histogram{Bounds: hist.Bounds, Counts: counts, Sum: sum}
 }
 
 func (h *Hub) oldHandlers() actors.HandlerStats {
@@ -109,6 +130,7 @@ func addHandlerStats(a, b actors.HandlerStats) actors.HandlerStats {
 		Open:           a.Open + b.Open,
 		Traffic:        a.Traffic.Add(b.Traffic),
 		HeartbeatKills: a.HeartbeatKills + b.HeartbeatKills,
+		RTT:            a.RTT.Add(b.RTT),
 		Upgrades:       map[int]uint64{},
 		Closes:         map[actors.CloseKind]uint64{},
 		Panics:         map[string]uint64{},

@@ -10,6 +10,12 @@
 //	reg.MustRegister(metrics.NewHandlerCollector(h, "/ws"))
 //	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 //
+// NewHubCollector does the same for a channel.Hub (its connections and its
+// topics), NewProcessCollector for the process-wide counters, and
+// NewSystemCollector for the actor system (actors, dead letters); a
+// cluster node has cluster.NewCollector. Latencies (round trips, channel
+// joins, pushes and acks) are histograms with one bucket set, 250µs to 5s.
+//
 // Names start with wsactor_; labels have bounded values (an endpoint name
 // you choose, a direction, an HTTP status): no per-connection, per-user or
 // per-room labels.
@@ -33,7 +39,7 @@ type HandlerCollector struct {
 	current  func() *actors.Handler // a Hub's, which Reopen replaces
 	endpoint string
 
-	open, upgrades, messages, bytes, writes, frames, refused, conflated, closes, hbKills, panics, rtt *prometheus.Desc
+	open, upgrades, messages, bytes, writes, frames, refused, conflated, closes, hbKills, panics, rtt, rttHist *prometheus.Desc
 }
 
 // NewHandlerCollector returns the collector of h; endpoint names it in the
@@ -67,12 +73,14 @@ func NewHandlerCollector(h *actors.Handler, endpoint string) *HandlerCollector {
 			"Panics recovered from connection behaviours and decoders, by outcome: resumed, restarted, gave_up (closed with 1011).", []string{"outcome"}, l),
 		rtt: prometheus.NewDesc("wsactor_connections_by_rtt",
 			"Open connections whose last measured round-trip time (ping to pong) is at most le seconds, cumulative as in a histogram; le=\"+Inf\" counts those measured, not those without a pong yet.", []string{"le"}, l),
+		rttHist: prometheus.NewDesc("wsactor_rtt_seconds",
+			"Round-trip times measured by heartbeat pings, one observation per pong, of every connection since the Handler started.", nil, l),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *HandlerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.open, c.upgrades, c.messages, c.bytes, c.writes, c.frames, c.refused, c.conflated, c.closes, c.hbKills, c.panics, c.rtt} {
+	for _, d := range []*prometheus.Desc{c.open, c.upgrades, c.messages, c.bytes, c.writes, c.frames, c.refused, c.conflated, c.closes, c.hbKills, c.panics, c.rtt, c.rttHist} {
 		ch <- d
 	}
 }
@@ -102,6 +110,7 @@ func (c *HandlerCollector) collect(ch chan<- prometheus.Metric, st actors.Handle
 	for k, n := range st.Panics {
 		ch <- prometheus.MustNewConstMetric(c.panics, prometheus.CounterValue, float64(n), k)
 	}
+	ch <- constHistogram(c.rttHist, st.RTT)
 	if h := c.handler(); h != nil {
 		counts := make([]int, len(rttBuckets)+1)
 		h.Range(func(conn *actors.Conn) bool {
@@ -118,6 +127,17 @@ func (c *HandlerCollector) collect(ch chan<- prometheus.Metric, st actors.Handle
 		}
 		ch <- prometheus.MustNewConstMetric(c.rtt, prometheus.GaugeValue, float64(cum+counts[len(rttBuckets)]), "+Inf")
 	}
+}
+
+// constHistogram is h as a Prometheus histogram, in seconds.
+func constHistogram(d *prometheus.Desc, h actors.Histogram) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(h.Bounds))
+	var cum uint64
+	for i, b := range h.Bounds {
+		cum += h.Counts[i]
+		buckets[b.Seconds()] = cum
+	}
+	return prometheus.MustNewConstHistogram(d, h.Count(), h.Sum.Seconds(), buckets)
 }
 
 // rttBuckets are the upper bounds of wsactor_connections_by_rtt, seconds.
@@ -138,6 +158,7 @@ type HubCollector struct {
 	conn *HandlerCollector
 
 	topics, members, joins, recoveries, refused, pushes, published, broadcasts *prometheus.Desc
+	joinLatency, pushLatency, requestLatency                                   *prometheus.Desc
 }
 
 // NewHubCollector returns the collector of hub, labelled endpoint.
@@ -166,13 +187,19 @@ func NewHubCollector(hub *channel.Hub, endpoint string) *HubCollector {
 			"Events kept in history and broadcast (Topic.Publish, Hub.Publish, ClientPublish).", nil, l),
 		broadcasts: prometheus.NewDesc("wsactor_channel_broadcasts_total",
 			"Events broadcast without keeping them (Topic.Broadcast).", nil, l),
+		joinLatency: prometheus.NewDesc("wsactor_channel_join_seconds",
+			"Time from a join request to its ok reply (authorization, the topic's start, the history sent).", nil, l),
+		pushLatency: prometheus.NewDesc("wsactor_channel_push_seconds",
+			"Time from a client push that asked for a reply to the topic's answer, ok or error (the topic's handler time, deferred answers included).", nil, l),
+		requestLatency: prometheus.NewDesc("wsactor_channel_request_seconds",
+			"Time from a server push sent by Hub.Request to the client's reply (the client's ack).", nil, l),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *HubCollector) Describe(ch chan<- *prometheus.Desc) {
 	c.conn.Describe(ch)
-	for _, d := range []*prometheus.Desc{c.topics, c.members, c.joins, c.recoveries, c.refused, c.pushes, c.published, c.broadcasts} {
+	for _, d := range []*prometheus.Desc{c.topics, c.members, c.joins, c.recoveries, c.refused, c.pushes, c.published, c.broadcasts, c.joinLatency, c.pushLatency, c.requestLatency} {
 		ch <- d
 	}
 }
@@ -193,6 +220,9 @@ func (c *HubCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.pushes, prometheus.CounterValue, float64(st.Pushes))
 	ch <- prometheus.MustNewConstMetric(c.published, prometheus.CounterValue, float64(st.Published))
 	ch <- prometheus.MustNewConstMetric(c.broadcasts, prometheus.CounterValue, float64(st.Broadcasts))
+	ch <- constHistogram(c.joinLatency, st.JoinLatency)
+	ch <- constHistogram(c.pushLatency, st.PushLatency)
+	ch <- constHistogram(c.requestLatency, st.RequestLatency)
 }
 
 // ProcessCollector collects counters that are the process's, not one

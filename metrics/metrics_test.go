@@ -106,6 +106,26 @@ func TestHandlerMetrics(t *testing.T) {
 	if !strings.Contains(got, `wsactor_write_syscalls_total{endpoint="/ws"} `) || !strings.Contains(got, `wsactor_frames_written_total{endpoint="/ws"} 3`) {
 		t.Errorf("scrape lacks writes or frames:\n%s", got)
 	}
+	// A heartbeat ping the client answers: one round trip in the RTT
+	// histogram and in the by-RTT gauge. gorilla answers pings while it
+	// reads, so the client reads one more echo after the ping.
+	h.Range(func(conn *actors.Conn) bool { _ = conn.Ping(nil); return true })
+	_ = c.WriteMessage(websocket.TextMessage, []byte("d"))
+	if _, p, err := c.ReadMessage(); err != nil || string(p) != "d" {
+		t.Fatalf("echo %q, %v", p, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		got = scrape(t, srv.URL+"/metrics")
+		if strings.Contains(got, `wsactor_rtt_seconds_count{endpoint="/ws"} 1`+"\n") &&
+			strings.Contains(got, `wsactor_connections_by_rtt{endpoint="/ws",le="+Inf"} 1`+"\n") &&
+			strings.Contains(got, `wsactor_rtt_seconds_bucket{endpoint="/ws",le="+Inf"} 1`+"\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no RTT counted:\n%s", got)
+		}
+	}
+
 	// The client closes normally: one close with 1000 by the peer, and no
 	// connection open.
 	_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, "bye"))
@@ -123,8 +143,9 @@ func TestHandlerMetrics(t *testing.T) {
 		t.Errorf("heartbeat terminations missing or not 0")
 	}
 	// Ended connections' traffic stays counted.
-	if !strings.Contains(got, `wsactor_messages_total{direction="in",endpoint="/ws"} 3`+"\n") {
-		t.Errorf("traffic of the ended connection lost:\n%s", got)
+	if !strings.Contains(got, `wsactor_messages_total{direction="in",endpoint="/ws"} 4`+"\n") ||
+		!strings.Contains(got, `wsactor_rtt_seconds_count{endpoint="/ws"} 1`+"\n") {
+		t.Errorf("traffic or round trips of the ended connection lost:\n%s", got)
 	}
 	if t.Failed() {
 		t.Logf("scrape:\n%s", got)
@@ -145,9 +166,13 @@ func scrape(t *testing.T, url string) string {
 // The Hub's collector: its connections (across Reopen) and its topics.
 func TestHubMetrics(t *testing.T) {
 	system := actors.NewSystem(zerolog.Nop())
-	hub, err := channel.NewHub(system, &channel.Options{Logger: zerolog.Nop(), Topics: func(string) *channel.TopicOptions {
-		return &channel.TopicOptions{ClientPublish: true}
-	}})
+	hub, err := channel.NewHub(system, &channel.Options{
+		Logger:       zerolog.Nop(),
+		Authenticate: func(*http.Request) (channel.Identity, error) { return channel.Identity{User: "u"}, nil },
+		Topics: func(string) *channel.TopicOptions {
+			return &channel.TopicOptions{ClientPublish: true}
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,6 +219,9 @@ func TestHubMetrics(t *testing.T) {
 		`wsactor_channel_published_total{endpoint="/chat"} 1`,
 		`wsactor_connections_open{endpoint="/chat"} 1`,
 		`wsactor_upgrades_total{endpoint="/chat",status="101"} 1`,
+		`wsactor_channel_join_seconds_count{endpoint="/chat"} 1`,
+		`wsactor_channel_push_seconds_count{endpoint="/chat"} 1`, // ref 2; ref 3 was refused by the session
+		`wsactor_channel_request_seconds_count{endpoint="/chat"} 0`,
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 		got = scrape(t, srv.URL+"/metrics")
@@ -210,6 +238,31 @@ func TestHubMetrics(t *testing.T) {
 			t.Fatalf("scrape lacks %s:\n%s", missing, got)
 		}
 	}
+	// A server request the client answers: one request latency.
+	sessions := hub.Sessions("u")
+	if len(sessions) != 1 {
+		t.Fatalf("sessions %+v", sessions)
+	}
+	id := sessions[0].ID
+	answered := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, err := hub.Request(ctx, id, "a", "ask", nil)
+		answered <- err
+	}()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, p, err := c.ReadMessage(); err != nil || !strings.Contains(string(p), `"t":"push","ref":1,"topic":"a","event":"ask"`) {
+		t.Fatalf("request %s, %v", p, err)
+	}
+	_ = c.WriteMessage(websocket.TextMessage, []byte(`{"t":"reply","ref":1,"topic":"a","status":"ok"}`))
+	if err := <-answered; err != nil {
+		t.Fatal(err)
+	}
+	if got = scrape(t, srv.URL+"/metrics"); !strings.Contains(got, `wsactor_channel_request_seconds_count{endpoint="/chat"} 1`+"\n") {
+		t.Fatalf("request latency not counted:\n%s", got)
+	}
+
 	// Leaving takes the membership out of the gauge.
 	say(`{"t":"leave","ref":4,"topic":"a"}`)
 	if got = scrape(t, srv.URL+"/metrics"); !strings.Contains(got, `wsactor_channel_members{endpoint="/chat"} 0`+"\n") {

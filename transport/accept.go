@@ -128,6 +128,13 @@ type AcceptOptions struct {
 	// connections of one level is compressed once, and each connection
 	// writes the level it was given.
 	CompressionLevel int
+
+	// OnPong, if set, is called by the connection's reader with the
+	// round-trip time of each pong that answers a ping of ours (Conn.Ping,
+	// or a heartbeat's), as Conn.RTT then reports it. It runs on the reader
+	// goroutine: keep it short (actors.Handler records it in its RTT
+	// histogram this way).
+	OnPong func(rtt time.Duration)
 }
 
 // conn returns the connection fields of o.
@@ -140,6 +147,7 @@ func (o *AcceptOptions) conn() connConfig {
 		CloseTimeout:   o.CloseTimeout,
 		Queue:          queueConfig{Messages: o.QueueMessages, Bytes: o.QueueBytes, Policy: o.Overflow},
 		Compression:    compressionConfig{Mode: o.Compression, Threshold: o.CompressionThreshold, Level: o.CompressionLevel},
+		OnPong:         o.OnPong,
 	}
 }
 

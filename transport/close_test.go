@@ -311,19 +311,41 @@ func TestPingPong(t *testing.T) {
 	srv.r.waitClose(t)
 }
 
+func recvPong(t *testing.T, ch <-chan time.Duration) time.Duration {
+	t.Helper()
+	select {
+	case d := <-ch:
+		return d
+	case <-time.After(testTimeout):
+		t.Fatal("no OnPong")
+		return 0
+	}
+}
+
+// TestPingOurClient: pings both ways between our server and our client;
+// each pong that answers a ping sets RTT and reaches OnPong with the same
+// round trip, once.
 func TestPingOurClient(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, serverConfig{})
-	c, _ := dialOur(t, s.wsURL(), nil)
+	serverPongs, clientPongs := make(chan time.Duration, 4), make(chan time.Duration, 4)
+	s := startServer(t, serverConfig{opts: &AcceptOptions{OnPong: func(d time.Duration) { serverPongs <- d }}})
+	c, _ := dialOur(t, s.wsURL(), &DialOptions{OnPong: func(d time.Duration) { clientPongs <- d }})
 	srv := s.next(t)
 	if err := c.Ping(make([]byte, 200)); err != nil { // truncated to 125
 		t.Fatal(err)
 	}
-	pollUntil(t, "client RTT", func() bool { return c.RTT() > 0 })
+	if d := recvPong(t, clientPongs); d <= 0 || d != c.RTT() {
+		t.Fatalf("client OnPong %v, RTT %v", d, c.RTT())
+	}
 	if err := srv.c.Ping(nil); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, "server RTT", func() bool { return srv.c.RTT() > 0 })
+	if d := recvPong(t, serverPongs); d <= 0 || d != srv.c.RTT() {
+		t.Fatalf("server OnPong %v, RTT %v", d, srv.c.RTT())
+	}
+	if len(clientPongs)+len(serverPongs) != 0 {
+		t.Fatal("OnPong called more than once per pong")
+	}
 	if srv.c.LastSeen().IsZero() || c.LastSeen().IsZero() {
 		t.Error("LastSeen is zero")
 	}

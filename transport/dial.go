@@ -70,6 +70,7 @@ type DialOptions struct {
 	Compression          CompressionMode
 	CompressionThreshold int
 	CompressionLevel     int
+	OnPong               func(rtt time.Duration)
 }
 
 // conn returns the connection fields of o.
@@ -82,6 +83,7 @@ func (o *DialOptions) conn() connConfig {
 		CloseTimeout:   o.CloseTimeout,
 		Queue:          queueConfig{Messages: o.QueueMessages, Bytes: o.QueueBytes, Policy: o.Overflow},
 		Compression:    compressionConfig{Mode: o.Compression, Threshold: o.CompressionThreshold, Level: o.CompressionLevel},
+		OnPong:         o.OnPong,
 	}
 }
 

@@ -59,6 +59,7 @@ type connConfig struct {
 	CloseTimeout   time.Duration
 	Queue          queueConfig
 	Compression    compressionConfig
+	OnPong         func(rtt time.Duration)
 }
 
 // queueConfig bounds a connection's outbound queue.

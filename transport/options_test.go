@@ -5,6 +5,7 @@ import (
 	"compress/flate"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -78,7 +79,7 @@ func TestOptionsDefaultsAppliedOnce(t *testing.T) {
 		Queue:       queueConfig{Messages: defaultQueueMsgs, Bytes: defaultQueueBytes},
 		Compression: compressionConfig{Threshold: defaultCompressMin, Level: flate.BestSpeed},
 	}
-	if a.conn != want {
+	if !reflect.DeepEqual(a.conn, want) { // OnPong nil in both
 		t.Errorf("acceptor conn settings %+v, want %+v", a.conn, want)
 	}
 	if a.o.HandshakeTimeout != defaultHandshake || a.o.ReadBufferSize != defaultServerReadBuffer || a.o.Subprotocols[0] != "v1" {

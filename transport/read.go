@@ -149,6 +149,9 @@ func (c *Conn) readFrames() error {
 			case opPong:
 				if at := c.pingAt.Swap(0); at != 0 {
 					c.rtt.Store(now - at)
+					if c.opts.OnPong != nil {
+						c.opts.OnPong(time.Duration(now - at))
+					}
 				}
 			case opClose:
 				if v := c.onPeerClose(p); v != nil {
