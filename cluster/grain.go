@@ -185,7 +185,7 @@ func (g *grain) fanout(ctx actor.Context, p *wire.Publish) {
 			remote++
 		}
 	}
-	g.n.stats.deliversSent.Add(sent)
+	g.n.stats.deliversSentLocal.Add(sent - remote)
 	g.n.stats.deliversSentRemote.Add(remote)
 	g.history = append(g.history, historyEntry{d: d, at: time.Now()})
 	if len(g.history) > g.n.cfg.ReplayWindow+g.n.cfg.ReplayWindow/4 {

@@ -44,19 +44,23 @@ type Stats struct {
 }
 
 type counters struct {
-	roomsActivated, published, deliversSent, deliversSentRemote atomic.Int64
-	deliversReceived, framesQueued, duplicates                  atomic.Int64
-	buffered, replayed, dropped, restores, historySent          atomic.Int64
+	roomsActivated, published, deliversSentLocal, deliversSentRemote atomic.Int64
+	deliversReceived, framesQueued, duplicates                       atomic.Int64
+	buffered, replayed, dropped, restores, historySent               atomic.Int64
 }
 
 // Stats returns a snapshot of the node's counters.
 func (n *Node) Stats() Stats {
 	c := &n.stats
+	// DeliversSent is local+remote, each read once: a grain adds to both
+	// as it fans out, and the two parts never go down, whatever a read
+	// sees in between.
+	local, remote := c.deliversSentLocal.Load(), c.deliversSentRemote.Load()
 	return Stats{
 		RoomsActivated:     c.roomsActivated.Load(),
 		Published:          c.published.Load(),
-		DeliversSent:       c.deliversSent.Load(),
-		DeliversSentRemote: c.deliversSentRemote.Load(),
+		DeliversSent:       local + remote,
+		DeliversSentRemote: remote,
 		DeliversReceived:   c.deliversReceived.Load(),
 		FramesQueued:       c.framesQueued.Load(),
 		Duplicates:         c.duplicates.Load(),
