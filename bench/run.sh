@@ -8,6 +8,10 @@
 #   bench/run.sh micro      the Go micro-benchmarks of the hot paths (-benchmem)
 #   bench/run.sh idle-max   as many idle connections as this machine allows
 #                           (asks for 100,000; RLIMIT_NOFILE caps it)
+#   bench/run.sh metrics    what metrics cost: wsactor against itself with its
+#                           collectors registered and scraped every second
+#                           (peer wsactor-metrics), fan-out and echo, ROUNDS
+#                           rounds (default 9)
 #   bench/run.sh smoke      correctness only, wsactor alone, tiny sizes (CI)
 #
 # Environment: ROUNDS (suite rounds), PEERS (comma-separated, default: every
@@ -37,9 +41,12 @@ idle-max)
   exec bench/bin/wsbench -server "${PEER:-wsactor}" -scenario idle -conns 100000 -rooms 100 \
     -src-ips 4 -dial-concurrency 64 -settle 3s
   ;;
+metrics)
+  export ROUNDS="${ROUNDS:-9}" PEERS="${PEERS:-wsactor,wsactor-metrics}" SCENARIOS="${SCENARIOS:-fanout,echo}"
+  ;;
 suite) ;;
 *)
-  echo "usage: bench/run.sh [suite|micro|idle-max|smoke]" >&2
+  echo "usage: bench/run.sh [suite|micro|idle-max|metrics|smoke]" >&2
   exit 2
   ;;
 esac

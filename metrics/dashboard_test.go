@@ -21,6 +21,7 @@ func TestDashboardAndDocsUseExportedNames(t *testing.T) {
 	descs := make(chan *prometheus.Desc, 64)
 	metrics.NewHubCollector(nil, "x").Describe(descs) // the Hub's include the Handler's
 	metrics.NewProcessCollector().Describe(descs)
+	metrics.NewRegistryCollector(nil, "x").Describe(descs)
 	sc := metrics.NewSystemCollector(actors.NewSystem(zerolog.Nop()))
 	sc.Describe(descs)
 	sc.Close()

@@ -98,7 +98,10 @@
 // next Get makes a new one; [Registry.Join] never joins a room that is going
 // away). A Registry limits how many of its rooms one connection may be in
 // ([RegistryOptions.MaxRoomsPerConn], 128 by default); past it, a Join fails
-// with [ErrTooManyRooms].
+// with [ErrTooManyRooms]. [Registry.Stats] counts its rooms, their members
+// and their broadcasts as they go, so that reading the counts asks no room
+// anything (package metrics exports them to Prometheus); rooms made by
+// [Spawn] are counted nowhere.
 //
 // # Concurrency
 //

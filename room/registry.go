@@ -49,6 +49,7 @@ type Registry struct {
 	tree   *supervisor.Tree
 	opts   RegistryOptions
 	limits *connLimits
+	stats  counters // see Stats; the rooms keep all but rooms
 
 	mu       sync.Mutex
 	rooms    map[string]*entry
@@ -100,6 +101,9 @@ func (g *Registry) Get(ctx context.Context, name string) (*Room, error) {
 			e.room, e.err = r, err
 			if err != nil && g.rooms[name] == e {
 				delete(g.rooms, name)
+			}
+			if err == nil && g.rooms[name] == e {
+				g.stats.rooms.Add(1)
 			}
 			g.mu.Unlock()
 			close(e.ready)
@@ -247,6 +251,7 @@ func (g *Registry) retire(name string, r *Room) {
 	defer g.mu.Unlock()
 	if e := g.rooms[name]; e != nil && e.room == r {
 		delete(g.rooms, name)
+		g.stats.rooms.Add(-1)
 	}
 	g.retiring[name] = r
 }
@@ -258,6 +263,7 @@ func (g *Registry) forget(name string, r *Room) {
 	defer g.mu.Unlock()
 	if e := g.rooms[name]; e != nil && e.room == r {
 		delete(g.rooms, name)
+		g.stats.rooms.Add(-1)
 	}
 	if g.retiring[name] == r {
 		delete(g.retiring, name)

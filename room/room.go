@@ -189,6 +189,7 @@ type core struct {
 	name   string // h.name, which Spawn sets only after the spawn
 	opts   Options
 	reg    *Registry // nil for Spawn rooms
+	stats  *counters // &reg.stats; nil for Spawn rooms, which count nothing
 	log    zerolog.Logger
 	state  *State
 	self   *actor.PID
@@ -214,6 +215,9 @@ type core struct {
 func newCore(h *Room, o Options, reg *Registry) *core {
 	c := &core{h: h, name: h.name, opts: o, reg: reg, index: map[pidKey]int{}, users: map[string]int{}}
 	c.state = &State{c: c}
+	if reg != nil {
+		c.stats = &reg.stats
+	}
 	if o.Behavior != nil {
 		c.host = supervisor.NewHost(func() actor.Actor { return o.Behavior(c.state) }, supervisor.HostOptions{
 			Policy: o.BehaviorPanic,
@@ -308,6 +312,10 @@ func (c *core) stopped(ctx actor.Context) {
 		c.reg.forget(c.name, c.h)
 	}
 	n := len(c.members)
+	if c.stats != nil {
+		c.stats.members.Add(-int64(n)) // the members leave with the room
+		c.stats.leaves.Add(int64(n))
+	}
 	c.members, c.index, c.users = nil, nil, nil
 	c.deliver(ctx, nil)
 	c.log.Debug().Int("members", n).Msg("room stopped")
@@ -316,7 +324,8 @@ func (c *core) stopped(ctx actor.Context) {
 
 // fanout enqueues f on every member's connection but except's. It is the
 // room's hot path: one SendFrame (a bounded, non-blocking queue append) per
-// member, no actor message and no allocation of its own.
+// member, no actor message and no allocation of its own; in a Registry's
+// room, two atomic adds per broadcast, whatever the member count.
 func (c *core) fanout(f *transport.Frame, except *actor.PID) int {
 	skip := -1
 	if except != nil {
@@ -335,6 +344,10 @@ func (c *core) fanout(f *transport.Frame, except *actor.PID) int {
 		if m.conn.SendFrame(f) == nil {
 			sent++
 		}
+	}
+	if c.stats != nil {
+		c.stats.broadcasts.Add(1)
+		c.stats.deliveries.Add(int64(sent))
 	}
 	return sent
 }
@@ -410,6 +423,10 @@ func (c *core) add(ctx actor.Context, m *Join) (*JoinResult, *Joined) {
 	c.index[key] = len(c.members)
 	c.members = append(c.members, mem)
 	ctx.Watch(pid)
+	if c.stats != nil {
+		c.stats.joins.Add(1)
+		c.stats.members.Add(1)
+	}
 	first := true
 	if m.User != "" {
 		c.users[m.User]++
@@ -454,6 +471,10 @@ func (c *core) remove(i int, why LeaveReason) {
 	}
 	if c.reg != nil {
 		c.reg.limits.release(mem.key)
+	}
+	if c.stats != nil {
+		c.stats.members.Add(-1)
+		c.stats.leaves.Add(1)
 	}
 	lastOfUser := true
 	if mem.user != "" {

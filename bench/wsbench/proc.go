@@ -27,6 +27,10 @@ type peer struct {
 var peers = map[string]peer{
 	"wsactor":    {name: "wsactor", cmd: goPeer("wsactor")},
 	"gorillahub": {name: "gorillahub", cmd: goPeer("gorillahub")},
+	// wsactor-metrics is the wsactor server with its Prometheus collectors
+	// registered and gathered every second: against "wsactor" in one
+	// interleaved run it is what metrics cost (bench/run.sh metrics).
+	"wsactor-metrics": {name: "wsactor-metrics", cmd: withArgs(goPeer("wsactor"), "-metrics")},
 	"node": {name: "node", singleThreaded: true, cmd: func(root, _ string, deflate bool) (*exec.Cmd, error) {
 		dir := filepath.Join(root, "bench", "servers", "node")
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", "ws")); err != nil {
@@ -78,6 +82,18 @@ func goPeer(name string) func(root, bin string, deflate bool) (*exec.Cmd, error)
 			args = append(args, "-deflate")
 		}
 		return exec.Command(exe, args...), nil
+	}
+}
+
+// withArgs runs what start runs, with args added.
+func withArgs(start func(root, bin string, deflate bool) (*exec.Cmd, error), args ...string) func(root, bin string, deflate bool) (*exec.Cmd, error) {
+	return func(root, bin string, deflate bool) (*exec.Cmd, error) {
+		c, err := start(root, bin, deflate)
+		if err != nil {
+			return nil, err
+		}
+		c.Args = append(c.Args, args...)
+		return c, nil
 	}
 }
 
