@@ -135,6 +135,16 @@ type AcceptOptions struct {
 	// goroutine: keep it short (actors.Handler records it in its RTT
 	// histogram this way).
 	OnPong func(rtt time.Duration)
+
+	// IdleReader is how long the connection's reader waits for the peer's
+	// next message before it parks: its goroutine ends and its read buffer
+	// goes back to a pool, and the socket waits in a poller shared by the
+	// process (epoll) until bytes arrive, when a new reader starts. An idle
+	// connection then holds no goroutine and no buffer (docs/performance.md
+	// has the memory per connection). Only plain sockets on Linux park; TLS
+	// and in-memory connections, and other systems, keep their reader. Zero
+	// means 1s; a negative value never parks.
+	IdleReader time.Duration
 }
 
 // conn returns the connection fields of o.
@@ -148,6 +158,7 @@ func (o *AcceptOptions) conn() connConfig {
 		Queue:          queueConfig{Messages: o.QueueMessages, Bytes: o.QueueBytes, Policy: o.Overflow},
 		Compression:    compressionConfig{Mode: o.Compression, Threshold: o.CompressionThreshold, Level: o.CompressionLevel},
 		OnPong:         o.OnPong,
+		IdleReader:     o.IdleReader,
 	}
 }
 

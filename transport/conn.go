@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -88,6 +89,16 @@ type Conn struct {
 	// closeWrittenAt is when our close frame was written (unix nanos, 0
 	// before): the close timeout counts from it. Atomic, for the reader.
 	closeWrittenAt atomic.Int64
+
+	// The idle reader (idle.go): the poller (nil when the connection
+	// cannot park), the socket's raw access, the reader's state, and the
+	// read buffer's size while it is parked.
+	poll           *poller
+	raw            syscall.RawConn
+	readerState    atomic.Int32
+	brSize         int
+	pollID         uint64 // guarded by poll.mu
+	pollRegistered bool   // guarded by poll.mu
 
 	stats connStats
 }
@@ -182,5 +193,8 @@ func (c *Conn) Start(h Handler) {
 		panic("transport: Conn.Start called twice")
 	}
 	c.h = h
+	if c.opts.IdleReader > 0 {
+		c.poll, c.raw = pollerFor(c.nc)
+	}
 	go c.readLoop()
 }

@@ -71,6 +71,7 @@ type DialOptions struct {
 	CompressionThreshold int
 	CompressionLevel     int
 	OnPong               func(rtt time.Duration)
+	IdleReader           time.Duration
 }
 
 // conn returns the connection fields of o.
@@ -84,6 +85,7 @@ func (o *DialOptions) conn() connConfig {
 		Queue:          queueConfig{Messages: o.QueueMessages, Bytes: o.QueueBytes, Policy: o.Overflow},
 		Compression:    compressionConfig{Mode: o.Compression, Threshold: o.CompressionThreshold, Level: o.CompressionLevel},
 		OnPong:         o.OnPong,
+		IdleReader:     o.IdleReader,
 	}
 }
 

@@ -48,6 +48,22 @@
 // frames until the peer's close frame arrives or the close timeout passes, so a
 // peer that is still sending sees the close code rather than a reset.
 //
+// # Idle connections
+//
+// A connection whose peer has sent nothing for [AcceptOptions.IdleReader]
+// (1s by default) parks its reader: between two messages, never in the
+// middle of one and never while closing, the reader goroutine ends and its
+// read buffer goes back to a pool, and the socket waits in one epoll set
+// for the whole process. When the peer sends again (data, a pong, a close
+// frame, its FIN), a new reader goroutine starts with a pooled buffer. An
+// idle connection then holds neither a goroutine nor a buffer. Closing or
+// terminating a parked connection, or a failed write, wakes its reader, so
+// the close handshake and HandleClose happen as for a running one. This is
+// Linux, for connections over a plain socket; TLS and in-memory
+// connections, and other systems, keep a reader goroutine. The environment
+// variable WSACTOR_IDLE_READER sets the default (a time.Duration; negative
+// never parks), so that a test suite can run on either path.
+//
 // # Serving
 //
 // Serve WebSocket endpoints with the *http.Server that [NewServer] returns,

@@ -23,7 +23,11 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// The idle readers' poller is one goroutine for the process, started on
+// first use (poll_linux.go); everything else must be gone.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/wsactor/wsactor/transport.(*poller).run"))
+}
 
 // testTimeout bounds every wait in these tests. It is a safety net so a broken
 // build fails instead of hanging, never an assertion about speed.

@@ -3,6 +3,7 @@ package transport
 import (
 	"compress/flate"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -60,6 +61,7 @@ type connConfig struct {
 	Queue          queueConfig
 	Compression    compressionConfig
 	OnPong         func(rtt time.Duration)
+	IdleReader     time.Duration
 }
 
 // queueConfig bounds a connection's outbound queue.
@@ -119,6 +121,9 @@ func (c connConfig) prepare() (connConfig, error) {
 			c.MessageFrames = int(max(c.ReadLimit/16, 64))
 		}
 	}
+	if c.IdleReader == 0 {
+		c.IdleReader = defaultIdleReader
+	}
 	if c.MessageTimeout <= 0 {
 		c.MessageTimeout = defaultMessageTimeout
 	}
@@ -139,3 +144,14 @@ func (c connConfig) prepare() (connConfig, error) {
 	}
 	return c, nil
 }
+
+// defaultIdleReader is IdleReader's default: 1s, or what the environment
+// variable WSACTOR_IDLE_READER says (a time.Duration; "-1ns" or any
+// negative turns parking off), so that a test suite runs on either reader
+// path without changing its options (CI runs both).
+var defaultIdleReader = func() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("WSACTOR_IDLE_READER")); err == nil && d != 0 {
+		return d
+	}
+	return time.Second
+}()

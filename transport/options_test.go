@@ -78,6 +78,7 @@ func TestOptionsDefaultsAppliedOnce(t *testing.T) {
 		WriteTimeout: defaultWriteTimeout, CloseTimeout: defaultCloseTimeout,
 		Queue:       queueConfig{Messages: defaultQueueMsgs, Bytes: defaultQueueBytes},
 		Compression: compressionConfig{Threshold: defaultCompressMin, Level: flate.BestSpeed},
+		IdleReader:  defaultIdleReader,
 	}
 	if !reflect.DeepEqual(a.conn, want) { // OnPong nil in both
 		t.Errorf("acceptor conn settings %+v, want %+v", a.conn, want)

@@ -45,6 +45,9 @@ type violation struct{ reason string }
 
 func (v *violation) Error() string { return "transport: protocol error: " + v.reason }
 
+// errParked ends a reader that parked its connection in the poller.
+var errParked = errors.New("transport: reader parked")
+
 // errPeerClosed ends reading when the peer's close frame has arrived.
 var errPeerClosed = errors.New("transport: peer sent close")
 
@@ -81,6 +84,12 @@ func (c *Conn) touch() int64 {
 // reading, closes the socket and reports the end.
 func (c *Conn) readLoop() {
 	err := c.readFrames()
+	if err == errParked {
+		return // the poller starts a new reader when bytes arrive
+	}
+	if c.poll != nil {
+		c.poll.forget(c)
+	}
 	info, linger := c.teardown(err)
 	c.h.HandleClose(c, info)
 	if linger {
@@ -115,7 +124,24 @@ func (c *Conn) readFrames() error {
 		ctl [maxControlPayload]byte
 	)
 	for {
+		// At a message boundary with nothing buffered the reader would
+		// block: it waits IdleReader at most, then parks (poll_linux.go).
+		idle := c.poll != nil && !m.active && c.br.Buffered() == 0 && !c.closing()
+		if idle {
+			_ = c.nc.SetReadDeadline(time.Now().Add(c.opts.IdleReader))
+		}
 		h, err := c.readHeader()
+		if idle {
+			c.restoreReadDeadline()
+			if err != nil && isTimeout(err) {
+				if c.br.Buffered() == 0 && c.park() {
+					return errParked
+				}
+				if !c.closeExpired() {
+					continue // a header under way, or closing: read on
+				}
+			}
+		}
 		if err != nil {
 			return err
 		}

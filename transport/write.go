@@ -229,6 +229,7 @@ func (c *Conn) Terminate(cause error) {
 	c.terminated = true
 	c.mu.Unlock()
 	_ = c.nc.Close()
+	c.wakeReader() // a parked reader sees the closed socket and ends
 }
 
 // LastPing returns when the last ping was queued by [Conn.Ping] (zero if
@@ -361,6 +362,7 @@ func (c *Conn) closeWritten() {
 	c.closeSent = true
 	c.mu.Unlock()
 	close(c.closeWrote)
+	c.wakeReader() // to wait for the peer's close frame, within the timeout
 }
 
 // writeLoop is the connection's only writer. It writes everything queued with
@@ -682,4 +684,5 @@ func (c *Conn) writeFailed(err error, items []outItem) {
 	// A failed or timed-out write leaves the stream unusable: end it, which
 	// also ends the reader.
 	_ = c.nc.Close()
+	c.wakeReader()
 }

@@ -15,17 +15,31 @@ var leftBehind = []string{
 	"github.com/asynkron/protoactor-go/actor.NewThrottle.func1.1",
 }
 
+// processWide are goroutines that live as long as the process, started
+// once on first use: the idle-reader poller (Linux), which waits for
+// readiness of every parked connection. It is not per connection: a
+// connection left open shows as its reader or writer, or as a parked
+// connection's poller-started reader once its peer goes away.
+var processWide = []string{
+	"github.com/wsactor/wsactor/transport.(*poller).run",
+}
+
 // LeakOptions returns goleak options that ignore protoactor's dead-letter
-// throttle goroutine and nothing else, for use with goleak's own functions.
+// throttle goroutine and wsactor's one process-wide poller goroutine (the
+// idle readers', started on first use), and nothing else, for use with
+// goleak's own functions.
 // That goroutine is started when a dead letter is logged (normal around a
 // shutdown), waits out the system's DeadLetterThrottleInterval (1s by
 // default) and ends by itself. The list is deliberately narrow: a wsactor
 // goroutine that is left (a connection's read or write loop, a heartbeat,
 // a room's actor) means a missing Shutdown or Stop, and must fail the test.
 func LeakOptions() []goleak.Option {
-	opts := make([]goleak.Option, len(leftBehind))
-	for i, f := range leftBehind {
-		opts[i] = goleak.IgnoreAnyFunction(f)
+	opts := make([]goleak.Option, 0, len(leftBehind)+len(processWide))
+	for _, f := range leftBehind {
+		opts = append(opts, goleak.IgnoreAnyFunction(f))
+	}
+	for _, f := range processWide {
+		opts = append(opts, goleak.IgnoreAnyFunction(f))
 	}
 	return opts
 }

@@ -14,11 +14,11 @@ import (
 )
 
 // The stream example does not use protoactor, so unlike the others it
-// ignores no goroutine (exampletest.VerifyNoLeaks ignores protoactor's
-// dead-letter throttle).
+// ignores only the transport's process-wide poller, not protoactor's
+// dead-letter throttle (exampletest.VerifyNoLeaks ignores both).
 func TestMain(m *testing.M) {
 	exampletest.RunAsMain(main)
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/wsactor/wsactor/transport.(*poller).run"))
 }
 
 // program is one run of the example with its own stdin, stdout and stderr.

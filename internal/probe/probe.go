@@ -8,3 +8,7 @@ import "sync/atomic"
 
 // Compressions counts messages compressed with permessage-deflate.
 var Compressions atomic.Int64
+
+// ParkedReaders is the number of connections whose reader is parked in the
+// idle poller now; Parks counts parks since the process started.
+var ParkedReaders, Parks atomic.Int64

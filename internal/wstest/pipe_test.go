@@ -16,7 +16,9 @@ import (
 	"github.com/wsactor/wsactor/wsactortest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/wsactor/wsactor/transport.(*poller).run"))
+}
 
 // recorder is a transport.Handler that echoes (if echo) and records.
 type recorder struct {
