@@ -79,7 +79,7 @@ func main() {
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	readBuf := flag.Int("read-buffer", 0, "AcceptOptions.ReadBufferSize (0: the default)")
 	warm := flag.Bool("warm-dispatcher", false, "experiment: run actor mailboxes on a pool of long-lived goroutines (see warmDispatcher)")
-	withMetrics := flag.Bool("metrics", metricsDefault == "1", "register the Prometheus collector, serve /metrics and scrape it every second (to measure what metrics cost)")
+	withMetrics := flag.Bool("metrics", metricsDefault == "1", "register the Prometheus collectors (handler, rooms, process, actor system), serve /metrics and scrape it every second (to measure what metrics cost)")
 	flag.Parse()
 
 	if *cpuprofile != "" {
@@ -123,7 +123,8 @@ func main() {
 	mux.Handle("/ws", h)
 	if *withMetrics {
 		reg := prometheus.NewRegistry()
-		reg.MustRegister(metrics.NewHandlerCollector(h, "/ws"))
+		reg.MustRegister(metrics.NewHandlerCollector(h, "/ws"), metrics.NewRegistryCollector(rooms, "rooms"),
+			metrics.NewProcessCollector(), metrics.NewSystemCollector(system))
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		go func() { // a scrape a second: harsher than Prometheus's usual 15s
 			for range time.Tick(time.Second) {
