@@ -221,10 +221,16 @@ func (a *connActor) Receive(ctx actor.Context) {
 func (a *connActor) open(ctx actor.Context) {
 	c := a.sess.conn
 	c.pid.Store(ctx.Self())
-	c.log = a.log.With().Str("conn", ctx.Self().Id).Str("remote", c.t.RemoteAddr().String()).Logger()
-	a.host.SetLogger(c.log)
-	if a.decoder != nil {
-		a.decoder.SetLogger(c.log)
+	c.log = a.log
+	if e := a.log.Error(); e != nil {
+		// The connection's fields cost a buffer per connection: only for
+		// a logger that writes something.
+		e.Discard()
+		c.log = a.log.With().Str("conn", ctx.Self().Id).Str("remote", c.t.RemoteAddr().String()).Logger()
+		a.host.SetLogger(c.log)
+		if a.decoder != nil {
+			a.decoder.SetLogger(c.log)
+		}
 	}
 	c.log.Debug().Msg("connection opened")
 	a.host.Deliver(ctx, &Opened{Conn: c})

@@ -301,7 +301,7 @@ func (a *Acceptor) Accept(w http.ResponseWriter, r *http.Request) (*Conn, error)
 		return nil, fmt.Errorf("transport: writing the 101 response: %w", err)
 	}
 	c := newConn(nc, br, true, subprotocol, compress, a.conn)
-	c.request = r
+	c.request = keptRequest(r)
 	c.principal = principal
 	c.clientIP = ClientIP(r, o.TrustedProxies)
 	return c, nil
@@ -383,4 +383,25 @@ func selectSubprotocol(offered, supported []string) string {
 		}
 	}
 	return ""
+}
+
+// keptRequest is what a connection keeps of its upgrade request, for
+// Conn.Request: the method, URL, headers, host, remote address and TLS
+// state, without the request's context (done after the upgrade), body or
+// the server's per-request state, which would otherwise live as long as
+// the connection.
+func keptRequest(r *http.Request) *http.Request {
+	return &http.Request{
+		Method:     r.Method,
+		URL:        r.URL,
+		Proto:      r.Proto,
+		ProtoMajor: r.ProtoMajor,
+		ProtoMinor: r.ProtoMinor,
+		Header:     r.Header,
+		Host:       r.Host,
+		RemoteAddr: r.RemoteAddr,
+		RequestURI: r.RequestURI,
+		TLS:        r.TLS,
+		Body:       http.NoBody,
+	}
 }

@@ -131,7 +131,9 @@ func (c *Conn) Subprotocol() string { return c.subprotocol }
 func (c *Conn) Compressed() bool { return c.compress }
 
 // Request returns the upgrade request of a server connection (nil for a
-// client connection). Its context is done: do not use it after the upgrade.
+// client connection): its method, URL, headers, Host, RemoteAddr and TLS
+// state. The connection keeps only those, so its Context is
+// context.Background and its Body is empty.
 func (c *Conn) Request() *http.Request { return c.request }
 
 // Response returns the handshake response of a client connection.

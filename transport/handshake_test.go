@@ -104,6 +104,12 @@ func TestAuthenticate(t *testing.T) {
 	if srv.c.Request() == nil || srv.c.Request().Header.Get("Authorization") != "Bearer alice" {
 		t.Error("Request() does not carry the upgrade request")
 	}
+	// What is kept of the request: enough to read it, nothing of the
+	// server's per-request state.
+	if r := srv.c.Request(); r.Method != http.MethodGet || r.URL == nil || r.Host == "" || r.RemoteAddr == "" ||
+		r.Context().Done() != nil || r.Body != http.NoBody {
+		t.Errorf("kept request %+v", r)
+	}
 	if err := c.Send(NewFrame(MessageText, []byte("hi"))); err != nil {
 		t.Fatal(err)
 	}
