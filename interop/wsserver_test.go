@@ -17,9 +17,10 @@ import (
 // Our clients (transport.Dial and actors.Dial) against Node's ws server
 // (node/ws-server.js, ws.WebSocketServer).
 
-// gorillaDeflateOffer is what our client offers (by default): permessage-deflate
-// without context takeover on either side.
-const gorillaDeflateOffer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+// ourDeflateOffer is what our client offers (by default): permessage-deflate
+// where the server may keep its context across messages (ws does, by
+// default) and our side does not.
+const ourDeflateOffer = "permessage-deflate; client_no_context_takeover"
 
 // startWSServer starts ws-server.js with ws's perMessageDeflate option pmd
 // and, when heartbeatMs > 0, ws's README heartbeat; it returns the process
@@ -120,14 +121,14 @@ func TestTransportDialWSServer(t *testing.T) {
 		answer    string // ws's Sec-WebSocket-Extensions answer
 		deflated  bool
 	}{
-		{"ws-deflate/client-default", "true", transport.CompressionDefault, 0, gorillaDeflateOffer, gorillaDeflateOffer, true},
+		{"ws-deflate/client-default", "true", transport.CompressionDefault, 0, ourDeflateOffer, ourDeflateOffer, true},
 		// Both sides compress every message, empty ones included.
-		{"ws-deflate-threshold-0/client-threshold-negative", `{"threshold":0}`, transport.CompressionDefault, -1, gorillaDeflateOffer, gorillaDeflateOffer, true},
+		{"ws-deflate-threshold-0/client-threshold-negative", `{"threshold":0}`, transport.CompressionDefault, -1, ourDeflateOffer, ourDeflateOffer, true},
 		// ws answers with a smaller server window, which our client inflates.
-		{"ws-deflate-server-window-10/client-default", `{"serverMaxWindowBits":10}`, transport.CompressionDefault, 0, gorillaDeflateOffer,
-			gorillaDeflateOffer + "; server_max_window_bits=10", true},
+		{"ws-deflate-server-window-10/client-default", `{"serverMaxWindowBits":10}`, transport.CompressionDefault, 0, ourDeflateOffer,
+			ourDeflateOffer + "; server_max_window_bits=10", true},
 		{"ws-deflate/client-disabled", "true", transport.CompressionDisabled, 0, "", "", false},
-		{"ws-no-deflate/client-default", "false", transport.CompressionDefault, 0, gorillaDeflateOffer, "", false},
+		{"ws-no-deflate/client-default", "false", transport.CompressionDefault, 0, ourDeflateOffer, "", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

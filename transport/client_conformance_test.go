@@ -10,6 +10,7 @@ package transport
 import (
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
@@ -33,8 +34,6 @@ func acceptKey(key string) string {
 	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	return base64.StdEncoding.EncodeToString(h[:])
 }
-
-const deflateAnswer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 
 // rawServerConfig says how the raw server answers the upgrade.
 type rawServerConfig struct {
@@ -630,7 +629,7 @@ func TestServerCorruptCompressedData(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			s := startServer(t, serverConfig{opts: &AcceptOptions{Compression: CompressionEnabled}})
-			rc := rawDial(t, s.addr(), deflateOffer)
+			rc := rawDial(t, s.addr(), deflateOfferHeader)
 			srv := s.next(t)
 			rc.writeFrame(0x80|rsv1Bit|byte(MessageBinary), tc.payload)
 			rc.writeFrame(0x80|rsv1Bit|byte(MessageText), deflateMessage(t, []byte("after")))
@@ -914,9 +913,6 @@ func TestClientHandshakeChecks(t *testing.T) {
 		{"wrong Sec-WebSocket-Accept", rawServerConfig{accept: acceptKey("something else")}, nil},
 		{"two Sec-WebSocket-Accept", rawServerConfig{header: []string{"Sec-WebSocket-Accept: " + acceptKey("something else")}}, nil},
 		{"deflate answered but not offered", ext(deflateAnswer), off},
-		// We offered server_no_context_takeover; the server must keep it.
-		{"deflate with context takeover", ext("permessage-deflate"), nil},
-		{"deflate with client_no_context_takeover only", ext("permessage-deflate; client_no_context_takeover"), nil},
 		// We did not offer client_max_window_bits (RFC 7692 7.1.2.2).
 		{"client_max_window_bits answered", ext(deflateAnswer + "; client_max_window_bits=10"), nil},
 		{"client_max_window_bits without a value", ext(deflateAnswer + "; client_max_window_bits"), nil},
@@ -955,9 +951,13 @@ func TestClientHandshakeChecks(t *testing.T) {
 		})
 	}
 
-	// Answers RFC 7692 allows: the server may leave out
-	// client_no_context_takeover and limit its own window.
+	// Answers RFC 7692 allows: the server may keep its context (leave out
+	// server_no_context_takeover), leave out client_no_context_takeover and
+	// limit its own window.
 	for _, answer := range []string{
+		"permessage-deflate",
+		"permessage-deflate; client_no_context_takeover",
+		"permessage-deflate; server_max_window_bits=9",
 		"permessage-deflate; server_no_context_takeover",
 		deflateAnswer + "; server_max_window_bits=8",
 		deflateAnswer + "; server_max_window_bits=\"10\"",
@@ -982,10 +982,108 @@ func TestClientHandshakeChecks(t *testing.T) {
 	if c.Subprotocol() != "v2" || !c.Compressed() {
 		t.Errorf("Subprotocol() = %q, Compressed() = %v; want v2 with deflate", c.Subprotocol(), c.Compressed())
 	}
-	if got := p.req.Header.Get("Sec-WebSocket-Extensions"); got != deflateAnswer {
+	if got := p.req.Header.Get("Sec-WebSocket-Extensions"); got != deflateOffer {
 		t.Errorf("client offered %q", got)
 	}
 	if got := websocket.Subprotocols(p.req); len(got) != 2 || got[0] != "v1" || got[1] != "v2" {
 		t.Errorf("client offered subprotocols %q", got)
+	}
+}
+
+// TestClientServerContextTakeover: a server that keeps its compression
+// context across messages (it answered without server_no_context_takeover)
+// sends messages that refer back to earlier ones, across more than the 32
+// KiB window, and to a message fragmented over several frames; the client
+// inflates each one right, uncompressed messages in between do not count in
+// the window, and a server that does not keep its context costs the
+// client no window.
+func TestClientServerContextTakeover(t *testing.T) {
+	t.Parallel()
+	c, p, err := tryDialRaw(t, rawServerConfig{header: []string{"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=15"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := newRecorder(false)
+	c.Start(rec)
+	t.Cleanup(func() {
+		p.conn.Close()
+		waitDone(t, c)
+	})
+	if !c.Compressed() || c.window == nil {
+		t.Fatalf("Compressed() %v, window %v: want deflate with context takeover", c.Compressed(), c.window != nil)
+	}
+	var out bytes.Buffer
+	fw, err := flate.NewWriter(&out, flate.BestCompression) // one stream for every message
+	if err != nil {
+		t.Fatal(err)
+	}
+	// compress continues the server's one deflate stream with msg, as a
+	// server with context takeover does, and returns the message's bytes.
+	compress := func(msg []byte) []byte {
+		out.Reset()
+		_, _ = fw.Write(msg)
+		_ = fw.Flush()
+		b := bytes.Clone(out.Bytes())
+		if !bytes.HasSuffix(b, []byte{0, 0, 0xff, 0xff}) {
+			t.Fatal("no sync flush marker")
+		}
+		return b[:len(b)-4]
+	}
+	big := randomBytes(40 << 10) // more than the window: only its tail may be referred to
+	messages := [][]byte{
+		[]byte("the quick brown fox jumps over the lazy dog"),
+		[]byte("the quick brown fox jumps over the lazy dog, again"), // refers to the first
+		big,
+		append(bytes.Clone(big[len(big)-1000:]), "and the fox"...), // refers to the big one's tail and to the first
+	}
+	for i, m := range messages {
+		z := compress(m)
+		if i == 1 && len(z) >= len(m)/2 {
+			t.Fatalf("message %d compressed to %d bytes: not using the context", i, len(z))
+		}
+		p.send(0x80|0x40|byte(MessageBinary), z)
+		p.send(0x80|byte(MessageText), []byte("plain, between")) // not compressed: not in the window
+		if got := rec.next(t); !bytes.Equal(got.data, m) {
+			t.Fatalf("message %d: got %d bytes, want %d", i, len(got.data), len(m))
+		}
+		if got := rec.next(t); string(got.data) != "plain, between" {
+			t.Fatalf("plain message: %q", got.data)
+		}
+	}
+	// A compressed message in three frames, referring to the first.
+	z := compress([]byte("over the lazy dog, in fragments"))
+	third := len(z) / 3
+	p.send(0x40|byte(MessageText), z[:third])
+	p.send(opContinuation, z[third:2*third])
+	p.send(0x80|opContinuation, z[2*third:])
+	if got := rec.next(t); string(got.data) != "over the lazy dog, in fragments" {
+		t.Fatalf("fragmented: %q", got.data)
+	}
+	if len(c.window) != windowSize {
+		t.Fatalf("window %d bytes, want %d", len(c.window), windowSize)
+	}
+
+	// Without context takeover: no window.
+	c2, _, _ := dialRaw(t, rawServerConfig{deflate: true}, nil)
+	if !c2.Compressed() || c2.window != nil {
+		t.Fatalf("no-takeover server: Compressed() %v, window %v", c2.Compressed(), c2.window != nil)
+	}
+}
+
+func TestSlideWindow(t *testing.T) {
+	t.Parallel()
+	w := make([]byte, 0, windowSize)
+	var all []byte
+	for _, n := range []int{10, windowSize - 20, 15, 3 * windowSize, 1, 0, windowSize} {
+		chunk := randomBytes(n)
+		all = append(all, chunk...)
+		w = slideWindow(w, chunk)
+		want := all[max(0, len(all)-windowSize):]
+		if !bytes.Equal(w, want) {
+			t.Fatalf("after %d bytes: window of %d bytes differs from the last %d", n, len(w), len(want))
+		}
+		if cap(w) != windowSize {
+			t.Fatalf("window reallocated: cap %d", cap(w))
+		}
 	}
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/wsactor/wsactor/internal/probe"
 )
 
-const deflateOffer = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+const deflateOfferHeader = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover"
 
 func hasDeflate(h http.Header) bool {
 	for _, e := range parseExtensions(h) {
@@ -91,7 +91,7 @@ func TestCompressionThresholdOnTheWire(t *testing.T) {
 			_ = c.Send(NewFrame(MessageBinary, small[:1]))
 		},
 	})
-	rc := rawDial(t, s.addr(), deflateOffer)
+	rc := rawDial(t, s.addr(), deflateOfferHeader)
 	if !hasDeflate(rc.resp.Header) {
 		t.Fatal("deflate not negotiated")
 	}
@@ -391,7 +391,7 @@ func TestDecompressionBomb(t *testing.T) {
 	}
 	frame := encodeClientFrame(0x80|rsv1Bit|byte(MessageBinary), bomb)
 
-	rc := rawDial(t, s.addr(), deflateOffer)
+	rc := rawDial(t, s.addr(), deflateOfferHeader)
 	srv := s.next(t)
 	if !srv.c.Compressed() {
 		t.Fatal("deflate not negotiated")

@@ -100,6 +100,12 @@ type Conn struct {
 	pollID         uint64 // guarded by poll.mu
 	pollRegistered bool   // guarded by poll.mu
 
+	// window is the last windowSize bytes the peer's compressed messages
+	// inflated to, when the peer keeps its compression context across
+	// messages (a server that did not answer server_no_context_takeover):
+	// the next message's dictionary. Nil otherwise. Owned by the reader.
+	window []byte
+
 	stats connStats
 }
 

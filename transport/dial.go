@@ -225,12 +225,15 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, *http.Response
 		raw.Close()
 		return nil, resp, fmt.Errorf("transport: dial %s: %w", where, ctxCause(ctx, err))
 	}
-	subprotocol, compress, err := checkHandshakeResponse(resp, key, o.Subprotocols, offerDeflate)
+	subprotocol, compress, takeover, err := checkHandshakeResponse(resp, key, o.Subprotocols, offerDeflate)
 	if err != nil {
 		raw.Close()
 		return nil, resp, fmt.Errorf("%w from %s: %w", ErrBadHandshake, where, err)
 	}
 	c := newConn(nc, br, false, subprotocol, compress, d.conn)
+	if takeover {
+		c.window = make([]byte, 0, windowSize)
+	}
 	c.response = resp
 	c.clientIP = parseAddr(nc.RemoteAddr().String())
 	return c, resp, nil

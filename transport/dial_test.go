@@ -350,7 +350,7 @@ func TestDialRequest(t *testing.T) {
 			"Connection":               "Upgrade",
 			"Sec-WebSocket-Version":    "13",
 			"Sec-WebSocket-Protocol":   "v1, v2",
-			"Sec-WebSocket-Extensions": deflateAnswer,
+			"Sec-WebSocket-Extensions": deflateOffer,
 			"Origin":                   "https://app.example",
 			"X-Custom":                 "yes",
 		} {

@@ -74,9 +74,20 @@ func parseExtension(elem string) parsedExtension {
 	return e
 }
 
-// deflateExtension is the only permessage-deflate variant wsactor speaks
-// (see [AcceptOptions.Compression]): our client's offer, and our server's answer.
-const deflateExtension = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+// deflateAnswer is our server's answer to a permessage-deflate offer (see
+// [AcceptOptions.Compression]): no context takeover either way, so that one
+// compressed frame is valid for every recipient and no connection keeps a
+// compressor or a window.
+const deflateAnswer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+
+// deflateOffer is our client's offer. It asks the server to compress each
+// message on its own too (client_no_context_takeover is about our side:
+// we compress every message on its own), but leaves the server free to
+// keep its context across messages, as browsers do: the client then keeps
+// the last 32 KiB of what it inflated (Conn.window) as the next message's
+// dictionary. client_max_window_bits is not offered: compress/flate cannot
+// compress with a window smaller than 32 KiB.
+const deflateOffer = "permessage-deflate; client_no_context_takeover"
 
 // acceptableDeflateOffer reports whether the client offered a
 // permessage-deflate variant wsactor can honour: no context takeover on both
@@ -116,53 +127,52 @@ func acceptableDeflateOffer(h http.Header) bool {
 var errMalformedExtensions = errors.New("malformed Sec-WebSocket-Extensions")
 
 // readDeflateAnswer reads a 101 response's answer to our permessage-deflate
-// offer (deflateExtension) and reports whether the server accepted it
-// (RFC 7692 section 7). It fails on a malformed extensions header, on more
-// than one permessage-deflate, and on parameters our offer does not allow:
-// server_no_context_takeover, which we offered, must be kept; the server
-// may add client_no_context_takeover (RFC 7692 lets it omit it, although we
-// offered it, and we reset our compressor per message anyway) and limit its
-// own window with server_max_window_bits 8 to 15 (our inflater takes any
-// window); client_max_window_bits, which we did not offer, and any other
-// parameter fail. Extensions other than permessage-deflate are left to
+// offer (deflateOffer) and reports whether the server accepted it and, if
+// so, whether it keeps its compression context across messages (RFC 7692
+// section 7). Every answer the RFC allows is taken: with or without
+// server_no_context_takeover (without it, the server's messages may refer
+// to earlier ones, and takeover is true) and client_no_context_takeover
+// (we compress every message on its own anyway), and server_max_window_bits
+// 8 to 15 (a dictionary of 32 KiB serves any smaller window). It fails on a
+// malformed extensions header, on more than one permessage-deflate,
+// and on client_max_window_bits, which we did not offer, or any other
+// parameter. Extensions other than permessage-deflate are left to
 // checkServerChoice.
-func readDeflateAnswer(h http.Header) (bool, error) {
-	found := false
+func readDeflateAnswer(h http.Header) (found, takeover bool, err error) {
 	for _, e := range parseExtensionList(h) {
 		if !e.ok {
-			return false, fmt.Errorf("%w: %q", errMalformedExtensions, h.Values("Sec-WebSocket-Extensions"))
+			return false, false, fmt.Errorf("%w: %q", errMalformedExtensions, h.Values("Sec-WebSocket-Extensions"))
 		}
 		if e.Name != "permessage-deflate" {
 			continue
 		}
 		if found {
-			return false, errors.New("permessage-deflate answered twice")
+			return false, false, errors.New("permessage-deflate answered twice")
 		}
 		found = true
 		if e.dup {
-			return false, errors.New("permessage-deflate answered with a repeated parameter")
+			return false, false, errors.New("permessage-deflate answered with a repeated parameter")
 		}
-		if _, ok := e.Params["server_no_context_takeover"]; !ok {
-			return false, errors.New("permessage-deflate answered without server_no_context_takeover, which was offered")
-		}
+		_, noTakeover := e.Params["server_no_context_takeover"]
+		takeover = !noTakeover
 		for k, v := range e.Params {
 			switch k {
 			case "server_no_context_takeover", "client_no_context_takeover":
 				if v != "" {
-					return false, fmt.Errorf("permessage-deflate parameter %s=%q takes no value", k, v)
+					return false, false, fmt.Errorf("permessage-deflate parameter %s=%q takes no value", k, v)
 				}
 			case "server_max_window_bits":
 				if !validWindowBits(v) {
-					return false, fmt.Errorf("permessage-deflate server_max_window_bits=%q is not 8 to 15", v)
+					return false, false, fmt.Errorf("permessage-deflate server_max_window_bits=%q is not 8 to 15", v)
 				}
 			case "client_max_window_bits":
-				return false, errors.New("permessage-deflate answered with client_max_window_bits, which was not offered")
+				return false, false, errors.New("permessage-deflate answered with client_max_window_bits, which was not offered")
 			default:
-				return false, fmt.Errorf("permessage-deflate answered with unknown parameter %q", k)
+				return false, false, fmt.Errorf("permessage-deflate answered with unknown parameter %q", k)
 			}
 		}
 	}
-	return found, nil
+	return found, takeover, nil
 }
 
 // validWindowBits reports whether v is a window size RFC 7692 section

@@ -174,7 +174,7 @@ func appendServerHandshake(b []byte, key, subprotocol string, compress bool) []b
 		b = append(b, subprotocol...)
 	}
 	if compress {
-		b = append(b, "\r\nSec-WebSocket-Extensions: "+deflateExtension...)
+		b = append(b, "\r\nSec-WebSocket-Extensions: "+deflateAnswer...)
 	}
 	return append(b, "\r\n\r\n"...)
 }
@@ -245,7 +245,7 @@ func handshakeRequest(u *url.URL, key string, o *DialOptions, offerDeflate bool)
 		h["Sec-WebSocket-Protocol"] = []string{strings.Join(o.Subprotocols, ", ")}
 	}
 	if offerDeflate {
-		h["Sec-WebSocket-Extensions"] = []string{deflateExtension}
+		h["Sec-WebSocket-Extensions"] = []string{deflateOffer}
 	}
 	if o.Origin != "" {
 		h["Origin"] = []string{o.Origin}
@@ -263,30 +263,31 @@ func handshakeRequest(u *url.URL, key string, o *DialOptions, offerDeflate bool)
 
 // checkHandshakeResponse checks a 101 response against the request that
 // asked for it with key, offering subprotocols and (if offeredDeflate)
-// deflateExtension (RFC 6455 section 4.1, RFC 7692 section 5). It returns
-// the chosen subprotocol and whether permessage-deflate is on; its error
-// says what is wrong, without ErrBadHandshake (Dial adds it).
-func checkHandshakeResponse(resp *http.Response, key string, subprotocols []string, offeredDeflate bool) (subprotocol string, compress bool, err error) {
+// deflateOffer (RFC 6455 section 4.1, RFC 7692 section 5). It returns
+// the chosen subprotocol, whether permessage-deflate is on and whether the
+// server keeps its compression context across messages; its error says
+// what is wrong, without ErrBadHandshake (Dial adds it).
+func checkHandshakeResponse(resp *http.Response, key string, subprotocols []string, offeredDeflate bool) (subprotocol string, compress, takeover bool, err error) {
 	h := resp.Header
 	switch {
 	case resp.StatusCode != http.StatusSwitchingProtocols:
-		return "", false, fmt.Errorf("status %s", resp.Status)
+		return "", false, false, fmt.Errorf("status %s", resp.Status)
 	case !headerHasToken(h, "Upgrade", "websocket"):
-		return "", false, fmt.Errorf("101 with Upgrade %q, want websocket", h.Values("Upgrade"))
+		return "", false, false, fmt.Errorf("101 with Upgrade %q, want websocket", h.Values("Upgrade"))
 	case !headerHasToken(h, "Connection", "upgrade"):
-		return "", false, fmt.Errorf("101 with Connection %q, want upgrade", h.Values("Connection"))
+		return "", false, false, fmt.Errorf("101 with Connection %q, want upgrade", h.Values("Connection"))
 	}
 	if got := h.Values("Sec-WebSocket-Accept"); len(got) != 1 || got[0] != computeAcceptKey(key) {
-		return "", false, fmt.Errorf("101 with Sec-WebSocket-Accept %q, want %q", got, computeAcceptKey(key))
+		return "", false, false, fmt.Errorf("101 with Sec-WebSocket-Accept %q, want %q", got, computeAcceptKey(key))
 	}
-	compress, err = readDeflateAnswer(h)
+	compress, takeover, err = readDeflateAnswer(h)
 	if err != nil {
-		return "", false, err
+		return "", false, false, err
 	}
 	if err := checkServerChoice(h, subprotocols, offeredDeflate, compress); err != nil {
-		return "", false, err
+		return "", false, false, err
 	}
-	return h.Get("Sec-WebSocket-Protocol"), compress, nil
+	return h.Get("Sec-WebSocket-Protocol"), compress, takeover, nil
 }
 
 // checkServerChoice fails a 101 that picks what the client did not offer

@@ -433,7 +433,7 @@ func (c *Conn) finish(m *assembly) ([]byte, bool) {
 	data := m.buf
 	if m.compressed {
 		var err error
-		data, err = inflate(append(m.buf, deflateTail...), c.opts.ReadLimit)
+		data, err = inflate(append(m.buf, deflateTail...), c.opts.ReadLimit, c.window)
 		switch {
 		case errors.Is(err, ErrMessageTooBig):
 			c.fail(m, StatusMessageTooBig, "message too big", ErrMessageTooBig)
@@ -445,6 +445,9 @@ func (c *Conn) finish(m *assembly) ([]byte, bool) {
 		if m.typ == MessageText && !utf8.Valid(data) {
 			c.fail(m, StatusInvalidFramePayloadData, "invalid UTF-8", ErrInvalidUTF8)
 			return nil, false
+		}
+		if c.window != nil {
+			c.window = slideWindow(c.window, data)
 		}
 	} else if m.typ == MessageText && m.valid != len(data) {
 		// The message ends inside a character.
@@ -636,14 +639,31 @@ func utf8Prefix(p []byte, done int) (int, bool) {
 // none between messages.
 var flateReaders sync.Pool
 
+// windowSize is deflate's largest window, 32 KiB (RFC 1951).
+const windowSize = 1 << 15
+
+// slideWindow appends data to the window, keeping its last windowSize
+// bytes, in the window's own storage.
+func slideWindow(w, data []byte) []byte {
+	if len(data) >= windowSize {
+		return append(w[:0], data[len(data)-windowSize:]...)
+	}
+	if over := len(w) + len(data) - windowSize; over > 0 {
+		w = w[:copy(w, w[over:])]
+	}
+	return append(w, data...)
+}
+
 // inflate decompresses one permessage-deflate message (with deflateTail
-// appended), refusing output over limit without producing it.
-func inflate(p []byte, limit int64) ([]byte, error) {
+// appended), refusing output over limit without producing it. dict is what
+// the peer's earlier messages inflated to, when it keeps its context (nil
+// when every message stands alone).
+func inflate(p []byte, limit int64, dict []byte) ([]byte, error) {
 	src := bytes.NewReader(p)
 	fr, _ := flateReaders.Get().(io.ReadCloser)
 	if fr == nil {
-		fr = flate.NewReader(src)
-	} else if err := fr.(flate.Resetter).Reset(src, nil); err != nil {
+		fr = flate.NewReaderDict(src, dict)
+	} else if err := fr.(flate.Resetter).Reset(src, dict); err != nil {
 		return nil, err
 	}
 	data, err := readMessage(fr, limit)

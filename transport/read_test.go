@@ -244,7 +244,7 @@ func TestProtocolErrors(t *testing.T) {
 func TestDrainAfterClose(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, serverConfig{opts: &AcceptOptions{Compression: CompressionEnabled}})
-	rc := rawDial(t, s.addr(), deflateOffer)
+	rc := rawDial(t, s.addr(), deflateOfferHeader)
 	srv := s.next(t)
 	srv.c.Close(StatusGoingAway, "draining")
 	if code, _, _ := rc.readClose(); code != int(StatusGoingAway) {
