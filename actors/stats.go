@@ -129,9 +129,7 @@ func (h *Handler) Stats() HandlerStats {
 	for c := range h.conns {
 		st.Traffic = st.Traffic.Add(c.t.Stats())
 	}
-	h.mu.Unlock()
 	st.Closes = make(map[CloseKind]uint64, len(h.closes))
-	h.mu.Lock()
 	for k, n := range h.closes {
 		st.Closes[k] = n
 	}
