@@ -39,7 +39,7 @@ type HandlerCollector struct {
 	current  func() *actors.Handler // a Hub's, which Reopen replaces
 	endpoint string
 
-	open, upgrades, messages, bytes, writes, frames, refused, conflated, closes, hbKills, panics, rtt, rttHist *prometheus.Desc
+	open, upgrades, messages, bytes, wire, writes, frames, refused, conflated, closes, hbKills, panics, rtt, rttHist *prometheus.Desc
 }
 
 // NewHandlerCollector returns the collector of h; endpoint names it in the
@@ -55,8 +55,10 @@ func NewHandlerCollector(h *actors.Handler, endpoint string) *HandlerCollector {
 			"Upgrade requests by the HTTP status they got: 101 upgraded; 400, 405, 426 bad handshake; 401, 403 refused by authentication or origin; 429 by an admission limit; 503 at capacity or shutting down.", []string{"status"}, l),
 		messages: prometheus.NewDesc("wsactor_messages_total",
 			"Data messages read (in) and written (out).", []string{"direction"}, l),
-		bytes: prometheus.NewDesc("wsactor_bytes_total",
-			"Bytes read as message payloads (in, after inflating) and written to sockets (out: frames, compressed, control frames included).", []string{"direction"}, l),
+		bytes: prometheus.NewDesc("wsactor_payload_bytes_total",
+			"Data message payload bytes before compression: read (in, after inflating) and written (out, before deflating).", []string{"direction"}, l),
+		wire: prometheus.NewDesc("wsactor_wire_bytes_total",
+			"Bytes on the wire: message payloads as they arrived (in, compressed when deflate is on) and everything written to sockets (out: headers, compressed payloads, control frames). Against wsactor_payload_bytes_total, what compression saves.", []string{"direction"}, l),
 		writes: prometheus.NewDesc("wsactor_write_syscalls_total",
 			"Write system calls (writev) made by connection writers.", nil, l),
 		frames: prometheus.NewDesc("wsactor_frames_written_total",
@@ -80,7 +82,7 @@ func NewHandlerCollector(h *actors.Handler, endpoint string) *HandlerCollector {
 
 // Describe implements prometheus.Collector.
 func (c *HandlerCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.open, c.upgrades, c.messages, c.bytes, c.writes, c.frames, c.refused, c.conflated, c.closes, c.hbKills, c.panics, c.rtt, c.rttHist} {
+	for _, d := range []*prometheus.Desc{c.open, c.upgrades, c.messages, c.bytes, c.wire, c.writes, c.frames, c.refused, c.conflated, c.closes, c.hbKills, c.panics, c.rtt, c.rttHist} {
 		ch <- d
 	}
 }
@@ -98,7 +100,9 @@ func (c *HandlerCollector) collect(ch chan<- prometheus.Metric, st actors.Handle
 	ch <- prometheus.MustNewConstMetric(c.messages, prometheus.CounterValue, float64(t.MessagesIn), "in")
 	ch <- prometheus.MustNewConstMetric(c.messages, prometheus.CounterValue, float64(t.MessagesOut), "out")
 	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(t.BytesIn), "in")
-	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(t.BytesOut), "out")
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(t.PayloadBytesOut), "out")
+	ch <- prometheus.MustNewConstMetric(c.wire, prometheus.CounterValue, float64(t.WireBytesIn), "in")
+	ch <- prometheus.MustNewConstMetric(c.wire, prometheus.CounterValue, float64(t.BytesOut), "out")
 	ch <- prometheus.MustNewConstMetric(c.writes, prometheus.CounterValue, float64(t.Writes))
 	ch <- prometheus.MustNewConstMetric(c.frames, prometheus.CounterValue, float64(t.Frames))
 	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(t.Refused))

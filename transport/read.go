@@ -214,7 +214,9 @@ func (c *Conn) readFrames() error {
 			continue
 		}
 		if !m.dropping {
+			wire := len(m.buf)
 			if data, ok := c.finish(&m); ok {
+				c.stats.wireIn.Add(uint64(wire))
 				c.stats.msgsIn.Add(1)
 				c.stats.bytesIn.Add(uint64(len(data)))
 				c.pausedAt.Store(time.Now().UnixNano())

@@ -8,13 +8,17 @@ import "sync/atomic"
 // atomic add per message read and per write system call.
 type Stats struct {
 	// MessagesIn and BytesIn count the data messages read and their
-	// payload bytes (after inflating).
-	MessagesIn, BytesIn uint64
+	// payload bytes (after inflating); WireBytesIn the same messages'
+	// payload bytes as they arrived (compressed, for permessage-deflate).
+	MessagesIn, BytesIn, WireBytesIn uint64
 	// MessagesOut counts the data messages written; BytesOut the bytes
 	// written to the socket (headers and compression included, control
 	// frames too); Frames the frames written; Writes the write system calls
 	// (one per batch: Frames/Writes is the batching).
 	MessagesOut, BytesOut, Frames, Writes uint64
+	// PayloadBytesOut counts the written data messages' payload bytes
+	// before compression: against BytesOut, what deflate saved.
+	PayloadBytesOut uint64
 	// Refused counts sends the queue refused or evicted (ErrQueueFull), and
 	// Conflated the queued keyed frames a newer one replaced.
 	Refused, Conflated uint64
@@ -23,33 +27,36 @@ type Stats struct {
 // connStats is a Conn's counters, the reader's and the writer's on cache
 // lines of their own (they run on different cores).
 type connStats struct {
-	msgsIn, bytesIn atomic.Uint64
-	_               [48]byte
-	msgsOut         atomic.Uint64
-	bytesOut        atomic.Uint64
-	frames          atomic.Uint64
-	writes          atomic.Uint64
-	_               [32]byte
-	refused         atomic.Uint64
-	conflated       atomic.Uint64
+	msgsIn, bytesIn, wireIn atomic.Uint64
+	_                       [40]byte
+	msgsOut                 atomic.Uint64
+	bytesOut                atomic.Uint64
+	frames                  atomic.Uint64
+	writes                  atomic.Uint64
+	payloadOut              atomic.Uint64
+	_                       [24]byte
+	refused                 atomic.Uint64
+	conflated               atomic.Uint64
 }
 
 // Stats returns the connection's counters. Safe from any goroutine.
 func (c *Conn) Stats() Stats {
 	s := &c.stats
 	return Stats{
-		MessagesIn: s.msgsIn.Load(), BytesIn: s.bytesIn.Load(),
+		MessagesIn: s.msgsIn.Load(), BytesIn: s.bytesIn.Load(), WireBytesIn: s.wireIn.Load(),
 		MessagesOut: s.msgsOut.Load(), BytesOut: s.bytesOut.Load(), Frames: s.frames.Load(), Writes: s.writes.Load(),
-		Refused: s.refused.Load(), Conflated: s.conflated.Load(),
+		PayloadBytesOut: s.payloadOut.Load(),
+		Refused:         s.refused.Load(), Conflated: s.conflated.Load(),
 	}
 }
 
 // Add returns s plus t, counter by counter.
 func (s Stats) Add(t Stats) Stats {
 	return Stats{
-		MessagesIn: s.MessagesIn + t.MessagesIn, BytesIn: s.BytesIn + t.BytesIn,
+		MessagesIn: s.MessagesIn + t.MessagesIn, BytesIn: s.BytesIn + t.BytesIn, WireBytesIn: s.WireBytesIn + t.WireBytesIn,
 		MessagesOut: s.MessagesOut + t.MessagesOut, BytesOut: s.BytesOut + t.BytesOut,
-		Frames: s.Frames + t.Frames, Writes: s.Writes + t.Writes,
+		PayloadBytesOut: s.PayloadBytesOut + t.PayloadBytesOut,
+		Frames:          s.Frames + t.Frames, Writes: s.Writes + t.Writes,
 		Refused: s.Refused + t.Refused, Conflated: s.Conflated + t.Conflated,
 	}
 }

@@ -1,6 +1,8 @@
 package transport
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 	"time"
 )
@@ -55,5 +57,38 @@ func TestConnStats(t *testing.T) {
 	srv.c.mu.Lock()
 	srv.c.writing = false
 	srv.c.mu.Unlock()
+	srv.c.Terminate(nil)
+}
+
+// With permessage-deflate the counters tell payload from wire: a
+// compressible message counts its full size as payload and its compressed
+// size on the wire, each way.
+func TestConnStatsCompressed(t *testing.T) {
+	s := startServer(t, serverConfig{opts: &AcceptOptions{Compression: CompressionEnabled}})
+	rc := rawDial(t, s.addr(), deflateOfferHeader)
+	srv := s.next(t)
+	text := []byte(strings.Repeat("compressible ", 200)) // 2,600 bytes, over the 1 KiB threshold
+	z := deflateMessage(t, text)
+	rc.writeFrame(0x80|0x40|byte(MessageText), z)
+	if m := srv.r.next(t); !bytes.Equal(m.data, text) {
+		t.Fatal("inflated message differs")
+	}
+	if st := srv.c.Stats(); st.BytesIn != uint64(len(text)) || st.WireBytesIn != uint64(len(z)) {
+		t.Fatalf("in: %+v, want %d payload and %d wire bytes", st, len(text), len(z))
+	}
+	_ = srv.c.Send(NewFrame(MessageText, text))
+	f, err := rc.readFrame()
+	if err != nil || !f.rsv1 {
+		t.Fatalf("frame %+v, %v: want a compressed frame", f, err)
+	}
+	pollUntil(t, "the write counted", func() bool { return srv.c.Stats().MessagesOut == 1 })
+	st := srv.c.Stats()
+	header := 2
+	if len(f.payload) > 125 {
+		header = 4
+	}
+	if st.PayloadBytesOut != uint64(len(text)) || st.BytesOut != uint64(len(f.payload)+header) {
+		t.Fatalf("out: %+v, want %d payload bytes and %d on the wire", st, len(text), len(f.payload)+header)
+	}
 	srv.c.Terminate(nil)
 }

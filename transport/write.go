@@ -499,6 +499,11 @@ func (c *Conn) writeBatch(b *writeBatch) bool {
 		c.mu.Unlock()
 		c.stats.frames.Add(uint64(len(b.frames)))
 		c.stats.msgsOut.Add(uint64(len(b.items)))
+		var payload int
+		for _, it := range b.items {
+			payload += len(it.f.plain) - it.f.hdrLen
+		}
+		c.stats.payloadOut.Add(uint64(payload))
 		for _, it := range b.items {
 			if it.done != nil {
 				it.done(nil)
