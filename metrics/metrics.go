@@ -63,8 +63,8 @@ func NewHandlerCollector(h *actors.Handler, endpoint string) *HandlerCollector {
 			"Write system calls (writev) made by connection writers.", nil, l),
 		frames: prometheus.NewDesc("wsactor_frames_written_total",
 			"Frames written; divided by wsactor_write_syscalls_total it is the frames per writev.", nil, l),
-		refused: prometheus.NewDesc("wsactor_queue_refused_total",
-			"Sends refused or evicted by a full send queue (its overflow policy).", nil, l),
+		refused: prometheus.NewDesc("wsactor_queue_overflows_total",
+			"Sends that found the send queue full, by the overflow policy that answered: disconnect (the connection closed with 1013), drop_newest (the send refused), drop_oldest (the oldest queued message dropped).", []string{"policy"}, l),
 		conflated: prometheus.NewDesc("wsactor_conflated_total",
 			"Queued keyed frames replaced by a newer one (conflation).", nil, l),
 		closes: prometheus.NewDesc("wsactor_closes_total",
@@ -105,7 +105,9 @@ func (c *HandlerCollector) collect(ch chan<- prometheus.Metric, st actors.Handle
 	ch <- prometheus.MustNewConstMetric(c.wire, prometheus.CounterValue, float64(t.BytesOut), "out")
 	ch <- prometheus.MustNewConstMetric(c.writes, prometheus.CounterValue, float64(t.Writes))
 	ch <- prometheus.MustNewConstMetric(c.frames, prometheus.CounterValue, float64(t.Frames))
-	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(t.Refused))
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(t.OverflowCloses), "disconnect")
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(t.Refused-t.OverflowCloses-t.Evicted), "drop_newest")
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(t.Evicted), "drop_oldest")
 	ch <- prometheus.MustNewConstMetric(c.conflated, prometheus.CounterValue, float64(t.Conflated))
 	for k, n := range st.Closes {
 		ch <- prometheus.MustNewConstMetric(c.closes, prometheus.CounterValue, float64(n), k.Code, k.Side)

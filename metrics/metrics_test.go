@@ -98,7 +98,7 @@ func TestHandlerMetrics(t *testing.T) {
 		`wsactor_payload_bytes_total{direction="out",endpoint="/ws"} 6`,
 		`wsactor_wire_bytes_total{direction="in",endpoint="/ws"} 6`,   // no deflate: as read
 		`wsactor_wire_bytes_total{direction="out",endpoint="/ws"} 12`, // 3 frames: 2-byte headers + 6 payload bytes
-		`wsactor_queue_refused_total{endpoint="/ws"} 0`,
+		`wsactor_queue_overflows_total{endpoint="/ws",policy="disconnect"} 0`,
 		`wsactor_connections_by_rtt{endpoint="/ws",le="+Inf"} 0`, // no ping answered yet
 	} {
 		if !strings.Contains(got, want+"\n") {

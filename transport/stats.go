@@ -20,8 +20,11 @@ type Stats struct {
 	// before compression: against BytesOut, what deflate saved.
 	PayloadBytesOut uint64
 	// Refused counts sends the queue refused or evicted (ErrQueueFull), and
-	// Conflated the queued keyed frames a newer one replaced.
-	Refused, Conflated uint64
+	// Conflated the queued keyed frames a newer one replaced. Of Refused,
+	// Evicted were queued messages OverflowDropOldest dropped and
+	// OverflowCloses the sends that closed the connection with 1013
+	// (OverflowDisconnect); the rest OverflowDropNewest refused.
+	Refused, Conflated, Evicted, OverflowCloses uint64
 }
 
 // connStats is a Conn's counters, the reader's and the writer's on cache
@@ -37,26 +40,43 @@ type connStats struct {
 	_                       [24]byte
 	refused                 atomic.Uint64
 	conflated               atomic.Uint64
+	evicted                 atomic.Uint64
+	overflowCloses          atomic.Uint64
 }
 
 // Stats returns the connection's counters. Safe from any goroutine.
 func (c *Conn) Stats() Stats {
 	s := &c.stats
 	return Stats{
-		MessagesIn: s.msgsIn.Load(), BytesIn: s.bytesIn.Load(), WireBytesIn: s.wireIn.Load(),
-		MessagesOut: s.msgsOut.Load(), BytesOut: s.bytesOut.Load(), Frames: s.frames.Load(), Writes: s.writes.Load(),
+		MessagesIn:      s.msgsIn.Load(),
+		BytesIn:         s.bytesIn.Load(),
+		WireBytesIn:     s.wireIn.Load(),
+		MessagesOut:     s.msgsOut.Load(),
+		BytesOut:        s.bytesOut.Load(),
+		Frames:          s.frames.Load(),
+		Writes:          s.writes.Load(),
 		PayloadBytesOut: s.payloadOut.Load(),
-		Refused:         s.refused.Load(), Conflated: s.conflated.Load(),
+		Refused:         s.refused.Load(),
+		Conflated:       s.conflated.Load(),
+		Evicted:         s.evicted.Load(),
+		OverflowCloses:  s.overflowCloses.Load(),
 	}
 }
 
 // Add returns s plus t, counter by counter.
 func (s Stats) Add(t Stats) Stats {
 	return Stats{
-		MessagesIn: s.MessagesIn + t.MessagesIn, BytesIn: s.BytesIn + t.BytesIn, WireBytesIn: s.WireBytesIn + t.WireBytesIn,
-		MessagesOut: s.MessagesOut + t.MessagesOut, BytesOut: s.BytesOut + t.BytesOut,
+		MessagesIn:      s.MessagesIn + t.MessagesIn,
+		BytesIn:         s.BytesIn + t.BytesIn,
+		WireBytesIn:     s.WireBytesIn + t.WireBytesIn,
+		MessagesOut:     s.MessagesOut + t.MessagesOut,
+		BytesOut:        s.BytesOut + t.BytesOut,
+		Frames:          s.Frames + t.Frames,
+		Writes:          s.Writes + t.Writes,
 		PayloadBytesOut: s.PayloadBytesOut + t.PayloadBytesOut,
-		Frames:          s.Frames + t.Frames, Writes: s.Writes + t.Writes,
-		Refused: s.Refused + t.Refused, Conflated: s.Conflated + t.Conflated,
+		Refused:         s.Refused + t.Refused,
+		Conflated:       s.Conflated + t.Conflated,
+		Evicted:         s.Evicted + t.Evicted,
+		OverflowCloses:  s.OverflowCloses + t.OverflowCloses,
 	}
 }

@@ -92,3 +92,36 @@ func TestConnStatsCompressed(t *testing.T) {
 	}
 	srv.c.Terminate(nil)
 }
+
+// Each overflow policy's answers are counted as its own: refusals,
+// evictions, and the send that closed the connection with 1013.
+func TestConnStatsOverflowPolicies(t *testing.T) {
+	for _, tc := range []struct {
+		policy                           OverflowPolicy
+		refused, evicted, overflowCloses uint64
+	}{
+		{OverflowDropNewest, 2, 0, 0},
+		{OverflowDropOldest, 2, 2, 0},
+		{OverflowDisconnect, 1, 0, 1}, // the third send finds the connection closing
+	} {
+		t.Run(tc.policy.String(), func(t *testing.T) {
+			s := startServer(t, serverConfig{opts: &AcceptOptions{QueueMessages: 1, Overflow: tc.policy}})
+			rawDial(t, s.addr())
+			srv := s.next(t)
+			srv.c.mu.Lock()
+			srv.c.writing = true // as if a writer were busy: the queue holds
+			srv.c.mu.Unlock()
+			for i := range 3 {
+				_ = srv.c.Send(NewFrame(MessageText, []byte{byte('a' + i)}))
+			}
+			st := srv.c.Stats()
+			if st.Refused != tc.refused || st.Evicted != tc.evicted || st.OverflowCloses != tc.overflowCloses {
+				t.Fatalf("%+v, want refused %d, evicted %d, overflow closes %d", st, tc.refused, tc.evicted, tc.overflowCloses)
+			}
+			srv.c.mu.Lock()
+			srv.c.writing = false
+			srv.c.mu.Unlock()
+			srv.c.Terminate(nil)
+		})
+	}
+}

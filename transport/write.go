@@ -66,6 +66,7 @@ func (c *Conn) enqueue(f *Frame, done func(error)) error {
 				c.qHead++
 				c.qBytes -= it.f.Len()
 				c.stats.refused.Add(1)
+				c.stats.evicted.Add(1)
 				if it.done != nil {
 					evicted = append(evicted, it.done)
 				}
@@ -82,6 +83,7 @@ func (c *Conn) enqueue(f *Frame, done func(error)) error {
 			// so the 1013 close frame is the next thing the peer reads.
 			c.closeWith(StatusTryAgainLater, "send queue full", ErrQueueFull, true)
 			c.stats.refused.Add(1)
+			c.stats.overflowCloses.Add(1)
 			return ErrQueueFull
 		}
 	}
