@@ -63,7 +63,7 @@ type config struct {
 func main() {
 	var cfg config
 	fs := flag.NewFlagSet("wsbench", flag.ExitOnError)
-	fs.StringVar(&cfg.scenario, "scenario", "fanout", "fanout, echo, idle or deflate")
+	fs.StringVar(&cfg.scenario, "scenario", "fanout", "fanout, echo, idle, deflate or upgrade")
 	fs.StringVar(&cfg.server, "server", "", "start this peer server and load it: wsactor, gorillahub, node or bun")
 	fs.StringVar(&cfg.serverArgs, "server-args", "", "extra arguments for the started server (space-separated)")
 	fs.StringVar(&cfg.url, "url", "", "load a running server instead, e.g. ws://127.0.0.1:8080/ws (127.0.0.1 only)")
@@ -200,6 +200,8 @@ func runOne(cfg config) (*result, error) {
 		return runMessages(cfg, srv)
 	case "idle":
 		return runIdle(cfg, srv)
+	case "upgrade":
+		return runUpgrade(cfg, srv)
 	}
 	return nil, fmt.Errorf("unknown scenario %q", cfg.scenario)
 }
@@ -268,7 +270,7 @@ type result struct {
 
 func newResult(cfg config, srv *server) *result {
 	r := &result{Scenario: cfg.scenario, Conns: cfg.conns, Rooms: cfg.rooms, Deflate: cfg.scenario == "deflate", Round: cfg.round}
-	if cfg.scenario != "idle" {
+	if cfg.scenario != "idle" && cfg.scenario != "upgrade" {
 		r.Size = cfg.size
 		if cfg.scenario != "echo" {
 			r.Msgs, r.Window, r.Rate = cfg.msgs, cfg.window, cfg.rate
@@ -332,7 +334,7 @@ func (r *result) check() {
 	if r.TimedOut {
 		r.Errors = append(r.Errors, "timed out")
 	}
-	if r.Scenario != "echo" && r.Scenario != "idle" {
+	if r.Scenario != "echo" && r.Scenario != "idle" && r.Scenario != "upgrade" {
 		if r.Lost != 0 {
 			r.Errors = append(r.Errors, fmt.Sprintf("%d messages lost", r.Lost))
 		}
@@ -368,6 +370,12 @@ func emit(w io.Writer, r *result, jsonOnly bool) {
 		row("server RSS per connection", fmt.Sprintf("%.0f bytes", r.RSSPerConnB))
 		row("tool RSS", fmt.Sprintf("%d KiB", r.ToolRSSKB))
 		row("connect time", fmt.Sprintf("%.2f s", r.Seconds))
+	case "upgrade":
+		row("upgrades", fmt.Sprintf("%d in %.2f s by %d workers (%d source IPs)", r.Connected, r.Seconds, r.Conns, max(r.SrcIPs, 1)))
+		row("upgrades/s", fmt.Sprintf("%.0f", r.MsgsPerSec))
+		row("handshake p50 / p99 / max", fmt.Sprintf("%.0f / %.0f / %.0f µs", r.P50us, r.P99us, r.MaxUs))
+		row("server CPU", fmt.Sprintf("%.2f s (%.0f%% of one core; %.1f µs per upgrade)", r.ServerCPUs, r.ServerCPUPct, r.ServerCPUusPer))
+		row("tool CPU", fmt.Sprintf("%.2f s (%.0f%% of one core)", r.ToolCPUs, r.ToolCPUPct))
 	default:
 		row("connections / rooms", fmt.Sprintf("%d / %d", r.Connected, r.Rooms))
 		if r.Scenario != "echo" {

@@ -16,6 +16,7 @@ import (
 type preset struct {
 	scenario                               string
 	conns, rooms, msgs, size, window, rate int
+	srcIPs                                 int
 	duration, settle                       time.Duration
 	note                                   string
 }
@@ -26,12 +27,14 @@ func (p preset) describe() string {
 		return fmt.Sprintf("idle: %d connections in %d rooms", p.conns, p.rooms)
 	case "echo":
 		return fmt.Sprintf("echo: %d connections, %d B, %s", p.conns, p.size, p.duration)
+	case "upgrade":
+		return fmt.Sprintf("upgrade: %d workers opening and closing connections (into %d rooms) for %s, over %d source addresses", p.conns, p.rooms, p.duration, p.srcIPs)
 	}
 	return fmt.Sprintf("%s: %d connections in %d rooms, %d msgs × %d B per sender, window %d, rate %s%s",
 		p.scenario, p.conns, p.rooms, p.msgs, p.size, p.window, rateText(p.rate), p.note)
 }
 
-var presetOrder = []string{"fanout", "fanout1k", "fanout1k50", "echo", "idle", "deflate"}
+var presetOrder = []string{"fanout", "fanout1k", "fanout1k50", "echo", "idle", "deflate", "upgrade"}
 
 var presets = map[string]preset{
 	// Throughput: 10 rooms of 100, every sender as fast as its window
@@ -46,6 +49,8 @@ var presets = map[string]preset{
 	"echo":       {scenario: "echo", conns: 50, size: 64, duration: 3 * time.Second},
 	"idle":       {scenario: "idle", conns: 10000, rooms: 100, settle: 2 * time.Second},
 	"deflate":    {scenario: "deflate", conns: 1000, rooms: 10, msgs: 100, size: 2048, window: 32},
+	// Handshakes per second: connect, upgrade, close, 50 at a time.
+	"upgrade": {scenario: "upgrade", conns: 50, rooms: 10, duration: 3 * time.Second, srcIPs: 8},
 }
 
 // quickPresets are for the CI smoke: correctness only, a few seconds.
@@ -56,6 +61,7 @@ var quickPresets = map[string]preset{
 	"echo":       {scenario: "echo", conns: 4, size: 64, duration: 500 * time.Millisecond},
 	"idle":       {scenario: "idle", conns: 200, rooms: 4, settle: 300 * time.Millisecond},
 	"deflate":    {scenario: "deflate", conns: 30, rooms: 3, msgs: 50, size: 2048, window: 8},
+	"upgrade":    {scenario: "upgrade", conns: 4, rooms: 2, duration: 500 * time.Millisecond},
 }
 
 func (p preset) apply(cfg config) config {
@@ -66,6 +72,9 @@ func (p preset) apply(cfg config) config {
 	}
 	if p.settle > 0 {
 		cfg.settle = p.settle
+	}
+	if p.srcIPs > 0 {
+		cfg.srcIPs = p.srcIPs
 	}
 	return cfg
 }
@@ -161,12 +170,16 @@ var (
 	mCPUPer = metric{"server CPU µs/delivery", func(r *result) float64 { return r.ServerCPUusPer }, false, "%.2f"}
 	mRSS    = metric{"RSS bytes/conn", func(r *result) float64 { return r.RSSPerConnB }, false, "%.0f"}
 	mConn   = metric{"connected", func(r *result) float64 { return float64(r.Connected) }, true, "%.0f"}
+	mUpg    = metric{"upgrades/s", func(r *result) float64 { return r.MsgsPerSec }, true, "%.0f"}
+	mCPUUpg = metric{"server CPU µs/upgrade", func(r *result) float64 { return r.ServerCPUusPer }, false, "%.1f"}
 )
 
 func metricsFor(p preset) []metric {
 	switch {
 	case p.scenario == "idle":
 		return []metric{mRSS, mConn}
+	case p.scenario == "upgrade":
+		return []metric{mUpg, mP50, mP99, mSrvCPU, mCPUUpg, mTool, mOther}
 	case p.scenario == "echo":
 		return []metric{mRTT, mP50, mP99, mMax, mSrvCPU, mTool, mOther}
 	case p.rate > 0:
