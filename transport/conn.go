@@ -62,17 +62,10 @@ type Conn struct {
 	q          []outItem // data lane, oldest first
 	qHead      int       // index of the oldest live item in q
 	qBytes     int
-	ping       *Frame // control lane: ping to send
-	closeFrame *Frame // close frame to write after the data lane
-	closeQueue bool   // a close frame is queued or written: no more data
-	closeSent  bool   // the close frame has been written
-	closeCode  StatusCode
-	closeText  string
-	byPeer     bool // the peer sent its close frame before we queued ours
-	terminated bool // we closed the socket without a handshake (Terminate)
-	peerClose  *CloseError
-	cause      error // why we closed, if not a clean close
-	broken     error // the writer failed; nothing more can be written
+	ping       *Frame  // control lane: ping to send
+	closeFrame *Frame  // close frame to write after the data lane
+	cl         closing // the closing handshake (closing.go)
+	broken     error   // the writer failed; nothing more can be written
 	writing    bool
 	writers    sync.WaitGroup // the running writer, if any; waited for before done
 	closeWrote chan struct{}  // closed when the close frame is written or writing failed

@@ -105,7 +105,7 @@ func (c *Conn) readLoop() {
 func (c *Conn) closing() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.closeQueue
+	return c.cl.queued()
 }
 
 // fail closes the connection with code because of the current message and
@@ -480,7 +480,7 @@ func (c *Conn) onPeerClose(p []byte) *violation {
 		reason = string(p[2:])
 	}
 	c.mu.Lock()
-	c.peerClose = &CloseError{Code: code, Reason: reason}
+	c.cl.peer = &CloseError{Code: code, Reason: reason}
 	// The peer reads nothing more: what is not on the wire yet is lost,
 	// and our close frame goes out next, after the frame in flight
 	// (RFC 6455 5.5.1: "as soon as practical").
@@ -490,9 +490,8 @@ func (c *Conn) onPeerClose(p []byte) *violation {
 			d(ErrClosed)
 		}
 	}()
-	if !c.closeQueue {
-		c.closeQueue, c.byPeer = true, true
-		c.closeCode = code
+	if c.cl.begin(originPeer) {
+		c.cl.code = code
 		// Echo the code (RFC 6455 5.5.1), whatever it is: the peer sent it.
 		var echo []byte
 		if code != StatusNoStatusReceived {
@@ -528,12 +527,12 @@ func (c *Conn) teardown(readErr error) (info CloseInfo, linger bool) {
 	peerClosed := readErr == errPeerClosed
 
 	c.mu.Lock()
-	info = CloseInfo{Err: c.cause}
+	info = CloseInfo{Err: c.cl.cause}
 	switch {
 	case peerClosed:
-		info.Code, info.Reason, info.ByPeer = c.peerClose.Code, c.peerClose.Reason, c.byPeer
-	case c.closeQueue && !c.byPeer:
-		info.Code, info.Reason = c.closeCode, c.closeText
+		info.Code, info.Reason, info.ByPeer = c.cl.peer.Code, c.cl.peer.Reason, c.cl.byPeer()
+	case c.cl.queued() && !c.cl.byPeer():
+		info.Code, info.Reason = c.cl.code, c.cl.text
 		if info.Err == nil {
 			info.Err = readErr
 			if isTimeout(readErr) {
@@ -541,7 +540,7 @@ func (c *Conn) teardown(readErr error) (info CloseInfo, linger bool) {
 			}
 		}
 	default:
-		info.Code, info.ByPeer = StatusAbnormalClosure, !c.terminated
+		info.Code, info.ByPeer = StatusAbnormalClosure, c.cl.origin != originTerminate
 		if info.Err == nil {
 			info.Err = readErr
 		}
@@ -549,7 +548,7 @@ func (c *Conn) teardown(readErr error) (info CloseInfo, linger bool) {
 			info.Err = io.ErrUnexpectedEOF
 		}
 	}
-	c.closeQueue = true
+	c.cl.begin(originNone) // nothing more is sent
 	c.mu.Unlock()
 
 	switch {

@@ -31,7 +31,7 @@ func (c *Conn) enqueue(f *Frame, done func(error)) error {
 	}
 	n := f.Len()
 	c.mu.Lock()
-	if c.closeQueue || c.broken != nil {
+	if c.cl.queued() || c.broken != nil {
 		c.mu.Unlock()
 		return ErrClosed
 	}
@@ -130,7 +130,7 @@ func (c *Conn) kickLocked() {
 func (c *Conn) Ping(p []byte) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closeSent || c.broken != nil {
+	if c.cl.sent() || c.broken != nil {
 		return ErrClosed
 	}
 	c.ping = newControlFrame(opPing, p)
@@ -154,7 +154,7 @@ const maxOwedPongs = 16
 func (c *Conn) queuePong(payload []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closeSent || c.broken != nil {
+	if c.cl.sent() || c.broken != nil {
 		return
 	}
 	if len(c.pongs) >= maxOwedPongs {
@@ -225,10 +225,12 @@ func (c *Conn) DiscardQueued() int {
 // came first.
 func (c *Conn) Terminate(cause error) {
 	c.mu.Lock()
-	if c.cause == nil {
-		c.cause = cause
+	if c.cl.cause == nil {
+		c.cl.cause = cause
 	}
-	c.terminated = true
+	if c.cl.origin == originNone {
+		c.cl.origin = originTerminate
+	}
 	c.mu.Unlock()
 	_ = c.nc.Close()
 	c.wakeReader() // a parked reader sees the closed socket and ends
@@ -271,15 +273,14 @@ func truncateUTF8(s string, n int) string {
 func (c *Conn) closeWith(code StatusCode, reason string, cause error, discard bool) bool {
 	var dropped []func(error)
 	c.mu.Lock()
-	if c.closeQueue {
+	if !c.cl.begin(originUs) {
 		c.mu.Unlock()
 		return false
 	}
 	if !validSendCode(code) {
 		code = StatusInternalError
 	}
-	c.closeQueue = true
-	c.closeCode, c.closeText, c.cause = code, reason, cause
+	c.cl.code, c.cl.text, c.cl.cause = code, reason, cause
 	if discard {
 		dropped, _ = c.dropUnwrittenLocked()
 	}
@@ -361,7 +362,7 @@ func (c *Conn) closeWritten() {
 	c.closeWrittenAt.Store(time.Now().UnixNano())
 	_ = c.nc.SetReadDeadline(c.closeReadDeadline())
 	c.mu.Lock()
-	c.closeSent = true
+	c.cl.stage = stageSent
 	c.mu.Unlock()
 	close(c.closeWrote)
 	c.wakeReader() // to wait for the peer's close frame, within the timeout
@@ -407,7 +408,7 @@ func (c *Conn) takeBatch(b *writeBatch) bool {
 	}
 	b.frames, b.items = b.frames[:0], b.items[:0]
 	b.closeAt = -1
-	if c.closeSent {
+	if c.cl.sent() {
 		// Nothing may follow a close frame.
 		c.ping = nil
 		clear(c.pongs)
@@ -442,7 +443,7 @@ func (c *Conn) takeBatch(b *writeBatch) bool {
 			c.q = nil
 		}
 		c.qHead = 0
-		if c.closeFrame != nil && !c.closeSent {
+		if c.closeFrame != nil && !c.cl.sent() {
 			b.closeAt = len(b.frames)
 			b.frames = append(b.frames, c.closeFrame)
 		}
@@ -667,15 +668,14 @@ func (c *Conn) writeFailed(err error, items []outItem) {
 	c.broken = err
 	c.writing = false
 	dropped := c.dropQueueLocked()
-	if !c.closeQueue {
+	if c.cl.begin(originNone) {
 		// No close frame was queued: report an abnormal closure, not code 0.
-		c.closeCode = StatusAbnormalClosure
+		c.cl.code = StatusAbnormalClosure
 	}
-	c.closeQueue = true
-	if c.cause == nil {
-		c.cause = err
+	if c.cl.cause == nil {
+		c.cl.cause = err
 	}
-	wasSent := c.closeSent
+	wasSent := c.cl.sent()
 	c.mu.Unlock()
 	for _, it := range items {
 		if it.done != nil {
