@@ -179,14 +179,6 @@ func (c *Conn) RTT() time.Duration { return time.Duration(c.rtt.Load()) }
 // writer has stopped, so no send callback runs after Done.
 func (c *Conn) Done() <-chan struct{} { return c.done }
 
-// Buffered returns the number of data messages and payload bytes queued and
-// not yet written (ws's bufferedAmount).
-func (c *Conn) Buffered() (messages, bytes int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.q) - c.qHead, c.qBytes
-}
-
 // Start starts the reader, which passes each message to h and calls
 // h.HandleClose once at the end. It must be called exactly once.
 func (c *Conn) Start(h Handler) {

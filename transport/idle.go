@@ -36,7 +36,7 @@ var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, def
 // the poller. It returns false, and the reader goes on, when it cannot park:
 // a close is under way, or the socket cannot be watched (it is closed).
 func (c *Conn) park() bool {
-	if c.closing() {
+	if c.closeBegun() {
 		return false
 	}
 	br := c.br

@@ -101,13 +101,6 @@ func (c *Conn) readLoop() {
 	close(c.done)
 }
 
-// closing reports whether a close frame has been queued (by either side).
-func (c *Conn) closing() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.cl.queued()
-}
-
 // fail closes the connection with code because of the current message and
 // drops the rest of it. The framing is intact: reading goes on.
 func (c *Conn) fail(m *assembly, code StatusCode, reason string, cause error) {
@@ -126,7 +119,7 @@ func (c *Conn) readFrames() error {
 	for {
 		// At a message boundary with nothing buffered the reader would
 		// block: it waits IdleReader at most, then parks (poll_linux.go).
-		idle := c.poll != nil && !m.active && c.br.Buffered() == 0 && !c.closing()
+		idle := c.poll != nil && !m.active && c.br.Buffered() == 0 && !c.closeBegun()
 		if idle {
 			_ = c.nc.SetReadDeadline(time.Now().Add(c.opts.IdleReader))
 		}
@@ -195,9 +188,9 @@ func (c *Conn) readFrames() error {
 				compressed: h.rsv1,
 				frames:     1,
 				deadline:   now + int64(c.opts.MessageTimeout),
-				dropping:   c.closing(),
+				dropping:   c.closeBegun(),
 			}
-		} else if !m.dropping && c.closing() {
+		} else if !m.dropping && c.closeBegun() {
 			m.dropping, m.buf = true, nil
 		}
 		if !m.dropping && tooBig(int64(len(m.buf)), h.length, c.opts.ReadLimit, m.compressed) {
@@ -460,144 +453,6 @@ func (c *Conn) finish(m *assembly) ([]byte, bool) {
 		data = []byte{}
 	}
 	return data, true
-}
-
-// onPeerClose checks the peer's close payload (RFC 6455 sections 5.5.1 and
-// 7.4) and answers it with our close frame unless we sent one first.
-func (c *Conn) onPeerClose(p []byte) *violation {
-	code, reason := StatusNoStatusReceived, ""
-	switch {
-	case len(p) == 1:
-		return &violation{"close frame with a 1-byte payload"}
-	case len(p) >= 2:
-		code = StatusCode(binary.BigEndian.Uint16(p))
-		if !validReceivedCode(code) {
-			return &violation{fmt.Sprintf("invalid close code %d", int(code))}
-		}
-		if !utf8.Valid(p[2:]) {
-			return &violation{"invalid UTF-8 in close reason"}
-		}
-		reason = string(p[2:])
-	}
-	c.mu.Lock()
-	c.cl.peer = &CloseError{Code: code, Reason: reason}
-	// The peer reads nothing more: what is not on the wire yet is lost,
-	// and our close frame goes out next, after the frame in flight
-	// (RFC 6455 5.5.1: "as soon as practical").
-	dropped, _ := c.dropUnwrittenLocked()
-	defer func() {
-		for _, d := range dropped {
-			d(ErrClosed)
-		}
-	}()
-	if c.cl.begin(originPeer) {
-		c.cl.code = code
-		// Echo the code (RFC 6455 5.5.1), whatever it is: the peer sent it.
-		var echo []byte
-		if code != StatusNoStatusReceived {
-			echo = binary.BigEndian.AppendUint16(nil, uint16(code))
-		}
-		c.closeFrame = newControlFrame(opClose, echo)
-		c.kickLocked()
-	}
-	c.mu.Unlock()
-	return nil
-}
-
-// validReceivedCode reports whether a close frame may carry code (RFC 6455
-// section 7.4 and the IANA registry, as Node's ws checks it).
-func validReceivedCode(code StatusCode) bool {
-	switch {
-	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014, code >= 3000 && code <= 4999:
-		return true
-	}
-	return false
-}
-
-// teardown ends the TCP connection the way the closing handshake says (or
-// asks the caller to linger first) and returns what the handler is told.
-func (c *Conn) teardown(readErr error) (info CloseInfo, linger bool) {
-	var v *violation
-	protoErr := errors.As(readErr, &v)
-	if protoErr {
-		// Queued data is written first (as Node's ws does), then our 1002;
-		// a no-op if we were closing already.
-		c.closeWith(StatusProtocolError, v.reason, fmt.Errorf("%w: %s", ErrProtocol, v.reason), false)
-	}
-	peerClosed := readErr == errPeerClosed
-
-	c.mu.Lock()
-	info = CloseInfo{Err: c.cl.cause}
-	switch {
-	case peerClosed:
-		info.Code, info.Reason, info.ByPeer = c.cl.peer.Code, c.cl.peer.Reason, c.cl.byPeer()
-	case c.cl.queued() && !c.cl.byPeer():
-		info.Code, info.Reason = c.cl.code, c.cl.text
-		if info.Err == nil {
-			info.Err = readErr
-			if isTimeout(readErr) {
-				info.Err = ErrCloseTimeout
-			}
-		}
-	default:
-		info.Code, info.ByPeer = StatusAbnormalClosure, c.cl.origin != originTerminate
-		if info.Err == nil {
-			info.Err = readErr
-		}
-		if errors.Is(readErr, io.EOF) || errors.Is(readErr, io.ErrUnexpectedEOF) {
-			info.Err = io.ErrUnexpectedEOF
-		}
-	}
-	c.cl.begin(originNone) // nothing more is sent
-	c.mu.Unlock()
-
-	switch {
-	case peerClosed:
-		// Both close frames are out once the writer has put ours on the
-		// wire. A server then closes TCP at once (it closes first, RFC 6455
-		// 7.1.1); a client waits for the server's FIN.
-		c.waitCloseWritten(c.opts.WriteTimeout)
-		linger = !c.isServer
-	case protoErr:
-		// The peer may still be sending: once our close frame is out,
-		// half-close and drain, so it reaches the peer instead of a reset.
-		c.waitCloseWritten(c.opts.CloseTimeout)
-		if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		}
-		linger = true
-	}
-	if !linger {
-		_ = c.nc.Close()
-	}
-	c.mu.Lock()
-	if c.broken == nil {
-		c.broken = ErrClosed
-	}
-	dropped := c.dropQueueLocked()
-	c.mu.Unlock()
-	for _, d := range dropped {
-		d(ErrClosed)
-	}
-	return info, linger
-}
-
-// waitCloseWritten waits, at most d, for our close frame to be written.
-func (c *Conn) waitCloseWritten(d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-c.closeWrote:
-	case <-t.C:
-	}
-}
-
-// linger waits, at most the close timeout, for the peer to end the TCP
-// connection, discarding what it still sends, then closes the socket.
-func (c *Conn) linger() {
-	_ = c.nc.SetReadDeadline(time.Now().Add(c.opts.CloseTimeout))
-	_, _ = io.Copy(io.Discard, c.nc)
-	_ = c.nc.Close()
 }
 
 func isTimeout(err error) bool {
