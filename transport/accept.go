@@ -300,7 +300,7 @@ func (a *Acceptor) Accept(w http.ResponseWriter, r *http.Request) (*Conn, error)
 		nc.Close()
 		return nil, fmt.Errorf("transport: writing the 101 response: %w", err)
 	}
-	c := newConn(nc, br, true, subprotocol, compress, a.conn)
+	c := newConn(nc, br, true, subprotocol, compress, &a.conn)
 	c.request = keptRequest(r)
 	c.principal = principal
 	c.clientIP = ClientIP(r, o.TrustedProxies)

@@ -40,7 +40,7 @@ type Conn struct {
 	br       *bufio.Reader // reads nc; owned by the reader goroutine
 	isServer bool
 	compress bool
-	opts     connConfig
+	opts     *connConfig // shared by every connection of its Acceptor or Dialer: read-only
 
 	subprotocol string
 	request     *http.Request
@@ -105,7 +105,7 @@ type Conn struct {
 // newConn wraps an upgraded socket. br, if not nil, is a reader over nc that
 // may already hold bytes read past the handshake; the connection reads
 // through it.
-func newConn(nc net.Conn, br *bufio.Reader, isServer bool, subprotocol string, compress bool, opts connConfig) *Conn {
+func newConn(nc net.Conn, br *bufio.Reader, isServer bool, subprotocol string, compress bool, opts *connConfig) *Conn {
 	if br == nil {
 		br = bufio.NewReaderSize(nc, defaultReadBuffer)
 	}

@@ -230,7 +230,7 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, *http.Response
 		raw.Close()
 		return nil, resp, fmt.Errorf("%w from %s: %w", ErrBadHandshake, where, err)
 	}
-	c := newConn(nc, br, false, subprotocol, compress, d.conn)
+	c := newConn(nc, br, false, subprotocol, compress, &d.conn)
 	if takeover {
 		c.window = make([]byte, 0, windowSize)
 	}
