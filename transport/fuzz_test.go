@@ -494,3 +494,54 @@ func extendable(p []byte) bool {
 	}
 	return false
 }
+
+// FuzzInflateTakeover: messages a peer compressed as one deflate stream
+// (context takeover: each may refer to the ones before, up to 32 KiB back)
+// inflate to exactly what was compressed when each is inflated alone with
+// the window of what the earlier ones inflated to, as the client does for
+// a server that keeps its context; and the window is always the last 32 KiB
+// of that output.
+func FuzzInflateTakeover(f *testing.F) {
+	f.Add([]byte("the quick brown fox, the quick brown fox"), []byte{5, 20, 0, 7}, int8(6))
+	f.Add(bytes.Repeat([]byte("abc"), 30000), []byte{200, 255, 3}, int8(9))
+	f.Add([]byte{}, []byte{}, int8(1))
+	f.Add(bytes.Repeat([]byte{0}, 70000), []byte{0, 0}, int8(-2))
+	f.Fuzz(func(t *testing.T, data, cuts []byte, level int8) {
+		lv := int(level)%11 - 2 // -2 (HuffmanOnly) to 8
+		if lv == -1 || lv == 0 {
+			lv = 1
+		}
+		var out bytes.Buffer
+		fw, err := flate.NewWriter(&out, lv)
+		if err != nil {
+			t.Skip()
+		}
+		// Cut data into messages: each cut byte is a length, scaled so
+		// that messages can be longer than the window.
+		var msgs [][]byte
+		rest := data
+		for _, c := range cuts {
+			n := min(len(rest), int(c)*int(c))
+			msgs = append(msgs, rest[:n])
+			rest = rest[n:]
+		}
+		msgs = append(msgs, rest)
+		window := make([]byte, 0, windowSize)
+		var all []byte
+		for i, m := range msgs {
+			out.Reset()
+			_, _ = fw.Write(m)
+			_ = fw.Flush()
+			z := bytes.TrimSuffix(out.Bytes(), []byte{0, 0, 0xff, 0xff})
+			got, err := inflate(append(bytes.Clone(z), deflateTail...), -1, window)
+			if err != nil || !bytes.Equal(got, m) {
+				t.Fatalf("message %d of %d (%d bytes): got %d bytes, %v", i, len(msgs), len(m), len(got), err)
+			}
+			window = slideWindow(window, got)
+			all = append(all, m...)
+			if want := all[max(0, len(all)-windowSize):]; !bytes.Equal(window, want) {
+				t.Fatalf("window after message %d: %d bytes, want the last %d", i, len(window), len(want))
+			}
+		}
+	})
+}
