@@ -112,7 +112,9 @@ type HandlerOptions struct {
 
 	// Props lets the caller add protoactor props options (middleware, a
 	// dispatcher) to every connection actor. The mailbox is always unbounded:
-	// InboxLimit and InboxBytes bound it.
+	// InboxLimit and InboxBytes bound it. By default the mailboxes run on
+	// the Handler's pool of long-lived worker goroutines (see
+	// docs/performance.md); actor.WithDispatcher here replaces it.
 	Props []actor.PropsOption
 }
 
@@ -135,6 +137,7 @@ type Handler struct {
 	upgrades    upgradeCounts
 	closes      map[CloseKind]uint64 // under mu
 	hbKills     atomic.Uint64
+	disp        *warmDispatcher           // the connection actors' mailboxes; stopped by Shutdown
 	rtt         hist.H                    // round trips, from every connection's pongs
 	recent      [recentCloses]CloseRecord // a ring, under mu
 	recentN     int                       // closes recorded in all
@@ -186,7 +189,9 @@ func NewHandler(system *actor.ActorSystem, producer actor.Producer, opts *Handle
 		return nil, fmt.Errorf("actors: handler options: %w", err)
 	}
 	h.accept = accept
-	h.conn = newConnSettings(system, h.opts.Logger, h.opts.InboxLimit, h.opts.InboxBytes, h.opts.HandlerPanic, h.opts.Props)
+	h.disp = newWarmDispatcher()
+	props := append([]actor.PropsOption{actor.WithDispatcher(h.disp)}, h.opts.Props...) // the caller's dispatcher wins
+	h.conn = newConnSettings(system, h.opts.Logger, h.opts.InboxLimit, h.opts.InboxBytes, h.opts.HandlerPanic, props)
 	h.hb = supervisor.NewHeartbeat(h.opts.Heartbeat)
 	h.tree = h.opts.Tree
 	if h.tree == nil {
@@ -353,6 +358,7 @@ func (h *Handler) forget(c *Conn) {
 // Call it before http.Server.Shutdown, which does not wait for hijacked
 // connections; actor.ActorSystem.Shutdown stops no actors.
 func (h *Handler) Shutdown(ctx context.Context) error {
+	defer h.disp.stop() // the connection actors are gone, or cut short
 	h.mu.Lock()
 	h.draining = true
 	h.checkEmptyLocked()

@@ -78,7 +78,6 @@ func main() {
 	memprofile := flag.String("memprofile", "", "write a heap profile to this file at SIGINT/SIGTERM")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	readBuf := flag.Int("read-buffer", 0, "AcceptOptions.ReadBufferSize (0: the default)")
-	warm := flag.Bool("warm-dispatcher", false, "experiment: run actor mailboxes on a pool of long-lived goroutines (see warmDispatcher)")
 	withMetrics := flag.Bool("metrics", metricsDefault == "1", "register the Prometheus collectors (handler, rooms, process, actor system), serve /metrics and scrape it every second (to measure what metrics cost)")
 	flag.Parse()
 
@@ -102,11 +101,6 @@ func main() {
 	}
 	regOpts := &room.RegistryOptions{}
 	opts := &actors.HandlerOptions{Tree: tree}
-	if *warm {
-		d := actor.WithDispatcher(&warmDispatcher{work: make(chan func()), throughput: 300, idle: 10 * time.Second})
-		opts.Props = []actor.PropsOption{d}
-		regOpts.Options = func(string) *room.Options { return &room.Options{Props: []actor.PropsOption{d}} }
-	}
 	rooms := room.NewRegistry(tree, regOpts)
 	opts.ReadBufferSize = *readBuf
 	if *deflate {
@@ -157,44 +151,6 @@ func main() {
 	_ = h.Shutdown(ctx)
 	_ = tree.Shutdown(ctx)
 	_ = srv.Shutdown(ctx)
-}
-
-// warmDispatcher is an experiment (-warm-dispatcher), not part of wsactor:
-// protoactor's default dispatcher starts a new goroutine for every batch of
-// messages an idle actor receives, and the actor's call chain then grows
-// that goroutine's small stack by copying (runtime.newstack/copystack: 17%
-// of this server's CPU in the echo scenario). This dispatcher hands the
-// batch to an idle long-lived worker, whose stack has already grown, or
-// starts a new worker when none is idle (so it never blocks and a blocking
-// Receive cannot starve others); a worker exits after idle without work.
-type warmDispatcher struct {
-	work       chan func() // unbuffered: a send succeeds only to an idle worker
-	throughput int
-	idle       time.Duration
-}
-
-func (d *warmDispatcher) Schedule(fn func()) {
-	select {
-	case d.work <- fn:
-	default:
-		go d.worker(fn)
-	}
-}
-
-func (d *warmDispatcher) Throughput() int { return d.throughput }
-
-func (d *warmDispatcher) worker(fn func()) {
-	t := time.NewTimer(d.idle)
-	defer t.Stop()
-	for {
-		fn()
-		t.Reset(d.idle)
-		select {
-		case fn = <-d.work:
-		case <-t.C:
-			return
-		}
-	}
 }
 
 func envInt(name string, def int) int {
