@@ -86,10 +86,13 @@ type connActor struct {
 
 	// Client connections: opened is closed once the first Opened is
 	// delivered (Dial waits for it); hb is the client heartbeat (nil when
-	// disabled); redial reconnects (nil without DialOptions.Reconnect).
+	// disabled); redial reconnects (nil without DialOptions.Reconnect);
+	// dialer made the connections, and lets its idle writers go when the
+	// actor stops.
 	opened chan<- struct{}
 	hb     *supervisor.Heartbeat
 	redial *redialer
+	dialer *transport.Dialer
 }
 
 // session is one socket of a connection actor: a server connection has one,
@@ -197,6 +200,9 @@ func (a *connActor) Receive(ctx actor.Context) {
 		close(a.stopped)
 		if a.redial != nil {
 			a.redial.done()
+		}
+		if a.dialer != nil {
+			a.dialer.Close()
 		}
 		if a.hb != nil {
 			a.hb.Remove(conn.t)

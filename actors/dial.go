@@ -93,6 +93,7 @@ func Dial(ctx context.Context, system *actor.ActorSystem, url string, producer a
 	cs := newConnSettings(system, o.Logger, o.InboxLimit, o.InboxBytes, o.HandlerPanic, o.Props)
 	t, resp, err := dialer.Dial(ctx, url)
 	if err != nil {
+		dialer.Close()
 		return nil, resp, err
 	}
 	c := &Conn{t: t}
@@ -104,6 +105,7 @@ func Dial(ctx context.Context, system *actor.ActorSystem, url string, producer a
 	}, cs.log, newInbox(cs.inboxLimit, cs.inboxBytes))
 	a.root = system.Root
 	a.opened = opened
+	a.dialer = dialer
 	if hb := supervisor.NewHeartbeat(o.Heartbeat); hb.Enabled() {
 		a.hb = hb // this connection's own: its goroutine runs while it is open
 	}

@@ -359,6 +359,7 @@ func (h *Handler) forget(c *Conn) {
 // connections; actor.ActorSystem.Shutdown stops no actors.
 func (h *Handler) Shutdown(ctx context.Context) error {
 	defer h.disp.stop() // the connection actors are gone, or cut short
+	defer h.accept.Close()
 	h.mu.Lock()
 	h.draining = true
 	h.checkEmptyLocked()

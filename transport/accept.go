@@ -197,6 +197,7 @@ func NewAcceptor(opts *AcceptOptions) (*Acceptor, error) {
 	if o.ReadBufferSize <= 0 {
 		o.ReadBufferSize = defaultServerReadBuffer
 	}
+	conn.writers = newWriterPool()
 	return &Acceptor{o: o, conn: conn}, nil
 }
 
@@ -235,8 +236,15 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		http.Error(w, "Internal Server Error", http.StatusInternalServerError)
 		return nil, err
 	}
+	a.conn.writers = nil // one connection: no pool to share (writers.go)
 	return a.Accept(w, r)
 }
+
+// Close lets the Acceptor's idle writer goroutines go (its connections'
+// writers run on a pool of long-lived goroutines, which exit after 10s
+// without work anyway). Connections it accepted keep working; so does
+// Accept. actors.Handler calls it at Shutdown.
+func (a *Acceptor) Close() { a.conn.writers.stop() }
 
 // Accept upgrades r as the package's [Accept] does, with a's options.
 func (a *Acceptor) Accept(w http.ResponseWriter, r *http.Request) (*Conn, error) {

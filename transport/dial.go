@@ -123,6 +123,7 @@ func NewDialer(opts *DialOptions) (*Dialer, error) {
 	if o.ReadBufferSize <= 0 {
 		o.ReadBufferSize = defaultClientReadBuffer
 	}
+	conn.writers = newWriterPool()
 	return &Dialer{o: o, conn: conn}, nil
 }
 
@@ -156,8 +157,13 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	if err != nil {
 		return nil, nil, err
 	}
+	d.conn.writers = nil // one connection: no pool to share (writers.go)
 	return d.Dial(ctx, rawURL)
 }
+
+// Close lets the Dialer's idle writer goroutines go, as [Acceptor.Close]
+// does. Connections it made keep working; so does Dial.
+func (d *Dialer) Close() { d.conn.writers.stop() }
 
 // Dial connects to rawURL as the package's [Dial] does, with d's options.
 func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, *http.Response, error) {

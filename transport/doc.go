@@ -30,10 +30,13 @@
 //
 // Every write, control frames included, goes through one writer per
 // connection. Sends never block: they append to a bounded outbound queue
-// (AcceptOptions.QueueMessages and QueueBytes) and a writer goroutine, started
-// on demand and gone when the queue is empty, writes every queued frame with
-// one writev call. What happens when the queue is full is the connection's
-// [OverflowPolicy].
+// (AcceptOptions.QueueMessages and QueueBytes) and a writer, started on
+// demand and gone when the queue is empty, writes every queued frame with
+// one writev call. The writers of an [Acceptor]'s or a [Dialer]'s
+// connections run on a pool of long-lived goroutines (idle ones exit after
+// 10s, or at [Acceptor.Close]); the package-level Accept and Dial start a
+// goroutine per run. What happens when the queue is full is the
+// connection's [OverflowPolicy].
 //
 // # Reads
 //

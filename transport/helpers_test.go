@@ -26,7 +26,8 @@ import (
 // The idle readers' poller is one goroutine for the process, started on
 // first use (poll_linux.go); everything else must be gone.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/wsactor/wsactor/transport.(*poller).run"))
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/wsactor/wsactor/transport.(*poller).run"),
+		goleak.IgnoreTopFunction("github.com/wsactor/wsactor/transport.(*writerPool).next")) // idle pooled writers: writers.go
 }
 
 // testTimeout bounds every wait in these tests. It is a safety net so a broken
@@ -127,13 +128,22 @@ type serverConfig struct {
 	onAccept func(c *Conn)
 	// onStart runs after Start.
 	onStart func(c *Conn)
+	// single uses the package-level Accept (a writer goroutine per run)
+	// instead of one Acceptor for the server (pooled writers, as
+	// actors.Handler has).
+	single bool
 }
 
 func startServer(t *testing.T, cfg serverConfig) *server {
 	t.Helper()
 	s := &server{conns: make(chan accepted, 256), errs: make(chan error, 256)}
+	accept := func(w http.ResponseWriter, r *http.Request) (*Conn, error) { return Accept(w, r, cfg.opts) }
+	if a, err := NewAcceptor(cfg.opts); err == nil && !cfg.single {
+		accept = a.Accept
+		t.Cleanup(a.Close)
+	}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := Accept(w, r, cfg.opts)
+		c, err := accept(w, r)
 		if err != nil {
 			s.errs <- err
 			return

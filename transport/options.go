@@ -62,6 +62,8 @@ type connConfig struct {
 	Compression    compressionConfig
 	OnPong         func(rtt time.Duration)
 	IdleReader     time.Duration
+
+	writers *writerPool // nil: a plain goroutine per writer run (writers.go)
 }
 
 // queueConfig bounds a connection's outbound queue.

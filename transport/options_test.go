@@ -80,7 +80,12 @@ func TestOptionsDefaultsAppliedOnce(t *testing.T) {
 		Compression: compressionConfig{Threshold: defaultCompressMin, Level: flate.BestSpeed},
 		IdleReader:  defaultIdleReader,
 	}
-	if !reflect.DeepEqual(a.conn, want) { // OnPong nil in both
+	if a.conn.writers == nil {
+		t.Error("an Acceptor without a writer pool")
+	}
+	got := a.conn
+	got.writers = nil
+	if !reflect.DeepEqual(got, want) { // OnPong nil in both
 		t.Errorf("acceptor conn settings %+v, want %+v", a.conn, want)
 	}
 	if a.o.HandshakeTimeout != defaultHandshake || a.o.ReadBufferSize != defaultServerReadBuffer || a.o.Subprotocols[0] != "v1" {

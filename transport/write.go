@@ -12,10 +12,11 @@ func (c *Conn) kickLocked() {
 	if !c.writing && c.broken == nil {
 		c.writing = true
 		c.writers.Add(1) // under mu, before broken is set: Done's wait sees it
-		go func() {
-			defer c.writers.Done()
-			c.writeLoop()
-		}()
+		if p := c.opts.writers; p != nil {
+			p.start(c)
+		} else {
+			go c.runWriter()
+		}
 	}
 }
 

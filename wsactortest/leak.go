@@ -41,7 +41,9 @@ func LeakOptions() []goleak.Option {
 	for _, f := range processWide {
 		opts = append(opts, goleak.IgnoreAnyFunction(f))
 	}
-	return opts
+	// Idle pooled writers wait up to 10s for work (transport's writers.go);
+	// only the wait itself is ignored: a writer blocked in a write is not.
+	return append(opts, goleak.IgnoreTopFunction("github.com/wsactor/wsactor/transport.(*writerPool).next"))
 }
 
 // VerifyTestMain is a TestMain body: it runs the package's tests, then

@@ -14,11 +14,13 @@ import (
 )
 
 // The stream example does not use protoactor, so unlike the others it
-// ignores only the transport's process-wide poller, not protoactor's
-// dead-letter throttle (exampletest.VerifyNoLeaks ignores both).
+// ignores only the transport's process-wide poller and idle pooled
+// writers, not protoactor's dead-letter throttle (exampletest.VerifyNoLeaks
+// ignores all three).
 func TestMain(m *testing.M) {
 	exampletest.RunAsMain(main)
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/wsactor/wsactor/transport.(*poller).run"))
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/wsactor/wsactor/transport.(*poller).run"),
+		goleak.IgnoreTopFunction("github.com/wsactor/wsactor/transport.(*writerPool).next"))
 }
 
 // program is one run of the example with its own stdin, stdout and stderr.

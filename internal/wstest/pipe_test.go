@@ -17,7 +17,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/wsactor/wsactor/transport.(*poller).run"))
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/wsactor/wsactor/transport.(*poller).run"),
+		goleak.IgnoreTopFunction("github.com/wsactor/wsactor/transport.(*writerPool).next"))
 }
 
 // recorder is a transport.Handler that echoes (if echo) and records.
