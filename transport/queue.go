@@ -9,6 +9,7 @@ package transport
 import (
 	"errors"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -108,6 +109,9 @@ func (c *Conn) pushLocked(it outItem, n int) {
 		clear(c.q[live:])
 		c.q, c.qHead = c.q[:live], 0
 	}
+	if len(c.q) == cap(c.q) && cap(c.q) >= keepQueueCap {
+		c.q = growQueue(c.q)
+	}
 	c.q = append(c.q, it)
 	c.qBytes += n
 	c.kickLocked()
@@ -201,4 +205,51 @@ func (c *Conn) Buffered() (messages, bytes int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.q) - c.qHead, c.qBytes
+}
+
+// Queue arrays. A send queue grows by doubling while a burst is queued and,
+// once the writer has emptied it, gives back an array larger than
+// keepQueueCap so an idle connection holds little. Growing from scratch on
+// every burst made a broadcast's fan-out allocate and copy its way up again
+// each time; the arrays given back wait here, by size (32 to 4,096 slots),
+// for the next queue that grows.
+var queueArrays [8]sync.Pool
+
+// queueClass is the pool of arrays of exactly capacity slots, or -1.
+func queueClass(capacity int) int {
+	for i := range queueArrays {
+		if capacity == 32<<i {
+			return i
+		}
+	}
+	return -1
+}
+
+// growQueue returns q's items in an array of twice q's capacity (at least
+// 32 slots), pooled when one is there.
+func growQueue(q []outItem) []outItem {
+	want := max(32, 2*cap(q))
+	var nq []outItem
+	if i := queueClass(want); i >= 0 {
+		if p, ok := queueArrays[i].Get().(*[]outItem); ok {
+			nq = (*p)[:0]
+		}
+	}
+	if nq == nil {
+		nq = make([]outItem, 0, want)
+	}
+	nq = append(nq, q...)
+	releaseQueue(q)
+	return nq
+}
+
+// releaseQueue gives an array back to its pool (cleared: it must pin no
+// frame or callback); a small or odd-sized one is left to the GC.
+func releaseQueue(q []outItem) {
+	if i := queueClass(cap(q)); i >= 0 {
+		q = q[:cap(q)]
+		clear(q)
+		q = q[:0]
+		queueArrays[i].Put(&q)
+	}
 }

@@ -350,3 +350,72 @@ func TestConflation(t *testing.T) {
 	gorillaClose(t, ws, websocket.CloseNormalClosure, "")
 	srv.r.waitClose(t)
 }
+
+// A queue that grows through the pooled sizes keeps every item in order;
+// an array given back holds no frame or callback.
+func TestQueueArrays(t *testing.T) {
+	var q []outItem
+	frames := make([]*Frame, 3000)
+	for i := range frames {
+		frames[i] = NewFrame(MessageText, []byte{byte(i)})
+		if len(q) == cap(q) && cap(q) >= keepQueueCap {
+			q = growQueue(q)
+		}
+		q = append(q, outItem{f: frames[i]})
+	}
+	for i, it := range q {
+		if it.f != frames[i] {
+			t.Fatalf("item %d out of place after growing", i)
+		}
+	}
+	if queueClass(cap(q)) < 0 {
+		t.Fatalf("grown to %d slots, not a pooled size", cap(q))
+	}
+	full := q[:cap(q)]
+	releaseQueue(q)
+	for i, it := range full {
+		if it.f != nil || it.done != nil {
+			t.Fatalf("released array still holds item %d", i)
+		}
+	}
+	if queueClass(32) != 0 || queueClass(4096) != 7 || queueClass(48) != -1 || queueClass(8192) != -1 {
+		t.Fatal("queueClass")
+	}
+}
+
+// Through a real connection: a backlog that grows the queue through
+// several pooled sizes, twice, arrives whole and in order.
+func TestQueueGrowsAndShrinks(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, serverConfig{opts: &AcceptOptions{QueueMessages: 5000}})
+	rc := rawDial(t, s.addr())
+	srv := s.next(t)
+	for round := range 2 {
+		srv.c.mu.Lock()
+		srv.c.writing = true // hold the writer off while the backlog builds
+		srv.c.mu.Unlock()
+		for i := range 2000 {
+			if err := srv.c.Send(NewFrame(MessageBinary, []byte{byte(round), byte(i >> 8), byte(i)})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c := cap(srv.c.q); c < 2000 {
+			t.Fatalf("queue of %d slots for 2000 messages", c)
+		}
+		srv.c.mu.Lock()
+		srv.c.writing = false
+		srv.c.kickLocked()
+		srv.c.mu.Unlock()
+		for i := range 2000 {
+			f, err := rc.readFrame()
+			if err != nil || len(f.payload) != 3 || f.payload[0] != byte(round) || int(f.payload[1])<<8|int(f.payload[2]) != i {
+				t.Fatalf("round %d message %d: %v %v", round, i, f.payload, err)
+			}
+		}
+		pollUntil(t, "the writer to stop and the emptied queue to give its array back", func() bool {
+			srv.c.mu.Lock()
+			defer srv.c.mu.Unlock()
+			return !srv.c.writing && cap(srv.c.q) <= keepQueueCap // no writer may run while the next round holds it off
+		})
+	}
+}

@@ -45,10 +45,17 @@ func TestConnStats(t *testing.T) {
 	}
 	k1, k2 := NewKeyedFrame(MessageText, []byte("1"), "k"), NewKeyedFrame(MessageText, []byte("2"), "k")
 	// Hold the writer off (as if one were running), so that the second
-	// keyed frame finds the first still queued and replaces it.
-	srv.c.mu.Lock()
-	srv.c.writing = true
-	srv.c.mu.Unlock()
+	// keyed frame finds the first still queued and replaces it. The last
+	// writer must have stopped first: one still looping could take k1.
+	pollUntil(t, "the writer to stop", func() bool {
+		srv.c.mu.Lock()
+		defer srv.c.mu.Unlock()
+		if srv.c.writing {
+			return false
+		}
+		srv.c.writing = true
+		return true
+	})
 	_ = srv.c.Send(k1)
 	_ = srv.c.Send(k2)
 	if st := srv.c.Stats(); st.Conflated != 1 {

@@ -144,6 +144,7 @@ func (c *Conn) takeBatch(b *writeBatch) bool {
 		if cap(c.q) <= keepQueueCap {
 			c.q = c.q[:0]
 		} else {
+			releaseQueue(c.q)
 			c.q = nil
 		}
 		c.qHead = 0
