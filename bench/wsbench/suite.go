@@ -34,7 +34,7 @@ func (p preset) describe() string {
 		p.scenario, p.conns, p.rooms, p.msgs, p.size, p.window, rateText(p.rate), p.note)
 }
 
-var presetOrder = []string{"fanout", "fanout1k", "fanout1k50", "echo", "idle", "deflate", "upgrade"}
+var presetOrder = []string{"fanout", "fanout1k", "fanout1k50", "echo", "echo1", "idle", "deflate", "upgrade"}
 
 var presets = map[string]preset{
 	// Throughput: 10 rooms of 100, every sender as fast as its window
@@ -47,8 +47,11 @@ var presets = map[string]preset{
 	// The same room at 50 broadcasts/s (50,000 deliveries/s).
 	"fanout1k50": {scenario: "fanout", conns: 1000, rooms: 1, msgs: 250, size: 256, window: 64, rate: 50, note: " (latency, heavier load)"},
 	"echo":       {scenario: "echo", conns: 50, size: 64, duration: 3 * time.Second},
-	"idle":       {scenario: "idle", conns: 10000, rooms: 100, settle: 2 * time.Second},
-	"deflate":    {scenario: "deflate", conns: 1000, rooms: 10, msgs: 100, size: 2048, window: 32},
+	// One message's trip at light load: one connection, one message at a
+	// time (send to the echo's arrival).
+	"echo1":   {scenario: "echo", conns: 1, size: 64, duration: 3 * time.Second},
+	"idle":    {scenario: "idle", conns: 10000, rooms: 100, settle: 2 * time.Second},
+	"deflate": {scenario: "deflate", conns: 1000, rooms: 10, msgs: 100, size: 2048, window: 32},
 	// Handshakes per second: connect, upgrade, close, 50 at a time.
 	"upgrade": {scenario: "upgrade", conns: 50, rooms: 10, duration: 3 * time.Second, srcIPs: 8},
 }
@@ -59,6 +62,7 @@ var quickPresets = map[string]preset{
 	"fanout1k":   {scenario: "fanout", conns: 50, rooms: 1, msgs: 50, size: 128, window: 16, rate: 200},
 	"fanout1k50": {scenario: "fanout", conns: 50, rooms: 1, msgs: 50, size: 128, window: 16, rate: 400},
 	"echo":       {scenario: "echo", conns: 4, size: 64, duration: 500 * time.Millisecond},
+	"echo1":      {scenario: "echo", conns: 1, size: 64, duration: 300 * time.Millisecond},
 	"idle":       {scenario: "idle", conns: 200, rooms: 4, settle: 300 * time.Millisecond},
 	"deflate":    {scenario: "deflate", conns: 30, rooms: 3, msgs: 50, size: 2048, window: 8},
 	"upgrade":    {scenario: "upgrade", conns: 4, rooms: 2, duration: 500 * time.Millisecond},
