@@ -30,7 +30,7 @@ go build -o bench/bin/gorillahub ./bench/servers/gorillahub
 case "$mode" in
 smoke)
   exec bench/bin/wsbench -suite -quick -rounds 1 -peers wsactor \
-    -scenarios fanout,fanout1k,echo,idle,deflate,upgrade -json
+    -scenarios fanout,fanout1k,echo,echo1,idle,deflate,upgrade -json
   ;;
 micro)
   go test -run '^$' -bench 'ConnSend|FrameDeflate' -benchmem -count "${COUNT:-3}" ./transport
@@ -76,7 +76,7 @@ stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 } | tee "bench/results/$stamp.md"
 set +e
 bench/bin/wsbench -suite -rounds "${ROUNDS:-5}" -peers "$peers" \
-  -scenarios "${SCENARIOS:-fanout,fanout1k,fanout1k50,echo,idle,deflate,upgrade}" \
+  -scenarios "${SCENARIOS:-fanout,fanout1k,fanout1k50,echo,echo1,idle,deflate,upgrade}" \
   -out "bench/results/$stamp.jsonl" | tee -a "bench/results/$stamp.log" | grep -v '^{' | sed -n '/^# Suite/,$p' | tee -a "bench/results/$stamp.md"
 code=${PIPESTATUS[0]}
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "bench/results/$stamp.md"
