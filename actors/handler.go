@@ -137,7 +137,7 @@ type Handler struct {
 	upgrades    upgradeCounts
 	closes      map[CloseKind]uint64 // under mu
 	hbKills     atomic.Uint64
-	disp        *warmDispatcher           // the connection actors' mailboxes; stopped by Shutdown
+	disp        *supervisor.WarmPool      // the connection actors' mailboxes; stopped by Shutdown
 	rtt         hist.H                    // round trips, from every connection's pongs
 	recent      [recentCloses]CloseRecord // a ring, under mu
 	recentN     int                       // closes recorded in all
@@ -189,7 +189,7 @@ func NewHandler(system *actor.ActorSystem, producer actor.Producer, opts *Handle
 		return nil, fmt.Errorf("actors: handler options: %w", err)
 	}
 	h.accept = accept
-	h.disp = newWarmDispatcher()
+	h.disp = supervisor.NewWarmPool()
 	props := append([]actor.PropsOption{actor.WithDispatcher(h.disp)}, h.opts.Props...) // the caller's dispatcher wins
 	h.conn = newConnSettings(system, h.opts.Logger, h.opts.InboxLimit, h.opts.InboxBytes, h.opts.HandlerPanic, props)
 	h.hb = supervisor.NewHeartbeat(h.opts.Heartbeat)
@@ -358,7 +358,7 @@ func (h *Handler) forget(c *Conn) {
 // Call it before http.Server.Shutdown, which does not wait for hijacked
 // connections; actor.ActorSystem.Shutdown stops no actors.
 func (h *Handler) Shutdown(ctx context.Context) error {
-	defer h.disp.stop() // the connection actors are gone, or cut short
+	defer h.disp.Stop() // the connection actors are gone, or cut short
 	defer h.accept.Close()
 	h.mu.Lock()
 	h.draining = true

@@ -133,7 +133,10 @@ func Spawn(ctx context.Context, tree *supervisor.Tree, name string, opts *Option
 func spawn(ctx context.Context, tree *supervisor.Tree, name string, o Options, reg *Registry) (*Room, error) {
 	h := &Room{name: name, system: tree.System(), done: make(chan struct{})}
 	c := newCore(h, o, reg)
-	props := actor.PropsFromProducer(func() actor.Actor { return c }, o.Props...)
+	// The tree's warm pool runs the room's mailbox unless o.Props names a
+	// dispatcher of its own (later options win).
+	opts := append([]actor.PropsOption{actor.WithDispatcher(tree.Pool())}, o.Props...)
+	props := actor.PropsFromProducer(func() actor.Actor { return c }, opts...)
 	pid, err := tree.SpawnRoom(ctx, props, name)
 	if errors.Is(err, supervisor.ErrStopped) {
 		// One sentinel for every room call: the tree's stop is the room's.

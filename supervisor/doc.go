@@ -96,6 +96,15 @@
 // so it needs no WebSocket code, and servers (actors.HandlerOptions) and
 // clients (actors.DialOptions) share it.
 //
+// # Where actors run
+//
+// protoactor's default dispatcher starts a goroutine for every batch of
+// messages an idle actor receives, whose stack then grows through the
+// actor's call chain. [WarmPool] runs mailboxes on long-lived workers
+// instead; an actors.Handler runs its connections on one, and a Tree's
+// rooms run on [Tree.Pool]. It is here because the tree is what ends it:
+// the pool stops with the tree (or the Handler's Shutdown).
+//
 // # Shutdown
 //
 // protoactor's ActorSystem.Shutdown stops no actors. [Tree.Shutdown] stops the

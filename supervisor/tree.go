@@ -19,6 +19,7 @@ type Tree struct {
 
 	stopOnce sync.Once
 	stopped  chan struct{} // closed when the root has stopped
+	pool     *WarmPool     // the rooms' mailboxes; stopped with the tree
 }
 
 // ErrStopped is returned when spawning into a tree that is shutting down.
@@ -26,7 +27,7 @@ var ErrStopped = errors.New("supervisor: tree stopped")
 
 // New spawns a tree in system.
 func New(system *actor.ActorSystem) (*Tree, error) {
-	t := &Tree{system: system, stopped: make(chan struct{})}
+	t := &Tree{system: system, stopped: make(chan struct{}), pool: NewWarmPool()}
 	ready := make(chan error, 1)
 	props := actor.PropsFromProducer(func() actor.Actor { return &rootActor{t: t, ready: ready} },
 		actor.WithSupervisor(actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.ResumeDirective })))
@@ -41,6 +42,11 @@ func New(system *actor.ActorSystem) (*Tree, error) {
 
 // System returns the actor system the tree lives in.
 func (t *Tree) System() *actor.ActorSystem { return t.system }
+
+// Pool returns the tree's warm worker pool, which room.Spawn and
+// room.Registry run their rooms' mailboxes on; it is stopped when the tree
+// stops.
+func (t *Tree) Pool() *WarmPool { return t.pool }
 
 // Connections returns the PID of the connections branch.
 func (t *Tree) Connections() *actor.PID { return t.conns }
@@ -142,6 +148,7 @@ func (r *rootActor) Receive(ctx actor.Context) {
 		}
 	case *actor.Stopped:
 		close(r.t.stopped)
+		r.t.pool.Stop()
 	}
 }
 

@@ -1,4 +1,4 @@
-package actors
+package supervisor
 
 import (
 	"sync/atomic"
@@ -7,17 +7,20 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 )
 
-// warmDispatcher runs a Handler's connection actors' mailboxes on
-// long-lived worker goroutines. protoactor's default dispatcher starts a new
+// WarmPool is a protoactor dispatcher (actor.WithDispatcher) that runs
+// mailboxes on long-lived worker goroutines. actors.Handler runs its
+// connection actors on one, and a Tree its rooms (Tree.Pool). protoactor's default dispatcher starts a new
 // goroutine for every batch of messages an idle actor receives, and the
 // actor's call chain then grows that goroutine's small stack by copying
 // (runtime.newstack: 17% of the server's CPU in the echo benchmark). Here a
 // batch goes to an idle worker, whose stack has already grown, or to a new
 // worker when none is idle, so scheduling never blocks and a Receive that
 // blocks holds only its own worker. A worker exits after idle without work,
-// and at once when the Handler has shut down (stop). docs/performance.md
-// has the measurements.
-type warmDispatcher struct {
+// and at once after Stop (work scheduled later still runs, on a worker that
+// then exits). Which goroutine runs an actor's Receive can change from one
+// batch to the next, as with protoactor's default. docs/performance.md has
+// the measurements.
+type WarmPool struct {
 	work       chan func() // unbuffered: a send succeeds only to an idle worker
 	quit       chan struct{}
 	idle       time.Duration
@@ -29,15 +32,16 @@ type warmDispatcher struct {
 // warmIdle is how long a worker waits for work before it exits.
 const warmIdle = 10 * time.Second
 
-func newWarmDispatcher() *warmDispatcher {
-	return &warmDispatcher{work: make(chan func()), quit: make(chan struct{}), idle: warmIdle, throughput: 300}
+// NewWarmPool returns a pool with no workers yet.
+func NewWarmPool() *WarmPool {
+	return &WarmPool{work: make(chan func()), quit: make(chan struct{}), idle: warmIdle, throughput: 300}
 }
 
-var _ actor.Dispatcher = (*warmDispatcher)(nil)
+var _ actor.Dispatcher = (*WarmPool)(nil)
 
 // Schedule implements actor.Dispatcher: fn runs on an idle worker, or on a
 // new one.
-func (d *warmDispatcher) Schedule(fn func()) {
+func (d *WarmPool) Schedule(fn func()) {
 	select {
 	case d.work <- fn:
 	default:
@@ -47,9 +51,9 @@ func (d *warmDispatcher) Schedule(fn func()) {
 
 // Throughput implements actor.Dispatcher: how many messages a mailbox
 // handles before it yields its worker (protoactor's default, 300).
-func (d *warmDispatcher) Throughput() int { return d.throughput }
+func (d *WarmPool) Throughput() int { return d.throughput }
 
-func (d *warmDispatcher) worker(fn func()) {
+func (d *WarmPool) worker(fn func()) {
 	d.live.Add(1)
 	d.started.Add(1)
 	defer d.live.Add(-1)
@@ -68,9 +72,10 @@ func (d *warmDispatcher) worker(fn func()) {
 	}
 }
 
-// stop makes idle workers exit, and busy ones once their batch is done.
-// Work scheduled after stop still runs, on a worker that then exits.
-func (d *warmDispatcher) stop() {
+// Stop makes idle workers exit, and busy ones once their batch is done.
+// Work scheduled after Stop still runs, on a worker that then exits. It is
+// safe to call more than once.
+func (d *WarmPool) Stop() {
 	select {
 	case <-d.quit:
 	default:

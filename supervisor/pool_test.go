@@ -1,4 +1,4 @@
-package actors
+package supervisor
 
 import (
 	"sync"
@@ -7,11 +7,11 @@ import (
 	"time"
 )
 
-// The warm dispatcher runs every scheduled batch once, never makes a
+// The warm pool runs every scheduled batch once, never makes a
 // batch wait for a busy one, reuses idle workers, and lets them go when
 // idle or stopped; work scheduled after stop still runs.
-func TestWarmDispatcher(t *testing.T) {
-	d := newWarmDispatcher()
+func TestWarmPool(t *testing.T) {
+	d := NewWarmPool()
 	d.idle = 50 * time.Millisecond
 
 	var runs atomic.Int64
@@ -52,8 +52,8 @@ func TestWarmDispatcher(t *testing.T) {
 		t.Fatalf("%d workers started for 100 sequential batches: not reused", n)
 	}
 
-	d.stop()
-	d.stop() // twice is fine
+	d.Stop()
+	d.Stop() // twice is fine
 	waitFor(t, "stopped workers to exit", func() bool { return d.live.Load() == 0 })
 	ran := make(chan struct{})
 	d.Schedule(func() { close(ran) })
