@@ -76,7 +76,7 @@ stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 } | tee "bench/results/$stamp.md"
 set +e
 bench/bin/wsbench -suite -rounds "${ROUNDS:-5}" -peers "$peers" \
-  -scenarios "${SCENARIOS:-fanout,fanout1k,fanout1k50,echo,echo1,idle,deflate,upgrade}" \
+  -scenarios "${SCENARIOS:-fanout,fanout1k,fanout1k50,fanout5k,echo,echo1,idle,deflate,upgrade}" \
   -out "bench/results/$stamp.jsonl" | tee -a "bench/results/$stamp.log" | grep -v '^{' | sed -n '/^# Suite/,$p' | tee -a "bench/results/$stamp.md"
 code=${PIPESTATUS[0]}
 echo "# load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "bench/results/$stamp.md"

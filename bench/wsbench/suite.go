@@ -34,7 +34,7 @@ func (p preset) describe() string {
 		p.scenario, p.conns, p.rooms, p.msgs, p.size, p.window, rateText(p.rate), p.note)
 }
 
-var presetOrder = []string{"fanout", "fanout1k", "fanout1k50", "echo", "echo1", "idle", "deflate", "upgrade"}
+var presetOrder = []string{"fanout", "fanout1k", "fanout1k50", "fanout5k", "echo", "echo1", "idle", "deflate", "upgrade"}
 
 var presets = map[string]preset{
 	// Throughput: 10 rooms of 100, every sender as fast as its window
@@ -46,7 +46,10 @@ var presets = map[string]preset{
 	"fanout1k": {scenario: "fanout", conns: 1000, rooms: 1, msgs: 100, size: 256, window: 64, rate: 20, note: " (latency, light load)"},
 	// The same room at 50 broadcasts/s (50,000 deliveries/s).
 	"fanout1k50": {scenario: "fanout", conns: 1000, rooms: 1, msgs: 250, size: 256, window: 64, rate: 50, note: " (latency, heavier load)"},
-	"echo":       {scenario: "echo", conns: 50, size: 64, duration: 3 * time.Second},
+	// Issue 16's room: 5,000 members at 20 broadcasts/s (100,000
+	// deliveries/s).
+	"fanout5k": {scenario: "fanout", conns: 5000, rooms: 1, msgs: 100, size: 256, window: 64, rate: 20, note: " (latency, 5,000 members)"},
+	"echo":     {scenario: "echo", conns: 50, size: 64, duration: 3 * time.Second},
 	// One message's trip at light load: one connection, one message at a
 	// time (send to the echo's arrival).
 	"echo1":   {scenario: "echo", conns: 1, size: 64, duration: 3 * time.Second},
@@ -61,6 +64,7 @@ var quickPresets = map[string]preset{
 	"fanout":     {scenario: "fanout", conns: 60, rooms: 3, msgs: 200, size: 128, window: 16},
 	"fanout1k":   {scenario: "fanout", conns: 50, rooms: 1, msgs: 50, size: 128, window: 16, rate: 200},
 	"fanout1k50": {scenario: "fanout", conns: 50, rooms: 1, msgs: 50, size: 128, window: 16, rate: 400},
+	"fanout5k":   {scenario: "fanout", conns: 100, rooms: 1, msgs: 30, size: 128, window: 16, rate: 200},
 	"echo":       {scenario: "echo", conns: 4, size: 64, duration: 500 * time.Millisecond},
 	"echo1":      {scenario: "echo", conns: 1, size: 64, duration: 300 * time.Millisecond},
 	"idle":       {scenario: "idle", conns: 200, rooms: 4, settle: 300 * time.Millisecond},
