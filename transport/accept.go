@@ -197,6 +197,7 @@ func NewAcceptor(opts *AcceptOptions) (*Acceptor, error) {
 	if o.ReadBufferSize <= 0 {
 		o.ReadBufferSize = defaultServerReadBuffer
 	}
+	conn.readBuffer = o.ReadBufferSize
 	conn.writers = newWriterPool()
 	return &Acceptor{o: o, conn: conn}, nil
 }

@@ -84,12 +84,10 @@ type Conn struct {
 	closeWrittenAt atomic.Int64
 
 	// The idle reader (idle.go): the poller (nil when the connection
-	// cannot park), the socket's raw access, the reader's state, and the
-	// read buffer's size while it is parked.
+	// cannot park), the socket's raw access and the reader's state.
 	poll           *poller
 	raw            syscall.RawConn
 	readerState    atomic.Int32
-	brSize         int
 	pollID         uint64 // guarded by poll.mu
 	pollRegistered bool   // guarded by poll.mu
 

@@ -123,6 +123,7 @@ func NewDialer(opts *DialOptions) (*Dialer, error) {
 	if o.ReadBufferSize <= 0 {
 		o.ReadBufferSize = defaultClientReadBuffer
 	}
+	conn.readBuffer = o.ReadBufferSize
 	conn.writers = newWriterPool()
 	return &Dialer{o: o, conn: conn}, nil
 }

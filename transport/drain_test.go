@@ -295,7 +295,15 @@ func TestDiscardQueuedFinishesFrameInFlight(t *testing.T) {
 	srv.c.writing = false
 	srv.c.kickLocked()
 	srv.c.mu.Unlock()
-	pollUntil(t, "the writer to take a batch", func() bool { m, _ := srv.c.Buffered(); return m < n })
+	// Wait until the writer is inside its writev (blocked: the client
+	// reads nothing yet), not only holding the batch: a cut before the
+	// write starts drops the whole batch, which is not what this tests.
+	pollUntil(t, "the writer to block writing its batch", func() bool {
+		srv.c.mu.Lock()
+		defer srv.c.mu.Unlock()
+		return srv.c.inWrite
+	})
+	time.Sleep(10 * time.Millisecond) // into the write, past its first bytes
 	queued, _ := srv.c.Buffered()
 	dropped := srv.c.DiscardQueued()
 	if dropped == 0 || dropped >= n {

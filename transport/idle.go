@@ -2,15 +2,14 @@ package transport
 
 import (
 	"bufio"
-	"sync"
 	"time"
 
 	"github.com/wsactor/wsactor/internal/probe"
 )
 
 // Idle readers. A connection's reader that has waited IdleReader for the
-// peer's next message parks: its goroutine ends and its read buffer goes
-// back to a pool, and the socket waits in the process's poller (Linux,
+// peer's next message parks: its goroutine ends and its read buffer is let
+// go, and the socket waits in the process's poller (Linux,
 // poll_linux.go) until bytes or the peer's FIN arrive; then a new reader
 // goroutine takes over. An idle connection then costs no goroutine stack and
 // no read buffer. Only the reader parks, only between messages and never
@@ -28,10 +27,6 @@ const (
 	readerParked
 )
 
-// readerPool holds the read buffers of parked connections, for those of
-// the default size.
-var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, defaultReadBuffer) }}
-
 // park gives up the reader goroutine and its buffer, leaving the socket to
 // the poller. It returns false, and the reader goes on, when it cannot park:
 // a close is under way, or the socket cannot be watched (it is closed).
@@ -39,20 +34,14 @@ func (c *Conn) park() bool {
 	if c.closeBegun() {
 		return false
 	}
-	br := c.br
-	c.brSize = br.Size()
-	c.br = nil
-	if c.brSize == defaultReadBuffer {
-		br.Reset(nil)
-		readerPool.Put(br)
-	}
+	c.br = nil // garbage now: a woken reader gets a new one
 	probe.ParkedReaders.Add(1)
 	probe.Parks.Add(1)
 	c.readerState.Store(readerParked)
 	if err := c.poll.arm(c); err != nil {
 		if c.readerState.CompareAndSwap(readerParked, readerRunning) {
 			probe.ParkedReaders.Add(-1)
-			c.br = newReadBuffer(c.nc, c.brSize)
+			c.br = c.newReadBuffer()
 			return false
 		}
 		// Woken meanwhile: the new reader reads on (and finds the socket
@@ -72,17 +61,25 @@ func (c *Conn) wakeReader() {
 
 // resume is a woken connection's new reader.
 func (c *Conn) resume() {
-	c.br = newReadBuffer(c.nc, c.brSize)
+	c.br = c.newReadBuffer()
 	c.readLoop()
 }
 
-func newReadBuffer(nc interface{ Read([]byte) (int, error) }, size int) *bufio.Reader {
-	if size == defaultReadBuffer {
-		br := readerPool.Get().(*bufio.Reader)
-		br.Reset(nc)
-		return br
+// bufferSize is the read buffer a woken reader gets.
+func (c *Conn) bufferSize() int {
+	if c.opts.readBuffer > 0 {
+		return c.opts.readBuffer
 	}
-	return bufio.NewReaderSize(nc, size)
+	return defaultReadBuffer
+}
+
+// newReadBuffer returns a new read buffer over the socket. Buffers are not
+// pooled: with a sync.Pool of them, a flood of pings under load (parking
+// after 1ms) lost bytes in about one run in forty, for a reason not found
+// yet (docs/performance.md, idle connections); a fresh 1 KiB per wake costs
+// little.
+func (c *Conn) newReadBuffer() *bufio.Reader {
+	return bufio.NewReaderSize(c.nc, c.bufferSize())
 }
 
 // restoreReadDeadline puts back the read deadline the close handshake

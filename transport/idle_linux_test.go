@@ -170,7 +170,9 @@ func TestIdleReaderNoGoroutines(t *testing.T) {
 	stack := make([]byte, 1<<22)
 	k := runtime.Stack(stack, true)
 	readers := strings.Count(string(stack[:k]), "transport.(*Conn).readLoop")
-	if readers > 0 {
+	// Other tests' connections may have a reader running at this moment;
+	// without parking there would be n more.
+	if readers > n/20 {
 		t.Fatalf("%d reader goroutines for %d parked connections", readers, n)
 	}
 	for i, rc := range clients {

@@ -63,7 +63,8 @@ type connConfig struct {
 	OnPong         func(rtt time.Duration)
 	IdleReader     time.Duration
 
-	writers *writerPool // nil: a plain goroutine per writer run (writers.go)
+	writers    *writerPool // nil: a plain goroutine per writer run (writers.go)
+	readBuffer int         // ReadBufferSize: the buffer a woken reader gets (idle.go)
 }
 
 // queueConfig bounds a connection's outbound queue.

@@ -84,7 +84,10 @@ func TestOptionsDefaultsAppliedOnce(t *testing.T) {
 		t.Error("an Acceptor without a writer pool")
 	}
 	got := a.conn
-	got.writers = nil
+	if got.readBuffer != defaultServerReadBuffer {
+		t.Errorf("read buffer %d for woken readers, want %d", got.readBuffer, defaultServerReadBuffer)
+	}
+	got.writers, got.readBuffer = nil, 0
 	if !reflect.DeepEqual(got, want) { // OnPong nil in both
 		t.Errorf("acceptor conn settings %+v, want %+v", a.conn, want)
 	}
