@@ -138,7 +138,7 @@ type AcceptOptions struct {
 
 	// IdleReader is how long the connection's reader waits for the peer's
 	// next message before it parks: its goroutine ends and its read buffer
-	// goes back to a pool, and the socket waits in a poller shared by the
+	// is let go, and the socket waits in a poller shared by the
 	// process (epoll) until bytes arrive, when a new reader starts. An idle
 	// connection then holds no goroutine and no buffer (docs/performance.md
 	// has the memory per connection). Only plain sockets on Linux park; TLS

@@ -56,9 +56,9 @@
 // A connection whose peer has sent nothing for [AcceptOptions.IdleReader]
 // (1s by default) parks its reader: between two messages, never in the
 // middle of one and never while closing, the reader goroutine ends and its
-// read buffer goes back to a pool, and the socket waits in one epoll set
+// read buffer is let go, and the socket waits in one epoll set
 // for the whole process. When the peer sends again (data, a pong, a close
-// frame, its FIN), a new reader goroutine starts with a pooled buffer. An
+// frame, its FIN), a new reader goroutine starts with a new buffer. An
 // idle connection then holds neither a goroutine nor a buffer. Closing or
 // terminating a parked connection, or a failed write, wakes its reader, so
 // the close handshake and HandleClose happen as for a running one. This is

@@ -10,8 +10,8 @@ import (
 )
 
 // The idle-reader poller (Linux). A connection whose peer has sent nothing
-// for IdleReader parks its reader: the goroutine ends, its read buffer goes
-// back to a pool, and the socket waits in one epoll set shared by every
+// for IdleReader parks its reader: the goroutine ends, its read buffer is let
+// go, and the socket waits in one epoll set shared by every
 // connection of the process. When bytes (or the peer's FIN) arrive, the
 // poller starts a new reader goroutine. Go's own netpoller keeps its
 // registration of the socket; an epoll set may watch a descriptor another
