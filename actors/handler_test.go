@@ -25,8 +25,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// goleak, ignoring only protoactor's dead-letter throttle, which keeps a
-	// goroutine for its interval (1s) after a dead letter is logged.
+	// goleak, ignoring only protoactor's dead-letter throttle (a goroutine
+	// for 1s after a dead letter is logged), transport's idle-reader poller
+	// (one per process) and pooled writers waiting idle for work.
 	wsactortest.VerifyTestMain(m)
 }
 
