@@ -37,12 +37,13 @@ type failurePolicies struct {
 
 // newConnActor returns the actor of connection c, whose behaviour producer
 // makes; the caller sets root, and onStop (server) or the client fields.
-func newConnActor(c *Conn, producer actor.Producer, p failurePolicies, log zerolog.Logger, in *inbox) *connActor {
+func newConnActor(c *Conn, producer actor.Producer, p failurePolicies, log *zerolog.Logger, in *inbox) *connActor {
 	a := &connActor{sess: session{conn: c}, decode: p.decode, log: log, inbox: in, stopped: make(chan struct{})}
 	a.current.Store(c)
+	c.log, c.watch = log, &a.watchers
 	a.host = supervisor.NewHost(producer, supervisor.HostOptions{
 		Policy:    p.handlerPanic,
-		Logger:    log,
+		Logger:    *log,
 		Name:      "connection handler",
 		GiveUp:    a.giveUp,
 		Restarted: a.restarted,
@@ -51,7 +52,7 @@ func newConnActor(c *Conn, producer actor.Producer, p failurePolicies, log zerol
 	if p.decode != nil {
 		a.decoder = supervisor.NewHost(nil, supervisor.HostOptions{
 			Policy:   p.decodeFail,
-			Logger:   log,
+			Logger:   *log,
 			Name:     "decoder",
 			GiveUp:   a.giveUp,
 			Panicked: p.onPanic,
@@ -69,9 +70,11 @@ type connActor struct {
 	decoder *supervisor.Host // runs decode on the reader; nil without one
 	decode  func(MessageType, []byte) (any, error)
 	root    *actor.RootContext
-	log     zerolog.Logger
-	inbox   *inbox        // shared with each session's reader
-	stopped chan struct{} // closed on Stopped: the reader stops waiting
+	log     *zerolog.Logger // shared by the Handler's connections
+	inbox   *inbox          // shared with each session's reader
+	stopped chan struct{}   // closed on Stopped: the reader stops waiting
+
+	watchers stopWatchers // told when the actor stops (Conn.NotifyStopped)
 
 	sess     session // the current socket
 	stopping bool
@@ -198,6 +201,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 		conn := a.sess.conn
 		conn.log.Debug().Msg("connection actor stopped")
 		close(a.stopped)
+		a.watchers.stop(ctx)
 		if a.redial != nil {
 			a.redial.done()
 		}
@@ -232,10 +236,11 @@ func (a *connActor) open(ctx actor.Context) {
 		// The connection's fields cost a buffer per connection: only for
 		// a logger that writes something.
 		e.Discard()
-		c.log = a.log.With().Str("conn", ctx.Self().Id).Str("remote", c.t.RemoteAddr().String()).Logger()
-		a.host.SetLogger(c.log)
+		l := a.log.With().Str("conn", ctx.Self().Id).Str("remote", c.t.RemoteAddr().String()).Logger()
+		c.log = &l
+		a.host.SetLogger(l)
 		if a.decoder != nil {
-			a.decoder.SetLogger(c.log)
+			a.decoder.SetLogger(l)
 		}
 	}
 	c.log.Debug().Msg("connection opened")
@@ -329,7 +334,7 @@ func (a *connActor) onRedialed(ctx actor.Context, m *redialed) {
 		return
 	}
 	a.redial.attempt = 0
-	a.sess = session{conn: &Conn{t: t}}
+	a.sess = session{conn: &Conn{t: t, log: a.log, watch: &a.watchers}}
 	a.current.Store(a.sess.conn)
 	// A new session: the behaviour may fail again (the budget's window
 	// keeps the panics already counted). The previous session's reader has
@@ -453,11 +458,11 @@ type inbox struct {
 	msgs    int
 	bytes   int
 	waiting bool          // the reader waits on freed
-	freed   chan struct{} // closed by release while waiting
+	freed   chan struct{} // closed by release while waiting; made by the waiter
 }
 
 func newInbox(maxMsgs, maxBytes int) *inbox {
-	return &inbox{maxMsgs: maxMsgs, maxBytes: maxBytes, freed: make(chan struct{})}
+	return &inbox{maxMsgs: maxMsgs, maxBytes: maxBytes}
 }
 
 // acquire waits until a message holding n bytes fits, takes its room and
@@ -475,6 +480,9 @@ func (b *inbox) acquire(c *Conn, n int, stop <-chan struct{}) bool {
 			return true
 		}
 		b.waiting = true
+		if b.freed == nil {
+			b.freed = make(chan struct{})
+		}
 		freed := b.freed
 		msgs, bytes := b.msgs, b.bytes
 		b.mu.Unlock()
@@ -497,7 +505,7 @@ func (b *inbox) release(n int) {
 	if b.waiting {
 		b.waiting = false
 		close(b.freed)
-		b.freed = make(chan struct{})
+		b.freed = nil
 	}
 	b.mu.Unlock()
 }

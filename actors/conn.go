@@ -22,7 +22,10 @@ type PID = actor.PID
 type Conn struct {
 	t   *transport.Conn
 	pid atomic.Pointer[actor.PID] // set when the actor starts
-	log zerolog.Logger
+	log *zerolog.Logger           // the Handler's, or the connection's own with its fields
+	// watch is the actor's NotifyStopped list, shared by the handles of
+	// every session of a reconnecting client.
+	watch *stopWatchers
 }
 
 // PID returns the connection actor's PID (nil before the actor has
@@ -38,8 +41,10 @@ func (c *Conn) ID() string {
 	return ""
 }
 
-// Logger returns a logger carrying the connection's id and remote address.
-func (c *Conn) Logger() *zerolog.Logger { return &c.log }
+// Logger returns a logger carrying the connection's id and remote address
+// (the Handler's logger itself while that logs nothing, which saves every
+// connection a copy).
+func (c *Conn) Logger() *zerolog.Logger { return c.log }
 
 // Send queues a message. It returns transport.ErrClosed once the connection
 // is closing and transport.ErrQueueFull when the outbound queue's policy

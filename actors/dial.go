@@ -102,7 +102,7 @@ func Dial(ctx context.Context, system *actor.ActorSystem, url string, producer a
 		handlerPanic: cs.handlerPanic,
 		decodeFail:   o.DecodePanic,
 		decode:       o.Decode,
-	}, cs.log, newInbox(cs.inboxLimit, cs.inboxBytes))
+	}, &cs.log, newInbox(cs.inboxLimit, cs.inboxBytes))
 	a.root = system.Root
 	a.opened = opened
 	a.dialer = dialer

@@ -296,7 +296,7 @@ func (h *Handler) start(ctx context.Context, t *transport.Conn) (*Conn, error) {
 		decodeFail:   h.opts.DecodePanic,
 		decode:       h.opts.Decode,
 		onPanic:      h.countPanic,
-	}, h.conn.log, newInbox(h.conn.inboxLimit, h.conn.inboxBytes))
+	}, &h.conn.log, newInbox(h.conn.inboxLimit, h.conn.inboxBytes))
 	a.root = h.system.Root
 	a.onStop = h.forget
 	a.onClosed = h.countClose

@@ -10,6 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
+	"github.com/wsactor/wsactor/actors"
 	"github.com/wsactor/wsactor/supervisor"
 	"github.com/wsactor/wsactor/transport"
 )
@@ -302,7 +303,7 @@ func (c *core) stopping(ctx actor.Context) {
 	}
 	c.disarmIdle()
 	for _, m := range c.members {
-		ctx.Unwatch(m.pid)
+		c.unwatch(ctx, m)
 	}
 	c.deliver(ctx, nil)
 }
@@ -425,7 +426,7 @@ func (c *core) add(ctx actor.Context, m *Join) (*JoinResult, *Joined) {
 	mem := &member{key: key, pid: pid, conn: m.Conn, user: m.User, meta: m.Meta, since: time.Now()}
 	c.index[key] = len(c.members)
 	c.members = append(c.members, mem)
-	ctx.Watch(pid)
+	c.watch(ctx, mem)
 	if c.stats != nil {
 		c.stats.joins.Add(1)
 		c.stats.members.Add(1)
@@ -441,6 +442,31 @@ func (c *core) add(ctx actor.Context, m *Join) (*JoinResult, *Joined) {
 		res.Members = c.snapshot()
 	}
 	return res, &Joined{Room: c.name, Member: res.Member, First: first}
+}
+
+// watch has the room told (*actor.Terminated) when mem's actor stops: a
+// connection actor of this module through Conn.NotifyStopped, which costs the
+// connection a slice entry instead of protoactor's watcher set; anything
+// else through ctx.Watch.
+func (c *core) watch(ctx actor.Context, mem *member) {
+	if ac, ok := mem.conn.(*actors.Conn); ok {
+		if !ac.NotifyStopped(ctx.Self()) {
+			// Stopped already (or not a Handler's connection): as Watch
+			// of a dead actor does, answer at once.
+			ctx.Send(ctx.Self(), &actor.Terminated{Who: mem.pid})
+		}
+		return
+	}
+	ctx.Watch(mem.pid)
+}
+
+// unwatch undoes watch.
+func (c *core) unwatch(ctx actor.Context, mem *member) {
+	if ac, ok := mem.conn.(*actors.Conn); ok {
+		ac.StopNotifying(ctx.Self())
+		return
+	}
+	ctx.Unwatch(mem.pid)
 }
 
 func (c *core) leave(m *Leave) {
@@ -470,7 +496,7 @@ func (c *core) remove(i int, why LeaveReason) {
 	c.members = c.members[:last]
 	delete(c.index, mem.key)
 	if why != LeftStopped {
-		c.ctx.Unwatch(mem.pid)
+		c.unwatch(c.ctx, mem)
 	}
 	if c.reg != nil {
 		c.reg.limits.release(mem.key)

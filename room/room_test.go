@@ -234,6 +234,47 @@ func TestKilledMemberLeaves(t *testing.T) {
 	}
 }
 
+// TestStoppedConnectionJoinsAndLeaves: a Join of a connection whose actor
+// has already stopped (a Join racing the connection's end) leaves at once
+// with LeftStopped, as it would under protoactor's Watch; nothing keeps it.
+func TestStoppedConnectionJoinsAndLeaves(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envConfig{opened: 2})
+	c := dial(t, e, "", nil) // in no room
+	conn := <-e.opened
+	ctx := testCtx(t)
+	stopped := make(chan struct{})
+	w := e.system.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		if _, ok := ctx.Message().(*actor.Terminated); ok {
+			close(stopped)
+		}
+	}))
+	defer e.system.Root.Stop(w)
+	if !conn.NotifyStopped(w) {
+		t.Fatal("live connection refused a watcher")
+	}
+	_ = c.Close()
+	<-stopped
+
+	r, err := e.reg.Get(ctx, "late")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Join(ctx, &room.Join{Conn: conn}); err != nil {
+		t.Fatalf("Join: %v", err)
+	}
+	ms, err := r.Members(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 0 {
+		t.Fatalf("a stopped connection is still a member: %v", ms)
+	}
+	if n := e.reg.RoomCount(conn.PID()); n != 0 {
+		t.Fatalf("stopped connection counted in %d rooms", n)
+	}
+}
+
 // TestDeflateAndPlainMembersShareOneBroadcast: one broadcast to members with
 // and without permessage-deflate is compressed exactly once and every member
 // gets the right payload.

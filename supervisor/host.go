@@ -142,7 +142,13 @@ func NewHost(producer actor.Producer, opts HostOptions) *Host {
 
 // SetLogger replaces the logger panics are logged to, e.g. with one that
 // carries a connection's id once it is known. Safe from any goroutine.
-func (h *Host) SetLogger(l zerolog.Logger) { h.log.Store(&l) }
+func (h *Host) SetLogger(l zerolog.Logger) {
+	if l.GetLevel() > zerolog.ErrorLevel {
+		h.log.Store(nil) // writes no error line: keep no copy (hosts are per connection)
+		return
+	}
+	h.log.Store(&l)
+}
 
 // Failed reports whether the host has given up.
 func (h *Host) Failed() bool { return h.failed.Load() }
@@ -216,8 +222,15 @@ func (h *Host) make() (ok bool) {
 	return h.user != nil
 }
 
+// nopLogger stands for a host's logger that writes no error line.
+var nopLogger = zerolog.Nop()
+
 func (h *Host) event(pe *PanicError) *zerolog.Event {
-	return h.log.Load().Error().Str("panic", fmt.Sprint(pe.Value)).Str("handling", describe(pe.Message)).
+	l := h.log.Load()
+	if l == nil {
+		l = &nopLogger
+	}
+	return l.Error().Str("panic", fmt.Sprint(pe.Value)).Str("handling", describe(pe.Message)).
 		Str("policy", h.policy.Directive.String()).Bytes("stack", pe.Stack)
 }
 

@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net/http"
@@ -291,11 +290,12 @@ func (a *Acceptor) Accept(w http.ResponseWriter, r *http.Request) (*Conn, error)
 		return nil, fmt.Errorf("transport: hijack: %w", err)
 	}
 	// The HTTP server's reader may already hold the client's first frames;
-	// keep it then. Otherwise read through a buffer of our own size (the
-	// server's 4 KiB one is dropped with the rest of its connection).
+	// keep it then. Otherwise the connection reads through a buffer of our
+	// own size, made when it first reads (the server's 4 KiB one is dropped
+	// with the rest of its connection).
 	br := brw.Reader
 	if br.Buffered() == 0 {
-		br = bufio.NewReaderSize(nc, o.ReadBufferSize)
+		br = nil
 	}
 	if err := nc.SetWriteDeadline(time.Now().Add(o.HandshakeTimeout)); err != nil {
 		nc.Close()
@@ -310,7 +310,7 @@ func (a *Acceptor) Accept(w http.ResponseWriter, r *http.Request) (*Conn, error)
 		return nil, fmt.Errorf("transport: writing the 101 response: %w", err)
 	}
 	c := newConn(nc, br, true, subprotocol, compress, &a.conn)
-	c.request = keptRequest(r)
+	c.request = keepRequest(r)
 	c.principal = principal
 	c.clientIP = ClientIP(r, o.TrustedProxies)
 	return c, nil
@@ -392,25 +392,4 @@ func selectSubprotocol(offered, supported []string) string {
 		}
 	}
 	return ""
-}
-
-// keptRequest is what a connection keeps of its upgrade request, for
-// Conn.Request: the method, URL, headers, host, remote address and TLS
-// state, without the request's context (done after the upgrade), body or
-// the server's per-request state, which would otherwise live as long as
-// the connection.
-func keptRequest(r *http.Request) *http.Request {
-	return &http.Request{
-		Method:     r.Method,
-		URL:        r.URL,
-		Proto:      r.Proto,
-		ProtoMajor: r.ProtoMajor,
-		ProtoMinor: r.ProtoMinor,
-		Header:     r.Header,
-		Host:       r.Host,
-		RemoteAddr: r.RemoteAddr,
-		RequestURI: r.RequestURI,
-		TLS:        r.TLS,
-		Body:       http.NoBody,
-	}
 }

@@ -1009,8 +1009,8 @@ func TestClientServerContextTakeover(t *testing.T) {
 		p.conn.Close()
 		waitDone(t, c)
 	})
-	if !c.Compressed() || c.window == nil {
-		t.Fatalf("Compressed() %v, window %v: want deflate with context takeover", c.Compressed(), c.window != nil)
+	if !c.Compressed() || c.client.window == nil {
+		t.Fatalf("Compressed() %v, window %v: want deflate with context takeover", c.Compressed(), c.client.window != nil)
 	}
 	var out bytes.Buffer
 	fw, err := flate.NewWriter(&out, flate.BestCompression) // one stream for every message
@@ -1059,14 +1059,14 @@ func TestClientServerContextTakeover(t *testing.T) {
 	if got := rec.next(t); string(got.data) != "over the lazy dog, in fragments" {
 		t.Fatalf("fragmented: %q", got.data)
 	}
-	if len(c.window) != windowSize {
-		t.Fatalf("window %d bytes, want %d", len(c.window), windowSize)
+	if len(c.client.window) != windowSize {
+		t.Fatalf("window %d bytes, want %d", len(c.client.window), windowSize)
 	}
 
 	// Without context takeover: no window.
 	c2, _, _ := dialRaw(t, rawServerConfig{deflate: true}, nil)
-	if !c2.Compressed() || c2.window != nil {
-		t.Fatalf("no-takeover server: Compressed() %v, window %v", c2.Compressed(), c2.window != nil)
+	if !c2.Compressed() || c2.client.window != nil {
+		t.Fatalf("no-takeover server: Compressed() %v, window %v", c2.Compressed(), c2.client.window != nil)
 	}
 }
 

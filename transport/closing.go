@@ -175,7 +175,7 @@ func (c *Conn) closeWritten() {
 	c.mu.Lock()
 	c.cl.stage = stageSent
 	c.mu.Unlock()
-	close(c.closeWrote)
+	c.fire(&c.closeWrote)
 	c.wakeReader() // to wait for the peer's close frame, within the timeout
 }
 
@@ -311,7 +311,7 @@ func (c *Conn) waitCloseWritten(d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
-	case <-c.closeWrote:
+	case <-c.event(&c.closeWrote):
 	case <-t.C:
 	}
 }

@@ -43,14 +43,12 @@ type Conn struct {
 	opts     *connConfig // shared by every connection of its Acceptor or Dialer: read-only
 
 	subprotocol string
-	request     *http.Request
-	response    *http.Response
+	request     *keptRequest // server connections only
 	principal   any
 	clientIP    netip.Addr
 
 	h       Handler
 	started atomic.Bool
-	done    chan struct{}
 
 	lastSeen atomic.Int64 // unix nanos of the last inbound frame
 	pingAt   atomic.Int64 // unix nanos of the unanswered ping, for RTT
@@ -68,8 +66,11 @@ type Conn struct {
 	broken     error   // the writer failed; nothing more can be written
 	writing    bool
 	writers    sync.WaitGroup // the running writer, if any; waited for before done
-	closeWrote chan struct{}  // closed when the close frame is written or writing failed
-	scratch    []byte         // client-side encode buffer, owned by the writer
+	// Two events, each a channel made only when someone waits for it (most
+	// connections' Done is never asked for while they are open):
+	// closeWrote, our close frame is written or writing failed; done, the
+	// connection is over (Done).
+	closeWrote, done lazyEvent
 
 	// Writer state for owed pongs and for cutting a backlog short
 	// (write.go), guarded by mu.
@@ -91,22 +92,18 @@ type Conn struct {
 	pollID         uint64 // guarded by poll.mu
 	pollRegistered bool   // guarded by poll.mu
 
-	// window is the last windowSize bytes the peer's compressed messages
-	// inflated to, when the peer keeps its compression context across
-	// messages (a server that did not answer server_no_context_takeover):
-	// the next message's dictionary. Nil otherwise. Owned by the reader.
-	window []byte
+	// client is what only a client connection has; nil on the server, so
+	// the many server connections do not carry it.
+	client *clientSide
 
 	stats connStats
 }
 
 // newConn wraps an upgraded socket. br, if not nil, is a reader over nc that
-// may already hold bytes read past the handshake; the connection reads
-// through it.
+// holds bytes read past the handshake; the connection reads through it. A
+// nil br: the reader gets its buffer when it first reads (or the connection
+// starts parked, idle.go).
 func newConn(nc net.Conn, br *bufio.Reader, isServer bool, subprotocol string, compress bool, opts *connConfig) *Conn {
-	if br == nil {
-		br = bufio.NewReaderSize(nc, defaultReadBuffer)
-	}
 	c := &Conn{
 		nc:          nc,
 		br:          br,
@@ -114,8 +111,9 @@ func newConn(nc net.Conn, br *bufio.Reader, isServer bool, subprotocol string, c
 		compress:    compress,
 		subprotocol: subprotocol,
 		opts:        opts,
-		done:        make(chan struct{}),
-		closeWrote:  make(chan struct{}),
+	}
+	if !isServer {
+		c.client = &clientSide{}
 	}
 	c.lastSeen.Store(time.Now().UnixNano())
 	return c
@@ -129,12 +127,37 @@ func (c *Conn) Compressed() bool { return c.compress }
 
 // Request returns the upgrade request of a server connection (nil for a
 // client connection): its method, URL, headers, Host, RemoteAddr and TLS
-// state. The connection keeps only those, so its Context is
-// context.Background and its Body is empty.
-func (c *Conn) Request() *http.Request { return c.request }
+// state. Its Context is context.Background and its Body is empty. Treat it
+// as read-only: the connection keeps the request's head as one string and
+// builds the *http.Request from it when asked, so calls may return the
+// same one (while it is in use) or a fresh copy.
+func (c *Conn) Request() *http.Request {
+	if c.request == nil {
+		return nil
+	}
+	return c.request.get()
+}
 
 // Response returns the handshake response of a client connection.
-func (c *Conn) Response() *http.Response { return c.response }
+func (c *Conn) Response() *http.Response {
+	if c.client == nil {
+		return nil
+	}
+	return c.client.response
+}
+
+// clientSide is the state of a client connection that a server one has no
+// use for.
+type clientSide struct {
+	response *http.Response
+	// scratch is the encode buffer for masked frames, owned by the writer.
+	scratch []byte
+	// window is the last windowSize bytes the peer's compressed messages
+	// inflated to, when the peer keeps its compression context across
+	// messages (a server that did not answer server_no_context_takeover):
+	// the next message's dictionary. Nil otherwise. Owned by the reader.
+	window []byte
+}
 
 // Principal returns what the authentication hook returned during the upgrade.
 func (c *Conn) Principal() any { return c.principal }
@@ -175,7 +198,7 @@ func (c *Conn) RTT() time.Duration { return time.Duration(c.rtt.Load()) }
 // Done is closed when everything about the connection is over: the socket is
 // closed, the Handler has been told (HandleClose has returned), and the
 // writer has stopped, so no send callback runs after Done.
-func (c *Conn) Done() <-chan struct{} { return c.done }
+func (c *Conn) Done() <-chan struct{} { return c.event(&c.done) }
 
 // Start starts the reader, which passes each message to h and calls
 // h.HandleClose once at the end. It must be called exactly once.
@@ -187,5 +210,50 @@ func (c *Conn) Start(h Handler) {
 	if c.opts.IdleReader > 0 {
 		c.poll, c.raw = pollerFor(c.nc)
 	}
+	// Nothing read past the handshake: the connection can start parked,
+	// so a connection that stays idle never has a reader goroutine.
+	if c.br == nil && c.poll != nil && c.park() {
+		return
+	}
+	if c.br == nil {
+		c.br = c.newReadBuffer()
+	}
 	go c.readLoop()
+}
+
+// lazyEvent is a one-time event whose channel is made only when someone
+// waits for it. Guarded by Conn.mu.
+type lazyEvent struct {
+	ch    chan struct{}
+	fired bool
+}
+
+// closedChan is the channel of every event that fired before anyone waited.
+var closedChan = func() chan struct{} { ch := make(chan struct{}); close(ch); return ch }()
+
+// event returns e's channel, closed once e has fired.
+func (c *Conn) event(e *lazyEvent) <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.ch == nil {
+		if e.fired {
+			return closedChan
+		}
+		e.ch = make(chan struct{})
+	}
+	return e.ch
+}
+
+// fire marks e as happened and wakes its waiters. It panics if e fired
+// before, as closing a channel twice would.
+func (c *Conn) fire(e *lazyEvent) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.fired {
+		panic("transport: event fired twice")
+	}
+	e.fired = true
+	if e.ch != nil {
+		close(e.ch)
+	}
 }

@@ -239,9 +239,9 @@ func (d *Dialer) Dial(ctx context.Context, rawURL string) (*Conn, *http.Response
 	}
 	c := newConn(nc, br, false, subprotocol, compress, &d.conn)
 	if takeover {
-		c.window = make([]byte, 0, windowSize)
+		c.client.window = make([]byte, 0, windowSize)
 	}
-	c.response = resp
+	c.client.response = resp
 	c.clientIP = parseAddr(nc.RemoteAddr().String())
 	return c, resp, nil
 }

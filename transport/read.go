@@ -98,7 +98,7 @@ func (c *Conn) readLoop() {
 	// teardown set broken, so no writer starts any more; the socket is
 	// closed, so a running one ends at once.
 	c.writers.Wait()
-	close(c.done)
+	c.fire(&c.done)
 }
 
 // fail closes the connection with code because of the current message and
@@ -428,7 +428,11 @@ func (c *Conn) finish(m *assembly) ([]byte, bool) {
 	data := m.buf
 	if m.compressed {
 		var err error
-		data, err = inflate(append(m.buf, deflateTail...), c.opts.ReadLimit, c.window)
+		var window []byte
+		if c.client != nil {
+			window = c.client.window
+		}
+		data, err = inflate(append(m.buf, deflateTail...), c.opts.ReadLimit, window)
 		switch {
 		case errors.Is(err, ErrMessageTooBig):
 			c.fail(m, StatusMessageTooBig, "message too big", ErrMessageTooBig)
@@ -441,8 +445,8 @@ func (c *Conn) finish(m *assembly) ([]byte, bool) {
 			c.fail(m, StatusInvalidFramePayloadData, "invalid UTF-8", ErrInvalidUTF8)
 			return nil, false
 		}
-		if c.window != nil {
-			c.window = slideWindow(c.window, data)
+		if window != nil {
+			c.client.window = slideWindow(window, data)
 		}
 	} else if m.typ == MessageText && m.valid != len(data) {
 		// The message ends inside a character.

@@ -90,10 +90,12 @@ func (c *Conn) writeLoop() {
 			b.bufs = append(b.bufs, c.encode(f))
 		}
 		ok := c.writeBatch(b)
-		if cap(c.scratch) > maxScratch {
-			c.scratch = nil
-		} else {
-			c.scratch = c.scratch[:0]
+		if cl := c.client; cl != nil {
+			if cap(cl.scratch) > maxScratch {
+				cl.scratch = nil
+			} else {
+				cl.scratch = cl.scratch[:0]
+			}
 		}
 		if !ok {
 			return
@@ -363,9 +365,10 @@ func (c *Conn) encode(f *Frame) []byte {
 	if c.isServer {
 		return f.serverBytes(compress, c.opts.Compression.Level)
 	}
-	start := len(c.scratch)
-	c.scratch = f.appendClient(c.scratch, compress, c.opts.Compression.Level)
-	return c.scratch[start:len(c.scratch):len(c.scratch)]
+	cl := c.client
+	start := len(cl.scratch)
+	cl.scratch = f.appendClient(cl.scratch, compress, c.opts.Compression.Level)
+	return cl.scratch[start:len(cl.scratch):len(cl.scratch)]
 }
 
 func (c *Conn) writeFailed(err error, items []outItem) {
@@ -391,7 +394,7 @@ func (c *Conn) writeFailed(err error, items []outItem) {
 		d(ErrClosed)
 	}
 	if !wasSent {
-		close(c.closeWrote)
+		c.fire(&c.closeWrote)
 	}
 	// A failed or timed-out write leaves the stream unusable: end it, which
 	// also ends the reader.

@@ -18,6 +18,7 @@ import (
 	_ "net/http/pprof" // -pprof
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"syscall"
@@ -78,8 +79,12 @@ func main() {
 	memprofile := flag.String("memprofile", "", "write a heap profile to this file at SIGINT/SIGTERM")
 	pprofAddr := flag.String("pprof", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	readBuf := flag.Int("read-buffer", 0, "AcceptOptions.ReadBufferSize (0: the default)")
+	memRate := flag.Int("memprofilerate", 0, "runtime.MemProfileRate (0: Go's default; 1 records every allocation, for exact per-connection figures)")
 	withMetrics := flag.Bool("metrics", metricsDefault == "1", "register the Prometheus collectors (handler, rooms, process, actor system), serve /metrics and scrape it every second (to measure what metrics cost)")
 	flag.Parse()
+	if *memRate > 0 {
+		runtime.MemProfileRate = *memRate
+	}
 
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)

@@ -1,0 +1,120 @@
+package transport
+
+import (
+	"bufio"
+	"crypto/tls"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"weak"
+)
+
+// keptRequest is what a server connection keeps of its upgrade request for
+// [Conn.Request]: the request line and headers in their HTTP/1.1 form, one
+// string, plus the remote address and TLS state. Not the *http.Request: with
+// its header map, URL and context it costs about five times as much, for
+// every connection, for as long as it lives, and most applications look at it
+// once, when the connection opens. The request is parsed again from head when
+// asked for; a weak pointer hands out the same one while it is alive.
+type keptRequest struct {
+	head       string // "GET /uri HTTP/1.1\r\nHost: h\r\nName: value\r\n...\r\n"
+	remoteAddr string
+	tls        *tls.ConnectionState
+	// whole is the request itself when head cannot represent it (a
+	// header changed by a middleware into something no request could
+	// carry): kept as it was, as a fallback.
+	whole *http.Request
+	built atomic.Pointer[weak.Pointer[http.Request]]
+}
+
+// keepRequest returns what a connection keeps of r.
+func keepRequest(r *http.Request) *keptRequest {
+	k := &keptRequest{remoteAddr: r.RemoteAddr, tls: r.TLS}
+	uri := r.RequestURI
+	if uri == "" {
+		uri = r.URL.RequestURI()
+	}
+	proto := r.Proto
+	if proto == "" {
+		proto = "HTTP/1.1"
+	}
+	n := len(r.Method) + len(uri) + len(proto) + len(r.Host) + 16
+	for name, values := range r.Header {
+		for _, v := range values {
+			n += len(name) + len(v) + 4
+		}
+	}
+	var b strings.Builder
+	b.Grow(n)
+	line := func(parts ...string) bool {
+		for _, p := range parts {
+			if strings.ContainsAny(p, "\r\n") {
+				return false
+			}
+			b.WriteString(p)
+		}
+		b.WriteString("\r\n")
+		return true
+	}
+	ok := line(r.Method, " ", uri, " ", proto)
+	if r.Host != "" {
+		ok = ok && line("Host: ", r.Host)
+	}
+	for name, values := range r.Header {
+		for _, v := range values {
+			ok = ok && line(name, ": ", v)
+		}
+	}
+	b.WriteString("\r\n")
+	if !ok {
+		k.whole = wholeRequest(r)
+		return k
+	}
+	k.head = b.String()
+	return k
+}
+
+// get returns the request: the one handed out last if it is still alive,
+// else a new one parsed from head.
+func (k *keptRequest) get() *http.Request {
+	if k.whole != nil {
+		return k.whole
+	}
+	if w := k.built.Load(); w != nil {
+		if r := w.Value(); r != nil {
+			return r
+		}
+	}
+	r, err := http.ReadRequest(bufio.NewReaderSize(strings.NewReader(k.head), len(k.head)))
+	if err != nil {
+		// head was written from a request the server parsed with the same
+		// parser, and checked for line breaks: this does not happen. Keep
+		// what the API promises anyway: a request, if a bare one.
+		r = &http.Request{Method: http.MethodGet, Header: http.Header{}}
+	}
+	r.RemoteAddr = k.remoteAddr
+	r.TLS = k.tls
+	r.Body = http.NoBody
+	r.ContentLength = 0
+	w := weak.Make(r)
+	k.built.Store(&w)
+	return r
+}
+
+// wholeRequest is the request without its context (done after the upgrade),
+// body or the server's per-request state.
+func wholeRequest(r *http.Request) *http.Request {
+	return &http.Request{
+		Method:     r.Method,
+		URL:        r.URL,
+		Proto:      r.Proto,
+		ProtoMajor: r.ProtoMajor,
+		ProtoMinor: r.ProtoMinor,
+		Header:     r.Header,
+		Host:       r.Host,
+		RemoteAddr: r.RemoteAddr,
+		RequestURI: r.RequestURI,
+		TLS:        r.TLS,
+		Body:       http.NoBody,
+	}
+}
