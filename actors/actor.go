@@ -38,7 +38,7 @@ type failurePolicies struct {
 // newConnActor returns the actor of connection c, whose behaviour producer
 // makes; the caller sets root, and onStop (server) or the client fields.
 func newConnActor(c *Conn, producer actor.Producer, p failurePolicies, log *zerolog.Logger, in *inbox) *connActor {
-	a := &connActor{sess: session{conn: c}, decode: p.decode, log: log, inbox: in, stopped: make(chan struct{})}
+	a := &connActor{sess: session{conn: c}, decode: p.decode, log: log, inbox: in}
 	a.current.Store(c)
 	c.log, c.watch = log, &a.watchers
 	a.host = supervisor.NewHost(producer, supervisor.HostOptions{
@@ -71,8 +71,7 @@ type connActor struct {
 	decode  func(MessageType, []byte) (any, error)
 	root    *actor.RootContext
 	log     *zerolog.Logger // shared by the Handler's connections
-	inbox   *inbox          // shared with each session's reader
-	stopped chan struct{}   // closed on Stopped: the reader stops waiting
+	inbox   *inbox          // shared with each session's reader; stopped on Stopped
 
 	watchers stopWatchers // told when the actor stops (Conn.NotifyStopped)
 
@@ -200,7 +199,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		conn := a.sess.conn
 		conn.log.Debug().Msg("connection actor stopped")
-		close(a.stopped)
+		a.inbox.stop() // the reader stops waiting for room
 		a.watchers.stop(ctx)
 		if a.redial != nil {
 			a.redial.done()
@@ -245,7 +244,7 @@ func (a *connActor) open(ctx actor.Context) {
 	}
 	c.log.Debug().Msg("connection opened")
 	a.host.Deliver(ctx, &Opened{Conn: c})
-	c.t.Start(&reader{conn: c, root: a.root, decoder: a.decoder, decode: a.decode, inbox: a.inbox, stopped: a.stopped})
+	c.t.Start(&reader{conn: c, root: a.root, decoder: a.decoder, decode: a.decode, inbox: a.inbox})
 	if a.hb != nil {
 		a.hb.Add(c.t)
 	}
@@ -410,7 +409,6 @@ type reader struct {
 	decoder *supervisor.Host // nil without decode
 	decode  func(MessageType, []byte) (any, error)
 	inbox   *inbox
-	stopped <-chan struct{} // closed when the actor has stopped
 }
 
 // HandleMessage implements transport.Handler.
@@ -435,7 +433,7 @@ func (r *reader) HandleMessage(t *transport.Conn, typ MessageType, data []byte) 
 	}
 	// data is held at its buffer's capacity, which may exceed its length.
 	held := cap(data)
-	if !r.inbox.acquire(r.conn, held, r.stopped) {
+	if !r.inbox.acquire(r.conn, held) {
 		return
 	}
 	r.root.Send(r.conn.PID(), &Message{Conn: r.conn, Type: typ, Data: data, Value: value, admitted: true, held: held})
@@ -458,6 +456,7 @@ type inbox struct {
 	msgs    int
 	bytes   int
 	waiting bool          // the reader waits on freed
+	stopped bool          // the actor has stopped: nothing more is admitted
 	freed   chan struct{} // closed by release while waiting; made by the waiter
 }
 
@@ -466,13 +465,17 @@ func newInbox(maxMsgs, maxBytes int) *inbox {
 }
 
 // acquire waits until a message holding n bytes fits, takes its room and
-// reports true; it reports false once stop is closed. A message fits when
+// reports true; it reports false once the inbox is stopped. A message fits when
 // fewer than maxMsgs messages are held and the bytes held stay within
 // maxBytes; into an empty inbox any message fits, so one larger than the
 // budget is admitted alone.
-func (b *inbox) acquire(c *Conn, n int, stop <-chan struct{}) bool {
+func (b *inbox) acquire(c *Conn, n int) bool {
 	for {
 		b.mu.Lock()
+		if b.stopped {
+			b.mu.Unlock()
+			return false
+		}
 		if b.msgs < b.maxMsgs && (b.msgs == 0 || b.maxBytes < 0 || b.bytes+n <= b.maxBytes) {
 			b.msgs++
 			b.bytes += n
@@ -489,12 +492,20 @@ func (b *inbox) acquire(c *Conn, n int, stop <-chan struct{}) bool {
 		if h := inboxWaitHook.Load(); h != nil {
 			(*h)(c, msgs, bytes)
 		}
-		select {
-		case <-freed:
-		case <-stop:
-			return false
-		}
+		<-freed
 	}
+}
+
+// stop admits nothing more and wakes a waiting reader.
+func (b *inbox) stop() {
+	b.mu.Lock()
+	b.stopped = true
+	if b.waiting {
+		b.waiting = false
+		close(b.freed)
+		b.freed = nil
+	}
+	b.mu.Unlock()
 }
 
 // release returns the room of a handled message that held n bytes.

@@ -129,6 +129,7 @@ type Handler struct {
 	conn     connSettings
 	tree     *supervisor.Tree
 	ownsTree bool
+	props    *actor.Props // the connection actors', shared
 
 	hb  *supervisor.Heartbeat
 	adm *admission // nil without per-IP or per-user limits
@@ -200,6 +201,7 @@ func NewHandler(system *actor.ActorSystem, producer actor.Producer, opts *Handle
 		}
 		h.ownsTree = true
 	}
+	h.props = h.tree.ConnectionProps(h.conn.props...) // one for every connection
 	return h, nil
 }
 
@@ -309,14 +311,13 @@ func (h *Handler) start(ctx context.Context, t *transport.Conn) (*Conn, error) {
 		// Shutdown began during the handshake and did not see this one.
 		t.Close(transport.StatusGoingAway, "server shutting down")
 	}
-	props := actor.PropsFromProducer(func() actor.Actor { return a }, h.conn.props...)
 	// Detach from the request: the connection outlives it.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	// Watched before the actor exists, so a Remove (in forget) can never
 	// come before this Add.
 	h.hb.Add(t)
-	if _, err := h.tree.SpawnConnection(ctx, props); err != nil {
+	if _, err := h.tree.SpawnConnectionActor(ctx, h.props, a); err != nil {
 		h.forget(c)
 		return nil, err
 	}

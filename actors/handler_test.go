@@ -457,3 +457,45 @@ func TestInboxLimitPausesReading(t *testing.T) {
 		_ = h
 	})
 }
+
+// TestStopWakesReaderWaitingForInbox: a connection actor stopped while its
+// reader waits for inbox room lets the reader go: the connection closes
+// with 1001, nothing more is delivered, and no goroutine is left waiting.
+func TestStopWakesReaderWaitingForInbox(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		got := make(chan string, 100)
+		release := make(chan struct{})
+		var once sync.Once
+		defer once.Do(func() { close(release) })
+		h, srv, system := fakeServer(t, func() actor.Actor { return &slow{got: got, release: release} },
+			&actors.HandlerOptions{InboxLimit: 2})
+		var conn *actors.Conn
+		waiting := make(chan struct{}, 1)
+		defer actors.SetInboxWaitHook(func(c *actors.Conn, _, _ int) {
+			conn = c
+			select {
+			case waiting <- struct{}{}:
+			default:
+			}
+		})()
+		c := fakeDial(t, srv)
+		for i := range 5 {
+			if err := c.WriteMessage(websocket.TextMessage, []byte(fmt.Sprint(i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		<-waiting // the reader holds 2 and waits with the third
+		system.Root.Stop(conn.PID())
+		once.Do(func() { close(release) }) // the message being handled returns; then Stop
+		if code, _ := readClose(t, c); code != 1001 {
+			t.Fatalf("close code %d, want 1001", code)
+		}
+		synctest.Wait()
+		if n := len(got); n > 2 {
+			t.Fatalf("%d messages delivered after the stop, want at most the 2 admitted", n)
+		}
+		if h.Len() != 0 {
+			t.Fatalf("%d connections still counted", h.Len())
+		}
+	})
+}

@@ -18,6 +18,11 @@ type connSettings struct {
 	props        []actor.PropsOption
 }
 
+// newConnSettings settles a connection actor's settings. Its mailbox is
+// protoactor's lock-free unbounded one (a linked list) rather than the
+// default ring: about 200 bytes less per idle connection, and a burst does
+// not leave a grown ring behind for the connection's life (the ring never
+// shrinks; docs/performance.md). InboxLimit and InboxBytes bound it.
 func newConnSettings(system *actor.ActorSystem, log zerolog.Logger, inboxLimit, inboxBytes int, handlerPanic supervisor.Policy, props []actor.PropsOption) connSettings {
 	if isZeroLogger(log) {
 		log = systemLogger(system)
@@ -33,6 +38,6 @@ func newConnSettings(system *actor.ActorSystem, log zerolog.Logger, inboxLimit, 
 		inboxLimit:   inboxLimit,
 		inboxBytes:   inboxBytes,
 		handlerPanic: handlerPanic,
-		props:        append([]actor.PropsOption(nil), props...),
+		props:        append([]actor.PropsOption{actor.WithMailbox(actor.UnboundedLockfree())}, props...),
 	}
 }

@@ -170,17 +170,19 @@ type pidKey struct{ address, id string }
 
 func keyOf(pid *actor.PID) pidKey { return pidKey{pid.Address, pid.Id} }
 
+// member is one member of a room: 64 bytes, one per connection per room.
 type member struct {
-	key   pidKey
 	pid   *actor.PID
 	conn  Conn
 	user  string
 	meta  any
-	since time.Time
+	since int64 // unix nanoseconds
 }
 
+func (m *member) key() pidKey { return keyOf(m.pid) }
+
 func (m *member) value() Member {
-	return Member{Conn: m.conn, User: m.user, Meta: m.meta, Since: m.since}
+	return Member{Conn: m.conn, User: m.user, Meta: m.meta, Since: time.Unix(0, m.since)}
 }
 
 // core is the room actor. The same core is returned by its producer every
@@ -311,7 +313,7 @@ func (c *core) stopping(ctx actor.Context) {
 func (c *core) stopped(ctx actor.Context) {
 	if c.reg != nil {
 		for _, m := range c.members {
-			c.reg.limits.release(m.key)
+			c.reg.limits.release(m.key())
 		}
 		c.reg.forget(c.name, c.h)
 	}
@@ -423,7 +425,7 @@ func (c *core) add(ctx actor.Context, m *Join) (*JoinResult, *Joined) {
 		res.Err = ErrTooManyRooms
 		return res, nil
 	}
-	mem := &member{key: key, pid: pid, conn: m.Conn, user: m.User, meta: m.Meta, since: time.Now()}
+	mem := &member{pid: pid, conn: m.Conn, user: m.User, meta: m.Meta, since: time.Now().UnixNano()}
 	c.index[key] = len(c.members)
 	c.members = append(c.members, mem)
 	c.watch(ctx, mem)
@@ -490,16 +492,16 @@ func (c *core) remove(i int, why LeaveReason) {
 	last := len(c.members) - 1
 	if i != last {
 		c.members[i] = c.members[last]
-		c.index[c.members[i].key] = i
+		c.index[c.members[i].key()] = i
 	}
 	c.members[last] = nil
 	c.members = c.members[:last]
-	delete(c.index, mem.key)
+	delete(c.index, mem.key())
 	if why != LeftStopped {
 		c.unwatch(c.ctx, mem)
 	}
 	if c.reg != nil {
-		c.reg.limits.release(mem.key)
+		c.reg.limits.release(mem.key())
 	}
 	if c.stats != nil {
 		c.stats.members.Add(-1)

@@ -111,7 +111,7 @@ type Host struct {
 	giveUp   func(*PanicError)
 	onPanic  func(outcome string)
 	onReborn func(actor.Context, *PanicError)
-	counter  *counter
+	counter  atomic.Pointer[counter] // made at the first panic: most hosts never panic
 
 	log        atomic.Pointer[zerolog.Logger]
 	failed     atomic.Bool
@@ -131,7 +131,6 @@ func NewHost(producer actor.Producer, opts HostOptions) *Host {
 		giveUp:   opts.GiveUp,
 		onPanic:  opts.Panicked,
 		onReborn: opts.Restarted,
-		counter:  newCounter(opts.Policy.Budget),
 	}
 	if h.name == "" {
 		h.name = "behaviour"
@@ -222,6 +221,15 @@ func (h *Host) make() (ok bool) {
 	return h.user != nil
 }
 
+// budget returns the host's failure counter, made on first use.
+func (h *Host) budget() *counter {
+	if c := h.counter.Load(); c != nil {
+		return c
+	}
+	h.counter.CompareAndSwap(nil, newCounter(h.policy.Budget))
+	return h.counter.Load()
+}
+
 // nopLogger stands for a host's logger that writes no error line.
 var nopLogger = zerolog.Nop()
 
@@ -256,7 +264,7 @@ func (h *Host) panicked(ctx actor.Context, u actor.Actor, pe *PanicError) {
 		ev.Msg(h.name + " panicked; stopping")
 		outcome = "gave_up"
 		defer h.fail(pe)
-	case !h.counter.Fail(time.Now()):
+	case !h.budget().Fail(time.Now()):
 		ev.Msg(h.name + " panicked past its budget; giving up")
 		outcome = "gave_up"
 		defer h.fail(pe)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
 )
@@ -20,7 +21,14 @@ type Tree struct {
 	stopOnce sync.Once
 	stopped  chan struct{} // closed when the root has stopped
 	pool     *WarmPool     // the rooms' mailboxes; stopped with the tree
+
+	// pending is the actor SpawnConnectionActor is spawning: set on the
+	// connections branch just before its Spawn, taken by the shared
+	// producer of ConnectionProps inside it.
+	pending atomic.Pointer[pendingActor]
 }
+
+type pendingActor struct{ a actor.Actor }
 
 // ErrStopped is returned when spawning into a tree that is shutting down.
 var ErrStopped = errors.New("supervisor: tree stopped")
@@ -59,6 +67,33 @@ func (t *Tree) SpawnConnection(ctx context.Context, props *actor.Props) (*actor.
 	return t.spawn(ctx, t.conns, props, "")
 }
 
+// ConnectionProps returns props for SpawnConnectionActor: one Props for
+// every connection actor of a server, with opts applied, instead of one per
+// connection (a Props is about 230 bytes, kept for its actor's life). Its
+// producer yields the actor given to each SpawnConnectionActor; the
+// connections branch stops a failed connection actor and never restarts it,
+// so the producer runs once per actor. Use it for nothing else.
+func (t *Tree) ConnectionProps(opts ...actor.PropsOption) *actor.Props {
+	return actor.PropsFromProducer(t.takePending, opts...)
+}
+
+// SpawnConnectionActor spawns a under the connections branch with props
+// from ConnectionProps.
+func (t *Tree) SpawnConnectionActor(ctx context.Context, props *actor.Props, a actor.Actor) (*actor.PID, error) {
+	if a == nil {
+		return nil, errors.New("supervisor: SpawnConnectionActor of a nil actor")
+	}
+	return t.spawnReq(ctx, t.conns, &spawnRequest{props: props, actor: a})
+}
+
+func (t *Tree) takePending() actor.Actor {
+	p := t.pending.Swap(nil)
+	if p == nil {
+		panic("supervisor: a ConnectionProps producer ran outside SpawnConnectionActor")
+	}
+	return p.a
+}
+
 // SpawnRoom spawns a room actor named name (empty: a generated name) under
 // the rooms branch. A name already in use returns an error wrapping
 // actor.ErrNameExists.
@@ -67,12 +102,16 @@ func (t *Tree) SpawnRoom(ctx context.Context, props *actor.Props, name string) (
 }
 
 func (t *Tree) spawn(ctx context.Context, branch *actor.PID, props *actor.Props, name string) (*actor.PID, error) {
+	return t.spawnReq(ctx, branch, &spawnRequest{props: props, name: name})
+}
+
+func (t *Tree) spawnReq(ctx context.Context, branch *actor.PID, req *spawnRequest) (*actor.PID, error) {
 	select {
 	case <-t.stopped:
 		return nil, ErrStopped
 	default:
 	}
-	req := &spawnRequest{props: props, name: name, reply: make(chan spawnReply, 1)}
+	req.reply = make(chan spawnReply, 1)
 	t.system.Root.Send(branch, req)
 	select {
 	case r := <-req.reply:
@@ -104,6 +143,7 @@ func (t *Tree) Done() <-chan struct{} { return t.stopped }
 type spawnRequest struct {
 	props *actor.Props
 	name  string
+	actor actor.Actor // for ConnectionProps' producer; nil otherwise
 	reply chan spawnReply
 }
 
@@ -124,13 +164,13 @@ func (r *rootActor) Receive(ctx actor.Context) {
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		stopChild := actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.StopDirective })
-		conns, err := ctx.SpawnNamed(actor.PropsFromProducer(newBranch, actor.WithSupervisor(stopChild)), "connections")
+		conns, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &branch{t: r.t} }, actor.WithSupervisor(stopChild)), "connections")
 		if err != nil {
 			r.ready <- err
 			return
 		}
 		resume := actor.NewOneForOneStrategy(0, 0, func(any) actor.Directive { return actor.ResumeDirective })
-		rooms, err := ctx.SpawnNamed(actor.PropsFromProducer(newBranch, actor.WithSupervisor(resume)), "rooms")
+		rooms, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return &branch{t: r.t} }, actor.WithSupervisor(resume)), "rooms")
 		if err != nil {
 			r.ready <- err
 			return
@@ -154,9 +194,7 @@ func (r *rootActor) Receive(ctx actor.Context) {
 
 // branch spawns children on request; its supervisor strategy (set by the
 // root) decides what a child's failure does.
-type branch struct{}
-
-func newBranch() actor.Actor { return &branch{} }
+type branch struct{ t *Tree }
 
 func (b *branch) Receive(ctx actor.Context) {
 	if m, ok := ctx.Message().(*spawnRequest); ok {
@@ -164,7 +202,11 @@ func (b *branch) Receive(ctx actor.Context) {
 			pid *actor.PID
 			err error
 		)
-		if m.name == "" {
+		if m.actor != nil {
+			b.t.pending.Store(&pendingActor{m.actor})
+			pid = ctx.Spawn(m.props)
+			b.t.pending.Store(nil)
+		} else if m.name == "" {
 			pid = ctx.Spawn(m.props)
 		} else {
 			pid, err = ctx.SpawnNamed(m.props, m.name)
