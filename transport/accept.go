@@ -310,7 +310,7 @@ func (a *Acceptor) Accept(w http.ResponseWriter, r *http.Request) (*Conn, error)
 		return nil, fmt.Errorf("transport: writing the 101 response: %w", err)
 	}
 	c := newConn(nc, br, true, subprotocol, compress, &a.conn)
-	c.request = keepRequest(r)
+	c.request = keepRequest(r, nc)
 	c.principal = principal
 	c.clientIP = ClientIP(r, o.TrustedProxies)
 	return c, nil

@@ -135,7 +135,7 @@ func (c *Conn) Request() *http.Request {
 	if c.request == nil {
 		return nil
 	}
-	return c.request.get()
+	return c.request.get(c.nc)
 }
 
 // Response returns the handshake response of a client connection.

@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"crypto/tls"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -17,7 +18,9 @@ import (
 // once, when the connection opens. The request is parsed again from head when
 // asked for; a weak pointer hands out the same one while it is alive.
 type keptRequest struct {
-	head       string // "GET /uri HTTP/1.1\r\nHost: h\r\nName: value\r\n...\r\n"
+	head string // "GET /uri HTTP/1.1\r\nHost: h\r\nName: value\r\n...\r\n"
+	// remoteAddr is the request's RemoteAddr when it is not the socket's
+	// (a middleware rewrote it); empty means the socket's.
 	remoteAddr string
 	tls        *tls.ConnectionState
 	// whole is the request itself when head cannot represent it (a
@@ -27,9 +30,12 @@ type keptRequest struct {
 	built atomic.Pointer[weak.Pointer[http.Request]]
 }
 
-// keepRequest returns what a connection keeps of r.
-func keepRequest(r *http.Request) *keptRequest {
-	k := &keptRequest{remoteAddr: r.RemoteAddr, tls: r.TLS}
+// keepRequest returns what a connection on socket nc keeps of r.
+func keepRequest(r *http.Request, nc net.Conn) *keptRequest {
+	k := &keptRequest{tls: r.TLS}
+	if nc == nil || r.RemoteAddr != nc.RemoteAddr().String() {
+		k.remoteAddr = r.RemoteAddr
+	}
 	uri := r.RequestURI
 	if uri == "" {
 		uri = r.URL.RequestURI()
@@ -74,9 +80,9 @@ func keepRequest(r *http.Request) *keptRequest {
 	return k
 }
 
-// get returns the request: the one handed out last if it is still alive,
-// else a new one parsed from head.
-func (k *keptRequest) get() *http.Request {
+// get returns the request of the connection on socket nc: the one handed
+// out last if it is still alive, else a new one parsed from head.
+func (k *keptRequest) get(nc net.Conn) *http.Request {
 	if k.whole != nil {
 		return k.whole
 	}
@@ -93,6 +99,9 @@ func (k *keptRequest) get() *http.Request {
 		r = &http.Request{Method: http.MethodGet, Header: http.Header{}}
 	}
 	r.RemoteAddr = k.remoteAddr
+	if r.RemoteAddr == "" && nc != nil {
+		r.RemoteAddr = nc.RemoteAddr().String()
+	}
 	r.TLS = k.tls
 	r.Body = http.NoBody
 	r.ContentLength = 0

@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bufio"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -28,11 +29,11 @@ func TestKeptRequestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.RemoteAddr = "192.0.2.7:51000"
-	k := keepRequest(r)
+	k := keepRequest(r, nil)
 	if k.whole != nil {
 		t.Fatal("an ordinary request fell back to keeping the whole")
 	}
-	got := k.get()
+	got := k.get(nil)
 	if got.Method != r.Method || got.URL.String() != r.URL.String() || got.Host != r.Host ||
 		got.RequestURI != r.RequestURI || got.Proto != r.Proto || got.RemoteAddr != r.RemoteAddr || got.TLS != nil {
 		t.Errorf("got %s %s %s host %q uri %q from %q; want %s %s %s host %q uri %q from %q",
@@ -52,7 +53,7 @@ func TestKeptRequestRoundTrip(t *testing.T) {
 		t.Error("the kept request has a body or a cancellable context")
 	}
 	// While the caller holds it, the same request is handed out.
-	if again := k.get(); again != got {
+	if again := k.get(nil); again != got {
 		t.Error("a second call built a new request while the first was alive")
 	}
 	runtime.KeepAlive(got)
@@ -68,17 +69,39 @@ func TestKeptRequestFallback(t *testing.T) {
 	t.Parallel()
 	r := httptest.NewRequest("GET", "http://example.com/ws?a=1", nil)
 	r.Header.Set("X-Bad", "one\r\nX-Injected: two")
-	k := keepRequest(r)
+	k := keepRequest(r, nil)
 	if k.whole == nil {
 		t.Fatal("a header with a line break was written into head")
 	}
-	got := k.get()
+	got := k.get(nil)
 	if got.Header.Get("X-Bad") != "one\r\nX-Injected: two" || got.Header.Get("X-Injected") != "" || got.URL.Query().Get("a") != "1" {
 		t.Errorf("fallback request %v %v", got.URL, got.Header)
 	}
 	// A request made in a test (no RequestURI, no Proto) is kept too.
 	r2, _ := http.NewRequest("GET", "http://example.com/p?q=1", nil)
-	if got := keepRequest(r2).get(); got.URL.RequestURI() != "/p?q=1" || got.Host != "example.com" {
+	if got := keepRequest(r2, nil).get(nil); got.URL.RequestURI() != "/p?q=1" || got.Host != "example.com" {
 		t.Errorf("client-made request kept as %v host %q", got.URL, got.Host)
+	}
+}
+
+// TestKeptRequestRemoteAddr: the request's RemoteAddr is the socket's unless
+// a middleware rewrote it (a real-IP middleware), and then it is kept.
+func TestKeptRequestRemoteAddr(t *testing.T) {
+	t.Parallel()
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	r := httptest.NewRequest("GET", "http://example.com/ws", nil)
+	r.RemoteAddr = a.RemoteAddr().String()
+	k := keepRequest(r, a)
+	if k.remoteAddr != "" {
+		t.Errorf("kept %q although it is the socket's", k.remoteAddr)
+	}
+	if got := k.get(a).RemoteAddr; got != a.RemoteAddr().String() {
+		t.Errorf("RemoteAddr = %q, want the socket's %q", got, a.RemoteAddr())
+	}
+	r.RemoteAddr = "203.0.113.9:4000"
+	if got := keepRequest(r, a).get(a).RemoteAddr; got != "203.0.113.9:4000" {
+		t.Errorf("rewritten RemoteAddr came back as %q", got)
 	}
 }
