@@ -153,6 +153,45 @@ func TestIdleReaderPong(t *testing.T) {
 	}
 }
 
+// A connection starts parked, and a reader woken only by control frames (a
+// heartbeat's pong, a peer's ping) parks again at once, without waiting
+// IdleReader (an hour here); data keeps the reader for IdleReader.
+func TestIdleReaderControlOnlyWakeParksAtOnce(t *testing.T) {
+	t.Parallel()
+	pongs := make(chan time.Duration, 1)
+	s := startServer(t, serverConfig{echo: true, opts: &AcceptOptions{IdleReader: time.Hour, OnPong: func(d time.Duration) { pongs <- d }}})
+	rc := rawDial(t, s.addr())
+	srv := s.next(t)
+	waitParked(t, srv.c) // from the start: nothing came after the handshake
+	for i := range 5 {
+		if err := srv.c.Ping([]byte("hb")); err != nil {
+			t.Fatal(err)
+		}
+		f, err := rc.readFrame()
+		if err != nil || f.op != opPing {
+			t.Fatalf("round %d: got op %d, %v; want our ping", i, f.op, err)
+		}
+		rc.writeFrame(0x80|opPong, f.payload)
+		recvPong(t, pongs)
+		waitParked(t, srv.c)
+		// The peer's own ping: answered, and the reader parks again.
+		rc.writeFrame(0x80|opPing, []byte("p"))
+		if f, err := rc.readFrame(); err != nil || f.op != opPong || string(f.payload) != "p" {
+			t.Fatalf("round %d: pong op %d %q, %v", i, f.op, f.payload, err)
+		}
+		waitParked(t, srv.c)
+	}
+	// Data: echoed, and the reader stays for IdleReader.
+	rc.writeFrame(0x80|byte(MessageText), []byte("hi"))
+	if f, err := rc.readFrame(); err != nil || string(f.payload) != "hi" {
+		t.Fatalf("echo %q, %v", f.payload, err)
+	}
+	srv.r.next(t)
+	if st := srv.c.readerState.Load(); st != readerRunning {
+		t.Fatalf("reader state %d after data, want running", st)
+	}
+}
+
 // Many idle connections hold no reader goroutines; all of them still
 // answer, and parking stops with IdleReader negative.
 func TestIdleReaderNoGoroutines(t *testing.T) {

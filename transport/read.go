@@ -115,11 +115,21 @@ func (c *Conn) readFrames() error {
 	var (
 		m   assembly
 		ctl [maxControlPayload]byte
+		// controlOnly: this reader has read frames, all of them control
+		// frames. A reader woken by a heartbeat's pong (or a peer's ping)
+		// parks again as soon as it has read it, instead of waiting
+		// IdleReader for data that a quiet peer will not send: heartbeats
+		// that reach every idle connection at once then cost no goroutine
+		// each for a second.
+		controlOnly, sawData bool
 	)
 	for {
 		// At a message boundary with nothing buffered the reader would
 		// block: it waits IdleReader at most, then parks (poll_linux.go).
 		idle := c.poll != nil && !m.active && c.br.Buffered() == 0 && !c.closeBegun()
+		if idle && controlOnly && c.park() {
+			return errParked
+		}
 		if idle {
 			_ = c.nc.SetReadDeadline(time.Now().Add(c.opts.IdleReader))
 		}
@@ -155,6 +165,7 @@ func (c *Conn) readFrames() error {
 		}
 
 		if h.op >= opClose {
+			controlOnly = !sawData
 			p := ctl[:h.length]
 			if _, err := io.ReadFull(c.br, p); err != nil {
 				return err
@@ -181,6 +192,7 @@ func (c *Conn) readFrames() error {
 			continue
 		}
 
+		sawData, controlOnly = true, false
 		if h.op != opContinuation {
 			m = assembly{
 				active:     true,
