@@ -111,8 +111,9 @@ type HandlerOptions struct {
 	DecodePanic supervisor.Policy
 
 	// Props lets the caller add protoactor props options (middleware, a
-	// dispatcher) to every connection actor. The mailbox is always unbounded:
-	// InboxLimit and InboxBytes bound it. By default the mailboxes run on
+	// dispatcher) to every connection actor. The mailbox is protoactor's
+	// lock-free unbounded one (actor.WithMailbox here replaces it); InboxLimit
+	// and InboxBytes bound it. By default the mailboxes run on
 	// the Handler's pool of long-lived worker goroutines (see
 	// docs/performance.md); actor.WithDispatcher here replaces it.
 	Props []actor.PropsOption
