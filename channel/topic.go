@@ -287,7 +287,7 @@ func (t *Topic) sendAll(fr *frames, except *actor.PID) {
 	default:
 		t.state.Range(func(m room.Member) bool {
 			if except == nil || !m.PID().Equal(except) {
-				_ = m.Conn.SendFrame(fr.get(isBinary(m)))
+				_ = m.Conn.SendFrame(fr.get(isBinary(m)).MarkShared())
 			}
 			return true
 		})

@@ -339,6 +339,9 @@ func (c *core) fanout(f *transport.Frame, except *actor.PID) int {
 			skip = i
 		}
 	}
+	if len(c.members) > 2 {
+		f.MarkShared() // its sender writes no socket itself: the writers batch
+	}
 	sent := 0
 	for i, m := range c.members {
 		if i == skip {

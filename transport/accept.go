@@ -144,6 +144,15 @@ type AcceptOptions struct {
 	// and in-memory connections, and other systems, keep their reader. Zero
 	// means 1s; a negative value never parks.
 	IdleReader time.Duration
+
+	// DisableDirectWrites makes every send go through the connection's
+	// writer goroutine. By default (Linux, plain sockets) a Send without a
+	// callback that finds nothing queued and nothing being written writes its
+	// frame itself, with one non-blocking system call, and hands only what
+	// the socket did not take to the writer; the sender still never waits.
+	// The environment variable WSACTOR_DIRECT_WRITES=off sets this default,
+	// so that a test suite can run on either path.
+	DisableDirectWrites bool
 }
 
 // conn returns the connection fields of o.
@@ -158,6 +167,7 @@ func (o *AcceptOptions) conn() connConfig {
 		Compression:    compressionConfig{Mode: o.Compression, Threshold: o.CompressionThreshold, Level: o.CompressionLevel},
 		OnPong:         o.OnPong,
 		IdleReader:     o.IdleReader,
+		directOff:      o.DisableDirectWrites || directWritesOffByEnv,
 	}
 }
 

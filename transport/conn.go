@@ -92,6 +92,12 @@ type Conn struct {
 	pollID         uint64 // guarded by poll.mu
 	pollRegistered bool   // guarded by poll.mu
 
+	// direct is the socket for writeDirect (direct.go), nil when a send
+	// always goes through the writer; inflight is the rest of a frame
+	// writeDirect could not write at once, which the writer writes first.
+	direct   syscall.RawConn
+	inflight *[]byte
+
 	// client is what only a client connection has; nil on the server, so
 	// the many server connections do not carry it.
 	client *clientSide
@@ -115,6 +121,7 @@ func newConn(nc net.Conn, br *bufio.Reader, isServer bool, subprotocol string, c
 	if !isServer {
 		c.client = &clientSide{}
 	}
+	c.direct = directConn(c)
 	c.lastSeen.Store(time.Now().UnixNano())
 	return c
 }

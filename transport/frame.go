@@ -71,6 +71,30 @@ type Frame struct {
 	// making them, so each level is compressed once.
 	deflated  atomic.Pointer[deflatedFrame]
 	deflateMu sync.Mutex
+
+	// sends counts the connections this frame was queued or written to, up
+	// to 2: only a frame's first send may be written directly (direct.go),
+	// so a broadcast's sender writes at most one socket itself and leaves
+	// the rest to the connections' writers, which batch.
+	sends atomic.Uint32
+}
+
+// MarkShared marks f as a broadcast, sent to many connections: no sender
+// writes it to a socket itself (see [AcceptOptions.DisableDirectWrites]);
+// each connection's writer does, batched with what else it has. A room's
+// broadcast marks its frame; a frame sent in a loop of your own gets at most
+// one direct write anyway (its first send). It returns f.
+func (f *Frame) MarkShared() *Frame {
+	f.sends.Store(2)
+	return f
+}
+
+// firstSend reports whether this is the first time f is sent.
+func (f *Frame) firstSend() bool {
+	if f.sends.Load() != 0 {
+		return false
+	}
+	return f.sends.CompareAndSwap(0, 1)
 }
 
 // deflatedFrame is a Frame's server encoding with RSV1 set, compressed at

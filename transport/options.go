@@ -63,6 +63,7 @@ type connConfig struct {
 	OnPong         func(rtt time.Duration)
 	IdleReader     time.Duration
 
+	directOff  bool        // no direct writes (direct.go)
 	writers    *writerPool // nil: a plain goroutine per writer run (writers.go)
 	readBuffer int         // ReadBufferSize: the buffer a woken reader gets (idle.go)
 }
@@ -147,6 +148,10 @@ func (c connConfig) prepare() (connConfig, error) {
 	}
 	return c, nil
 }
+
+// directWritesOffByEnv is AcceptOptions.DisableDirectWrites's default:
+// WSACTOR_DIRECT_WRITES=off turns direct writes off (CI runs both paths).
+var directWritesOffByEnv = os.Getenv("WSACTOR_DIRECT_WRITES") == "off"
 
 // defaultIdleReader is IdleReader's default: 1s, or what the environment
 // variable WSACTOR_IDLE_READER says (a time.Duration; "-1ns" or any

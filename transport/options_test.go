@@ -79,6 +79,7 @@ func TestOptionsDefaultsAppliedOnce(t *testing.T) {
 		Queue:       queueConfig{Messages: defaultQueueMsgs, Bytes: defaultQueueBytes},
 		Compression: compressionConfig{Threshold: defaultCompressMin, Level: flate.BestSpeed},
 		IdleReader:  defaultIdleReader,
+		directOff:   directWritesOffByEnv,
 	}
 	if a.conn.writers == nil {
 		t.Error("an Acceptor without a writer pool")

@@ -90,6 +90,12 @@ func (c *Conn) enqueue(f *Frame, done func(error)) error {
 			return ErrQueueFull
 		}
 	}
+	if done == nil && c.direct != nil && c.idleWriterLocked() && f.firstSend() {
+		if b := c.readyBytes(f); b != nil {
+			c.writeDirect(f, b) // unlocks
+			return nil
+		}
+	}
 	c.pushLocked(outItem{f, done}, n)
 	c.mu.Unlock()
 	return nil

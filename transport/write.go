@@ -77,6 +77,9 @@ func (c *Conn) LastPing() time.Time {
 // close frame once the data lane is empty) and exits when there is nothing
 // left to write.
 func (c *Conn) writeLoop() {
+	if !c.finishInflight() {
+		return
+	}
 	b := batchPool.Get().(*writeBatch)
 	defer b.release()
 	for {
@@ -358,10 +361,7 @@ func (b *writeBatch) release() {
 // frames are masked into the writer's scratch buffer, which only the single
 // running writer touches.
 func (c *Conn) encode(f *Frame) []byte {
-	compress := c.compress && f.Len() >= c.opts.Compression.Threshold && f.Len() > 0
-	if c.opts.Compression.Threshold < 0 {
-		compress = c.compress && f.Len() > 0
-	}
+	compress := c.wouldCompress(f)
 	if c.isServer {
 		return f.serverBytes(compress, c.opts.Compression.Level)
 	}
@@ -369,6 +369,14 @@ func (c *Conn) encode(f *Frame) []byte {
 	start := len(cl.scratch)
 	cl.scratch = f.appendClient(cl.scratch, compress, c.opts.Compression.Level)
 	return cl.scratch[start:len(cl.scratch):len(cl.scratch)]
+}
+
+// wouldCompress reports whether f goes out compressed on c.
+func (c *Conn) wouldCompress(f *Frame) bool {
+	if !c.compress || f.Len() == 0 {
+		return false
+	}
+	return c.opts.Compression.Threshold < 0 || f.Len() >= c.opts.Compression.Threshold
 }
 
 func (c *Conn) writeFailed(err error, items []outItem) {

@@ -11,7 +11,9 @@ import (
 // lets the idle workers go while the connections keep writing.
 func TestWriterPool(t *testing.T) {
 	pollUntil(t, "other tests' idle writers to exit", func() bool { return countWriterWorkers() == 0 })
-	srv := startServer(t, serverConfig{})
+	// Direct writes off: each of these sends would find its writer idle
+	// and never need one (direct_test.go tests that path).
+	srv := startServer(t, serverConfig{opts: &AcceptOptions{DisableDirectWrites: true}})
 	const conns, bursts = 20, 50
 	clients := make([]*rawClient, conns)
 	accepted := make([]*Conn, conns)

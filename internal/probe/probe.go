@@ -12,3 +12,8 @@ var Compressions atomic.Int64
 // ParkedReaders is the number of connections whose reader is parked in the
 // idle poller now; Parks counts parks since the process started.
 var ParkedReaders, Parks atomic.Int64
+
+// DirectWrites counts frames a sender wrote itself (transport/direct.go);
+// DirectPartials those of them the socket took only part of, whose rest the
+// writer finished.
+var DirectWrites, DirectPartials atomic.Int64

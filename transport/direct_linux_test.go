@@ -1,0 +1,178 @@
+package transport
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/wsactor/wsactor/internal/probe"
+)
+
+// Direct writes (direct.go): a send that finds the writer idle writes from
+// the sender; what the socket does not take, the writer finishes first.
+
+func skipWithoutDirect(t *testing.T) {
+	if directWritesOffByEnv {
+		t.Skip("WSACTOR_DIRECT_WRITES=off")
+	}
+}
+
+// A request/response exchange is written by the senders themselves: no
+// writer goroutine starts, and every message arrives.
+func TestDirectWriteNoWriter(t *testing.T) {
+	skipWithoutDirect(t)
+	srv := startServer(t, serverConfig{})
+	rc := rawDial(t, srv.addr())
+	c := srv.next(t).c
+	before := probe.DirectWrites.Load()
+	for i := range 50 {
+		msg := fmt.Appendf(nil, "m%d", i)
+		if err := c.Send(NewFrame(MessageText, msg)); err != nil {
+			t.Fatal(err)
+		}
+		if f, err := rc.readFrame(); err != nil || !bytes.Equal(f.payload, msg) {
+			t.Fatalf("message %d: %q, %v", i, f.payload, err)
+		}
+	}
+	if n := probe.DirectWrites.Load() - before; n < 50 {
+		t.Fatalf("%d of 50 sends were written directly", n)
+	}
+	if n := c.opts.writers.started.Load(); n != 0 {
+		t.Fatalf("%d writer goroutines started for sends that found the writer idle", n)
+	}
+	if s := c.Stats(); s.MessagesOut != 50 || s.Frames != 50 {
+		t.Fatalf("stats %+v: want 50 messages and frames out", s)
+	}
+}
+
+// A frame larger than the socket takes at once: the sender writes what fits
+// and returns; the writer finishes the frame before anything sent after it,
+// and a close right behind it (dropping the queue) still lets the peer read
+// the whole frame, then the close frame, never a partial frame.
+func TestDirectWritePartialThenQueueAndClose(t *testing.T) {
+	skipWithoutDirect(t)
+	for _, discard := range []bool{false, true} {
+		t.Run(fmt.Sprintf("discard=%v", discard), func(t *testing.T) {
+			srv := startServer(t, serverConfig{opts: &AcceptOptions{QueueBytes: 64 << 20}})
+			rc := rawDial(t, srv.addr())
+			a := srv.next(t)
+			c := a.c
+			big := randomBytes(8 << 20) // far past a loopback socket's buffer
+			partials := probe.DirectPartials.Load()
+			sent := make(chan error, 1)
+			go func() { sent <- c.Send(NewFrame(MessageBinary, big)) }()
+			select {
+			case err := <-sent:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(testTimeout):
+				t.Fatal("Send blocked on a full socket")
+			}
+			if probe.DirectPartials.Load() == partials {
+				t.Fatal("the socket took 8 MiB at once: no partial write to test")
+			}
+			// Sent while the rest is in flight: queued behind it.
+			for i := range 20 {
+				if err := c.Send(NewFrame(MessageText, fmt.Appendf(nil, "after%d", i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := 20
+			if discard {
+				c.Close(StatusGoingAway, "bye")
+				c.DiscardQueued()
+				want = 0
+			} else {
+				c.Close(StatusGoingAway, "bye")
+			}
+			code, _, data := rc.readClose()
+			if code != int(StatusGoingAway) {
+				t.Fatalf("close code %d", code)
+			}
+			if len(data) == 0 || !bytes.Equal(data[0].payload, big) {
+				t.Fatalf("the big frame arrived as %d frames, first %d bytes", len(data), len(data[0].payload))
+			}
+			rest := data[1:]
+			if discard && len(rest) > want {
+				t.Fatalf("%d messages after the big one survived DiscardQueued", len(rest))
+			}
+			if !discard && len(rest) != want {
+				t.Fatalf("%d messages after the big one, want %d", len(rest), want)
+			}
+			for i, f := range rest {
+				if string(f.payload) != fmt.Sprintf("after%d", i) {
+					t.Fatalf("message %d after the big one: %q", i, f.payload)
+				}
+			}
+			rc.finishClose(int(StatusGoingAway))
+			if info := a.r.waitClose(t); info.Code != StatusGoingAway {
+				t.Fatalf("close info %+v", info)
+			}
+		})
+	}
+}
+
+// A direct write to a peer that is gone fails the connection as a writer's
+// failed write does: the close is reported once, with the write's error, and
+// nothing hangs.
+func TestDirectWritePeerGone(t *testing.T) {
+	srv := startServer(t, serverConfig{opts: &AcceptOptions{IdleReader: -1}})
+	rc := rawDial(t, srv.addr())
+	a := srv.next(t)
+	tcp := rc.conn.(*net.TCPConn)
+	_ = tcp.SetLinger(0)
+	_ = tcp.Close() // RST
+	deadline := time.Now().Add(testTimeout)
+	var err error
+	for err == nil && time.Now().Before(deadline) {
+		err = a.c.Send(NewFrame(MessageBinary, randomBytes(1024)))
+		time.Sleep(time.Millisecond)
+	}
+	if !errors.Is(err, ErrClosed) {
+		t.Fatalf("sends to a reset peer: %v, want ErrClosed eventually", err)
+	}
+	info := a.r.waitClose(t)
+	if info.Code != StatusAbnormalClosure {
+		t.Fatalf("close info %+v, want 1006", info)
+	}
+	select {
+	case <-a.c.Done():
+	case <-time.After(testTimeout):
+		t.Fatal("connection never done")
+	}
+}
+
+// A broadcast frame (MarkShared), or any frame after its first send, is
+// never written by the sender: the connections' writers write it.
+func TestDirectWriteOnlyFirstSend(t *testing.T) {
+	skipWithoutDirect(t)
+	srv := startServer(t, serverConfig{})
+	rcs := []*rawClient{rawDial(t, srv.addr()), rawDial(t, srv.addr()), rawDial(t, srv.addr())}
+	var cs []*Conn
+	for range rcs {
+		cs = append(cs, srv.next(t).c)
+	}
+	check := func(f *Frame, wantDirect int64) {
+		t.Helper()
+		before := probe.DirectWrites.Load()
+		for _, c := range cs {
+			if err := c.Send(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, rc := range rcs {
+			if got, err := rc.readFrame(); err != nil || !bytes.Equal(got.payload, f.Payload()) {
+				t.Fatalf("client %d: %q, %v", i, got.payload, err)
+			}
+		}
+		if n := probe.DirectWrites.Load() - before; n != wantDirect {
+			t.Fatalf("%d direct writes, want %d", n, wantDirect)
+		}
+	}
+	check(NewFrame(MessageText, []byte("one frame, three sends")), 1)
+	check(NewFrame(MessageText, []byte("broadcast")).MarkShared(), 0)
+}
