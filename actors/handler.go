@@ -131,6 +131,13 @@ type Handler struct {
 	tree     *supervisor.Tree
 	ownsTree bool
 	props    *actor.Props // the connection actors', shared
+	// hooks are the func values every connection actor gets, made once: a
+	// method value made per connection would cost each an allocation.
+	hooks struct {
+		policies failurePolicies
+		onStop   func(*Conn)
+		onClosed func(c *Conn, code StatusCode, reason string, byPeer bool, err error)
+	}
 
 	hb  *supervisor.Heartbeat
 	adm *admission // nil without per-IP or per-user limits
@@ -203,6 +210,13 @@ func NewHandler(system *actor.ActorSystem, producer actor.Producer, opts *Handle
 		h.ownsTree = true
 	}
 	h.props = h.tree.ConnectionProps(h.conn.props...) // one for every connection
+	h.hooks.policies = failurePolicies{
+		handlerPanic: h.conn.handlerPanic,
+		decodeFail:   h.opts.DecodePanic,
+		decode:       h.opts.Decode,
+		onPanic:      h.countPanic,
+	}
+	h.hooks.onStop, h.hooks.onClosed = h.forget, h.countClose
 	return h, nil
 }
 
@@ -294,15 +308,9 @@ func (h *Handler) checkEmptyLocked() {
 
 func (h *Handler) start(ctx context.Context, t *transport.Conn) (*Conn, error) {
 	c := &Conn{t: t}
-	a := newConnActor(c, h.producer, failurePolicies{
-		handlerPanic: h.conn.handlerPanic,
-		decodeFail:   h.opts.DecodePanic,
-		decode:       h.opts.Decode,
-		onPanic:      h.countPanic,
-	}, &h.conn.log, newInbox(h.conn.inboxLimit, h.conn.inboxBytes))
+	a := newConnActor(c, h.producer, h.hooks.policies, &h.conn.log, newInbox(h.conn.inboxLimit, h.conn.inboxBytes))
 	a.root = h.system.Root
-	a.onStop = h.forget
-	a.onClosed = h.countClose
+	a.onStop, a.onClosed = h.hooks.onStop, h.hooks.onClosed
 	h.mu.Lock()
 	h.reserved--
 	h.conns[c] = struct{}{}

@@ -134,7 +134,9 @@ func (c *Conn) Compressed() bool { return c.compress }
 
 // Request returns the upgrade request of a server connection (nil for a
 // client connection): its method, URL, headers, Host, RemoteAddr and TLS
-// state. Its Context is context.Background and its Body is empty. Treat it
+// state. The handshake's own headers (Upgrade, Connection, Sec-WebSocket-Key,
+// Sec-WebSocket-Version) are not kept: they meant nothing after the upgrade.
+// Its Context is context.Background and its Body is empty. Treat it
 // as read-only: the connection keeps the request's head as one string and
 // builds the *http.Request from it when asked, so calls may return the
 // same one (while it is in use) or a fresh copy.

@@ -46,6 +46,9 @@ func keepRequest(r *http.Request, nc net.Conn) *keptRequest {
 	}
 	n := len(r.Method) + len(uri) + len(proto) + len(r.Host) + 16
 	for name, values := range r.Header {
+		if handshakeOnly(name) {
+			continue
+		}
 		for _, v := range values {
 			n += len(name) + len(v) + 4
 		}
@@ -67,6 +70,9 @@ func keepRequest(r *http.Request, nc net.Conn) *keptRequest {
 		ok = ok && line("Host: ", r.Host)
 	}
 	for name, values := range r.Header {
+		if handshakeOnly(name) {
+			continue
+		}
 		for _, v := range values {
 			ok = ok && line(name, ": ", v)
 		}
@@ -78,6 +84,19 @@ func keepRequest(r *http.Request, nc net.Conn) *keptRequest {
 	}
 	k.head = b.String()
 	return k
+}
+
+// handshakeOnly reports whether header name served the upgrade and nothing
+// after it (the connection does not keep it): Upgrade, Connection,
+// Sec-WebSocket-Key and Sec-WebSocket-Version. A connection's subprotocol
+// and extensions are kept (the offers as headers, the outcome as
+// Conn.Subprotocol and Conn.Compressed).
+func handshakeOnly(name string) bool {
+	switch name {
+	case "Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version":
+		return true
+	}
+	return false
 }
 
 // get returns the request of the connection on socket nc: the one handed
