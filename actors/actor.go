@@ -86,11 +86,17 @@ type connActor struct {
 	// onClosed counts the close for the Handler's metrics.
 	onClosed func(c *Conn, code StatusCode, reason string, byPeer bool, err error)
 
-	// Client connections: opened is closed once the first Opened is
-	// delivered (Dial waits for it); hb is the client heartbeat (nil when
-	// disabled); redial reconnects (nil without DialOptions.Reconnect);
-	// dialer made the connections, and lets its idle writers go when the
-	// actor stops.
+	// cl is what only a client connection has (nil on the server, whose
+	// many connections need not carry it).
+	cl *clientParts
+}
+
+// clientParts are a client connection actor's: opened is closed once the
+// first Opened is delivered (Dial waits for it); hb is the client heartbeat
+// (nil when disabled); redial reconnects (nil without
+// DialOptions.Reconnect); dialer made the connections, and lets its idle
+// writers go when the actor stops.
+type clientParts struct {
 	opened chan<- struct{}
 	hb     *supervisor.Heartbeat
 	redial *redialer
@@ -141,9 +147,9 @@ func (a *connActor) Receive(ctx actor.Context) {
 		a.sess.conn.pid.Store(ctx.Self()) // for a give-up while the behaviour starts
 		a.host.Receive(ctx)
 		a.open(ctx)
-		if a.opened != nil {
-			close(a.opened)
-			a.opened = nil
+		if a.cl != nil && a.cl.opened != nil {
+			close(a.cl.opened)
+			a.cl.opened = nil
 		}
 	case *Message:
 		// Only the reader's messages hold inbox space; clear the mark before
@@ -173,12 +179,12 @@ func (a *connActor) Receive(ctx actor.Context) {
 			info.Err = a.sess.panicCause // our 1011 for a panic past its budget
 		}
 		a.sess.conn.log.Debug().Int("code", int(info.Code)).AnErr("cause", info.Err).Bool("by_peer", info.ByPeer).Msg("connection closed")
-		if a.hb != nil {
-			a.hb.Remove(a.sess.conn.t)
+		if a.cl != nil && a.cl.hb != nil {
+			a.cl.hb.Remove(a.sess.conn.t)
 		}
 		a.deliverClosed(ctx, info.Code, info.Reason, info.ByPeer, info.Err)
-		if a.redial != nil && !a.stopping && !(info.Err == nil && !info.ByPeer) {
-			a.redial.attempt = 0
+		if a.cl != nil && a.cl.redial != nil && !a.stopping && !(info.Err == nil && !info.ByPeer) {
+			a.cl.redial.attempt = 0
 			a.scheduleRedial(ctx, info.Err)
 			return
 		}
@@ -187,8 +193,8 @@ func (a *connActor) Receive(ctx actor.Context) {
 		a.onRedialed(ctx, m)
 	case *actor.Stopping:
 		a.stopping = true
-		if a.redial != nil {
-			a.redial.stopTimer()
+		if a.cl != nil && a.cl.redial != nil {
+			a.cl.redial.stopTimer()
 		}
 		if !a.sess.closed {
 			// Stopped from outside before the socket ended.
@@ -201,14 +207,14 @@ func (a *connActor) Receive(ctx actor.Context) {
 		conn.log.Debug().Msg("connection actor stopped")
 		a.inbox.stop() // the reader stops waiting for room
 		a.watchers.stop(ctx)
-		if a.redial != nil {
-			a.redial.done()
-		}
-		if a.dialer != nil {
-			a.dialer.Close()
-		}
-		if a.hb != nil {
-			a.hb.Remove(conn.t)
+		if cl := a.cl; cl != nil {
+			if cl.redial != nil {
+				cl.redial.done()
+			}
+			cl.dialer.Close()
+			if cl.hb != nil {
+				cl.hb.Remove(conn.t)
+			}
 		}
 		a.host.Receive(ctx)
 		if a.onStop != nil {
@@ -245,13 +251,13 @@ func (a *connActor) open(ctx actor.Context) {
 	c.log.Debug().Msg("connection opened")
 	a.host.Deliver(ctx, &Opened{Conn: c})
 	c.t.Start(&reader{conn: c, root: a.root, decoder: a.decoder, decode: a.decode, inbox: a.inbox})
-	if a.hb != nil {
-		a.hb.Add(c.t)
+	if a.cl != nil && a.cl.hb != nil {
+		a.cl.hb.Add(c.t)
 	}
 }
 
 func (a *connActor) scheduleRedial(ctx actor.Context, cause error) {
-	r := a.redial
+	r := a.cl.redial
 	if r.max > 0 && r.attempt >= r.max || errors.Is(cause, ErrRefused) {
 		a.sess.conn.log.Warn().Int("attempts", r.attempt).AnErr("cause", cause).Msg("giving up reconnecting")
 		ctx.Stop(ctx.Self())
@@ -320,7 +326,7 @@ func (r *redialer) done() {
 }
 
 func (a *connActor) onRedialed(ctx actor.Context, m *redialed) {
-	t := a.redial.take()
+	t := a.cl.redial.take()
 	if a.stopping {
 		if t != nil {
 			t.Terminate(nil)
@@ -332,7 +338,7 @@ func (a *connActor) onRedialed(ctx actor.Context, m *redialed) {
 		a.scheduleRedial(ctx, m.err)
 		return
 	}
-	a.redial.attempt = 0
+	a.cl.redial.attempt = 0
 	a.sess = session{conn: &Conn{t: t, log: a.log, watch: &a.watchers}}
 	a.current.Store(a.sess.conn)
 	// A new session: the behaviour may fail again (the budget's window

@@ -104,13 +104,12 @@ func Dial(ctx context.Context, system *actor.ActorSystem, url string, producer a
 		decode:       o.Decode,
 	}, &cs.log, newInbox(cs.inboxLimit, cs.inboxBytes))
 	a.root = system.Root
-	a.opened = opened
-	a.dialer = dialer
+	a.cl = &clientParts{opened: opened, dialer: dialer}
 	if hb := supervisor.NewHeartbeat(o.Heartbeat); hb.Enabled() {
-		a.hb = hb // this connection's own: its goroutine runs while it is open
+		a.cl.hb = hb // this connection's own: its goroutine runs while it is open
 	}
 	if o.Reconnect != nil {
-		a.redial = &redialer{
+		a.cl.redial = &redialer{
 			backoff: o.Reconnect.Backoff,
 			max:     o.Reconnect.MaxAttempts,
 			dial: func(ctx context.Context) (*transport.Conn, error) {

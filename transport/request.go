@@ -18,23 +18,28 @@ import (
 // once, when the connection opens. The request is parsed again from head when
 // asked for; a weak pointer hands out the same one while it is alive.
 type keptRequest struct {
-	head string // "GET /uri HTTP/1.1\r\nHost: h\r\nName: value\r\n...\r\n"
+	head  string // "GET /uri HTTP/1.1\r\nHost: h\r\nName: value\r\n...\r\n"
+	tls   *tls.ConnectionState
+	rare  *rareRequest // nil for almost every connection
+	built atomic.Pointer[weak.Pointer[http.Request]]
+}
+
+// rareRequest is what few connections keep of their request.
+type rareRequest struct {
 	// remoteAddr is the request's RemoteAddr when it is not the socket's
 	// (a middleware rewrote it); empty means the socket's.
 	remoteAddr string
-	tls        *tls.ConnectionState
 	// whole is the request itself when head cannot represent it (a
 	// header changed by a middleware into something no request could
 	// carry): kept as it was, as a fallback.
 	whole *http.Request
-	built atomic.Pointer[weak.Pointer[http.Request]]
 }
 
 // keepRequest returns what a connection on socket nc keeps of r.
 func keepRequest(r *http.Request, nc net.Conn) *keptRequest {
 	k := &keptRequest{tls: r.TLS}
 	if nc == nil || r.RemoteAddr != nc.RemoteAddr().String() {
-		k.remoteAddr = r.RemoteAddr
+		k.rare = &rareRequest{remoteAddr: r.RemoteAddr}
 	}
 	uri := r.RequestURI
 	if uri == "" {
@@ -79,7 +84,7 @@ func keepRequest(r *http.Request, nc net.Conn) *keptRequest {
 	}
 	b.WriteString("\r\n")
 	if !ok {
-		k.whole = wholeRequest(r)
+		k.rare = &rareRequest{whole: wholeRequest(r)}
 		return k
 	}
 	k.head = b.String()
@@ -102,8 +107,8 @@ func handshakeOnly(name string) bool {
 // get returns the request of the connection on socket nc: the one handed
 // out last if it is still alive, else a new one parsed from head.
 func (k *keptRequest) get(nc net.Conn) *http.Request {
-	if k.whole != nil {
-		return k.whole
+	if k.rare != nil && k.rare.whole != nil {
+		return k.rare.whole
 	}
 	if w := k.built.Load(); w != nil {
 		if r := w.Value(); r != nil {
@@ -117,7 +122,9 @@ func (k *keptRequest) get(nc net.Conn) *http.Request {
 		// what the API promises anyway: a request, if a bare one.
 		r = &http.Request{Method: http.MethodGet, Header: http.Header{}}
 	}
-	r.RemoteAddr = k.remoteAddr
+	if k.rare != nil {
+		r.RemoteAddr = k.rare.remoteAddr
+	}
 	if r.RemoteAddr == "" && nc != nil {
 		r.RemoteAddr = nc.RemoteAddr().String()
 	}
