@@ -33,8 +33,10 @@ type outItem struct {
 // Conn is one WebSocket connection, server-accepted or client-dialed.
 //
 // Writes go through an outbound queue drained by a writer goroutine that
-// exists only while there is something to write; reads are done by one reader
-// goroutine started by [Conn.Start]. See the package documentation.
+// exists only while there is something to write (or, when the writer is
+// idle, straight to the socket without blocking); reads are done by a reader
+// goroutine started by [Conn.Start], which parks while the peer is idle.
+// See the package documentation.
 type Conn struct {
 	nc       net.Conn
 	br       *bufio.Reader // reads nc; owned by the reader goroutine

@@ -38,6 +38,14 @@
 // goroutine per run. What happens when the queue is full is the
 // connection's [OverflowPolicy].
 //
+// One shortcut (Linux, a server connection on a plain socket): a Send that
+// finds nothing queued and nothing being written writes its frame itself,
+// with one non-blocking write, and leaves only what the socket did not take
+// to the writer, which finishes that frame before anything else. A frame
+// marked with [Frame.MarkShared] (a room's broadcast), a frame already sent
+// once, a send with a callback, and every send while something is queued
+// take the queue. [AcceptOptions.DisableDirectWrites] turns it off.
+//
 // # Reads
 //
 // The reader parses frames itself (RFC 6455, and RFC 7692 for
