@@ -98,7 +98,7 @@ type Conn struct {
 	// always goes through the writer; inflight is the rest of a frame
 	// writeDirect could not write at once, which the writer writes first.
 	direct   syscall.RawConn
-	inflight *[]byte
+	inflight *inflight
 
 	// client is what only a client connection has; nil on the server, so
 	// the many server connections do not carry it.

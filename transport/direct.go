@@ -80,22 +80,21 @@ func (c *Conn) writeDirect(f *Frame, b []byte) {
 		c.stats.bytesOut.Add(uint64(n))
 	}
 	c.stats.writes.Add(1)
-	c.stats.frames.Add(1)
-	c.stats.msgsOut.Add(1)
-	c.stats.payloadOut.Add(uint64(len(f.plain) - f.hdrLen))
 	probe.DirectWrites.Add(1)
+	payload := len(f.plain) - f.hdrLen
 	c.mu.Lock()
 	if n < len(b) {
 		probe.DirectPartials.Add(1)
 		// The rest (all of it after an error other than a full socket) is
-		// the writer's, first thing.
+		// the writer's, first thing; the message counts as written once
+		// it is.
 		_ = err // the writer meets it again, if it was not EAGAIN
-		rest := b[n:]
-		c.inflight = &rest
+		c.inflight = &inflight{rest: b[n:], payload: payload}
 		c.mu.Unlock()
 		c.startWriter()
 		return
 	}
+	c.countWritten(payload)
 	c.writing = false
 	if c.pendingLocked() {
 		c.writing = true
@@ -105,6 +104,19 @@ func (c *Conn) writeDirect(f *Frame, b []byte) {
 	}
 	c.mu.Unlock()
 	c.writers.Done()
+}
+
+// inflight is the rest of a frame a direct write began.
+type inflight struct {
+	rest    []byte
+	payload int // the message's payload length, for the stats
+}
+
+// countWritten counts one data message, of payload bytes, as written.
+func (c *Conn) countWritten(payload int) {
+	c.stats.frames.Add(1)
+	c.stats.msgsOut.Add(1)
+	c.stats.payloadOut.Add(uint64(payload))
 }
 
 // pendingLocked reports whether something waits for the writer.
@@ -141,8 +153,9 @@ func (c *Conn) finishInflight() bool {
 		return true
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
-	n, err := c.nc.Write(*p)
+	n, err := c.nc.Write(p.rest)
 	c.stats.bytesOut.Add(uint64(n))
+	c.stats.writes.Add(1)
 	if err != nil {
 		if isWriteTimeout(err) {
 			err = ErrWriteTimeout
@@ -150,5 +163,6 @@ func (c *Conn) finishInflight() bool {
 		c.writeFailed(err, nil)
 		return false
 	}
+	c.countWritten(p.payload)
 	return true
 }

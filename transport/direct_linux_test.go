@@ -108,6 +108,10 @@ func TestDirectWritePartialThenQueueAndClose(t *testing.T) {
 					t.Fatalf("message %d after the big one: %q", i, f.payload)
 				}
 			}
+			// The big message counts as written once its rest is.
+			pollUntil(t, "the stats to count every message written", func() bool {
+				return c.Stats().MessagesOut == uint64(1+len(rest))
+			})
 			rc.finishClose(int(StatusGoingAway))
 			if info := a.r.waitClose(t); info.Code != StatusGoingAway {
 				t.Fatalf("close info %+v", info)

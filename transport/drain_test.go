@@ -334,6 +334,11 @@ func TestDiscardQueuedFinishesFrameInFlight(t *testing.T) {
 	if d := o.check(t, n, got); d != dropped {
 		t.Errorf("%d callbacks got ErrClosed, DiscardQueued counted %d", d, dropped)
 	}
+	// The stats count what went out, the cut batch's written messages and
+	// the one finished in flight included.
+	if st := srv.c.Stats(); st.MessagesOut != uint64(got) {
+		t.Errorf("Stats().MessagesOut = %d, the client read %d", st.MessagesOut, got)
+	}
 }
 
 // TestPongForEveryPing (issue 11, item 8): pings in a row, with the peer

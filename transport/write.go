@@ -272,6 +272,13 @@ func (c *Conn) writeBatch(b *writeBatch) bool {
 	c.settleLocked()
 	c.mu.Unlock()
 	b.rest = rest
+	// What went out counts as on the uncut path: the frames before k, and
+	// the data messages among them.
+	c.stats.frames.Add(uint64(k))
+	for _, it := range written {
+		c.stats.msgsOut.Add(1)
+		c.stats.payloadOut.Add(uint64(len(it.f.plain) - it.f.hdrLen))
+	}
 	for _, it := range written {
 		if it.done != nil {
 			it.done(nil)
@@ -290,7 +297,10 @@ func (c *Conn) writeBatch(b *writeBatch) bool {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 		b.outArr = append(b.outArr[:0], rest...)
 		b.out = b.outArr
-		if _, err := b.out.WriteTo(c.nc); err != nil {
+		m, err := b.out.WriteTo(c.nc)
+		c.stats.writes.Add(1)
+		c.stats.bytesOut.Add(uint64(m))
+		if err != nil {
 			if isWriteTimeout(err) {
 				err = ErrWriteTimeout
 			}
@@ -302,8 +312,13 @@ func (c *Conn) writeBatch(b *writeBatch) bool {
 			return false
 		}
 	}
-	if finishing != nil && finishing.done != nil {
-		finishing.done(nil)
+	c.stats.frames.Add(uint64(len(rest))) // the frame in flight and the control frames
+	if finishing != nil {
+		c.stats.msgsOut.Add(1)
+		c.stats.payloadOut.Add(uint64(len(finishing.f.plain) - finishing.f.hdrLen))
+		if finishing.done != nil {
+			finishing.done(nil)
+		}
 	}
 	if closeInRest {
 		c.closeWritten()
