@@ -75,7 +75,9 @@ func (c *Conn) writeDirect(f *Frame, b []byte) {
 	c.writers.Add(1)
 	c.mu.Unlock()
 
-	n, err := directWrite(c.direct, b)
+	// An error (a full socket, or a real one) leaves the rest to the
+	// writer, which meets a real error again and fails the connection.
+	n, _ := directWrite(c.direct, b)
 	if n > 0 {
 		c.stats.bytesOut.Add(uint64(n))
 	}
@@ -85,10 +87,8 @@ func (c *Conn) writeDirect(f *Frame, b []byte) {
 	c.mu.Lock()
 	if n < len(b) {
 		probe.DirectPartials.Add(1)
-		// The rest (all of it after an error other than a full socket) is
-		// the writer's, first thing; the message counts as written once
-		// it is.
-		_ = err // the writer meets it again, if it was not EAGAIN
+		// The rest is the writer's, first thing; the message counts as
+		// written once it is.
 		c.inflight = &inflight{rest: b[n:], payload: payload}
 		c.mu.Unlock()
 		c.startWriter()
