@@ -38,73 +38,77 @@ type outItem struct {
 // goroutine started by [Conn.Start], which parks while the peer is idle.
 // See the package documentation.
 type Conn struct {
-	nc       net.Conn
-	br       *bufio.Reader // reads nc; owned by the reader goroutine
-	isServer bool
-	compress bool
-	opts     *connConfig // shared by every connection of its Acceptor or Dialer: read-only
+	// The fields are grouped by who writes them. The reader's, written for
+	// every message read, come first; the writer's and the senders' last;
+	// read-only and rarely written fields lie between them, so the reader
+	// and the writer, running on different cores, never write to the same
+	// cache line and no padding is needed (TestConnLayout holds both).
+
+	// The reader's side.
+	br          *bufio.Reader // reads nc; owned by the reader goroutine
+	lastSeen    atomic.Int64  // unix nanos of the last inbound frame
+	pausedAt    atomic.Int64  // unix nanos since the reader is inside Handler.HandleMessage, 0 if not
+	pingAt      atomic.Int64  // unix nanos of the unanswered ping, for RTT
+	rtt         atomic.Int64  // nanos, from the last pong that answered our ping
+	in          inStats
+	readerState atomic.Int32 // the idle reader's state (idle.go)
+	started     atomic.Bool
+	isServer    bool
+	compress    bool
+	// direct: a send may write its frame itself (direct.go), else it
+	// always goes through the writer.
+	direct         bool
+	pollRegistered bool // guarded by poll.mu
+
+	// Set when the connection is made, then only read.
+	nc   net.Conn
+	raw  syscall.RawConn // nc's raw access, nil if none: parking (idle.go), writeDirect (direct.go)
+	opts *connConfig     // shared by every connection of its Acceptor or Dialer: read-only
+	h    Handler
+	poll *poller // the idle reader's poller, nil when the connection cannot park
 
 	subprotocol string
 	request     *keptRequest // server connections only
 	principal   any
 	clientIP    netip.Addr
-
-	h       Handler
-	started atomic.Bool
-
-	lastSeen atomic.Int64 // unix nanos of the last inbound frame
-	pingAt   atomic.Int64 // unix nanos of the unanswered ping, for RTT
-	lastPing atomic.Int64 // unix nanos of the last ping we sent
-	pausedAt atomic.Int64 // unix nanos since the reader is inside Handler.HandleMessage, 0 if not
-	rtt      atomic.Int64 // nanos, from the last pong that answered our ping
-
-	mu         sync.Mutex
-	q          []outItem // data lane, oldest first
-	qHead      int       // index of the oldest live item in q
-	qBytes     int
-	ping       *Frame  // control lane: ping to send
-	closeFrame *Frame  // close frame to write after the data lane
-	cl         closing // the closing handshake (closing.go)
-	broken     error   // the writer failed; nothing more can be written
-	writing    bool
-	writers    sync.WaitGroup // the running writer, if any; waited for before done
-	// Two events, each a channel made only when someone waits for it (most
-	// connections' Done is never asked for while they are open):
-	// closeWrote, our close frame is written or writing failed; done, the
-	// connection is over (Done).
-	closeWrote, done lazyEvent
-
-	// Writer state for owed pongs and for cutting a backlog short
-	// (write.go), guarded by mu.
-	pongs     []*Frame      // control lane: owed pongs, oldest first, at most maxOwedPongs
-	batchHeld bool          // the writer holds a batch taken from the queue
-	inWrite   bool          // the writer is writing that batch (a cut interrupts it)
-	cut       bool          // drop the held batch's unwritten messages, finishing the frame in flight
-	cutDone   chan struct{} // closed when the writer has settled the cut; nil if none is pending
-	dropped   int           // data messages accepted and later dropped unwritten, in all
-	// closeWrittenAt is when our close frame was written (unix nanos, 0
-	// before): the close timeout counts from it. Atomic, for the reader.
-	closeWrittenAt atomic.Int64
-
-	// The idle reader (idle.go): the poller (nil when the connection
-	// cannot park), the socket's raw access and the reader's state.
-	poll           *poller
-	raw            syscall.RawConn
-	readerState    atomic.Int32
-	pollID         uint64 // guarded by poll.mu
-	pollRegistered bool   // guarded by poll.mu
-
-	// direct is the socket for writeDirect (direct.go), nil when a send
-	// always goes through the writer; inflight is the rest of a frame
-	// writeDirect could not write at once, which the writer writes first.
-	direct   syscall.RawConn
-	inflight *inflight
-
+	pollID      uint64 // guarded by poll.mu
 	// client is what only a client connection has; nil on the server, so
 	// the many server connections do not carry it.
 	client *clientSide
 
-	stats connStats
+	// Written rarely: by Ping, and while closing.
+	lastPing atomic.Int64 // unix nanos of the last ping we sent
+	// closeWrittenAt is when our close frame was written (unix nanos, 0
+	// before): the close timeout counts from it. Atomic, for the reader.
+	closeWrittenAt atomic.Int64
+	cl             closing        // the closing handshake (closing.go); guarded by mu
+	broken         error          // the writer failed; nothing more can be written; guarded by mu
+	writers        sync.WaitGroup // the running writer, if any; waited for before done
+	// Two events, each a channel made only when someone waits for it (most
+	// connections' Done is never asked for while they are open):
+	// closeWrote, our close frame is written or writing failed; done, the
+	// connection is over (Done). Guarded by mu.
+	closeWrote, done lazyEvent
+	cutDone          chan struct{} // closed when the writer has settled a cut; nil if none is pending
+	dropped          int           // data messages accepted and later dropped unwritten, in all
+
+	// The writer's and the senders' side, guarded by mu (the counters are
+	// atomic, for Stats).
+	mu         sync.Mutex
+	q          []outItem // data lane, oldest first
+	qHead      int       // index of the oldest live item in q
+	qBytes     int
+	ping       *Frame   // control lane: ping to send
+	closeFrame *Frame   // close frame to write after the data lane
+	pongs      []*Frame // control lane: owed pongs, oldest first, at most maxOwedPongs
+	// inflight is the rest of a frame writeDirect could not write at
+	// once, which the writer writes first.
+	inflight  *inflight
+	writing   bool
+	batchHeld bool // the writer holds a batch taken from the queue (write.go)
+	inWrite   bool // the writer is writing that batch (a cut interrupts it)
+	cut       bool // drop the held batch's unwritten messages, finishing the frame in flight
+	out       outStats
 }
 
 // newConn wraps an upgraded socket. br, if not nil, is a reader over nc that
@@ -123,9 +127,24 @@ func newConn(nc net.Conn, br *bufio.Reader, isServer bool, subprotocol string, c
 	if !isServer {
 		c.client = &clientSide{}
 	}
-	c.direct = directConn(c)
+	c.raw = rawConnOf(nc)
+	c.direct = c.directAllowed()
 	c.lastSeen.Store(time.Now().UnixNano())
 	return c
+}
+
+// rawConnOf returns nc's raw access, or nil if it has none (TLS, an
+// in-memory pipe, a wrapper).
+func rawConnOf(nc net.Conn) syscall.RawConn {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
 }
 
 // Subprotocol returns the negotiated subprotocol, or "".
@@ -218,8 +237,8 @@ func (c *Conn) Start(h Handler) {
 		panic("transport: Conn.Start called twice")
 	}
 	c.h = h
-	if c.opts.IdleReader > 0 {
-		c.poll, c.raw = pollerFor(c.nc)
+	if c.opts.IdleReader > 0 && c.raw != nil {
+		c.poll = thePollerFor()
 	}
 	// Nothing read past the handshake: the connection can start parked,
 	// so a connection that stays idle never has a reader goroutine.

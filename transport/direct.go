@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"syscall"
 	"time"
 
 	"github.com/wsactor/wsactor/internal/probe"
@@ -28,20 +27,9 @@ import (
 // writers they are batched, on both cores). Everything else, and every frame
 // while something is queued, goes through the queue.
 
-// directConn returns the socket writeDirect may use, or nil.
-func directConn(c *Conn) syscall.RawConn {
-	if !c.isServer || !directSupported || c.opts.directOff {
-		return nil
-	}
-	sc, ok := c.nc.(syscall.Conn)
-	if !ok || !c.interruptible() {
-		return nil
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return raw
+// directAllowed reports whether writeDirect may write to c's socket.
+func (c *Conn) directAllowed() bool {
+	return c.isServer && directSupported && !c.opts.directOff && c.raw != nil && c.interruptible()
 }
 
 // idleWriterLocked reports whether nothing is being written or waits to be:
@@ -77,11 +65,11 @@ func (c *Conn) writeDirect(f *Frame, b []byte) {
 
 	// An error (a full socket, or a real one) leaves the rest to the
 	// writer, which meets a real error again and fails the connection.
-	n, _ := directWrite(c.direct, b)
+	n, _ := directWrite(c.raw, b)
 	if n > 0 {
-		c.stats.bytesOut.Add(uint64(n))
+		c.out.bytesOut.Add(uint64(n))
 	}
-	c.stats.writes.Add(1)
+	c.out.writes.Add(1)
 	probe.DirectWrites.Add(1)
 	payload := len(f.plain) - f.hdrLen
 	c.mu.Lock()
@@ -114,9 +102,9 @@ type inflight struct {
 
 // countWritten counts one data message, of payload bytes, as written.
 func (c *Conn) countWritten(payload int) {
-	c.stats.frames.Add(1)
-	c.stats.msgsOut.Add(1)
-	c.stats.payloadOut.Add(uint64(payload))
+	c.out.frames.Add(1)
+	c.out.msgsOut.Add(1)
+	c.out.payloadOut.Add(uint64(payload))
 }
 
 // pendingLocked reports whether something waits for the writer.
@@ -154,8 +142,8 @@ func (c *Conn) finishInflight() bool {
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 	n, err := c.nc.Write(p.rest)
-	c.stats.bytesOut.Add(uint64(n))
-	c.stats.writes.Add(1)
+	c.out.bytesOut.Add(uint64(n))
+	c.out.writes.Add(1)
 	if err != nil {
 		if isWriteTimeout(err) {
 			err = ErrWriteTimeout

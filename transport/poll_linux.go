@@ -2,9 +2,7 @@ package transport
 
 import (
 	"errors"
-	"net"
 	"sync"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -37,17 +35,9 @@ var (
 	thePollerOnce sync.Once
 )
 
-// pollerFor returns the process's poller if nc can park in it: a socket
-// (a TCP or Unix connection, not TLS or an in-memory pipe) on Linux.
-func pollerFor(nc net.Conn) (*poller, syscall.RawConn) {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return nil, nil
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return nil, nil
-	}
+// thePollerFor returns the process's poller, made at the first call, or nil
+// if epoll is unavailable. Only sockets with raw access (Conn.raw) park.
+func thePollerFor() *poller {
 	thePollerOnce.Do(func() {
 		epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		if err != nil {
@@ -57,10 +47,7 @@ func pollerFor(nc net.Conn) (*poller, syscall.RawConn) {
 		thePoller = &poller{epfd: epfd, conns: map[uint64]*Conn{}}
 		go thePoller.run()
 	})
-	if thePoller == nil {
-		return nil, nil
-	}
-	return thePoller, raw
+	return thePoller
 }
 
 // errNotArmed: the socket could not be watched (it is closed).

@@ -46,7 +46,7 @@ func (c *Conn) enqueue(f *Frame, done func(error)) error {
 				c.qBytes += n - old.f.Len()
 				c.q[i] = outItem{f, done}
 				c.mu.Unlock()
-				c.stats.conflated.Add(1)
+				c.out.conflated.Add(1)
 				if old.done != nil {
 					old.done(ErrConflated)
 				}
@@ -59,7 +59,7 @@ func (c *Conn) enqueue(f *Frame, done func(error)) error {
 		switch c.opts.Queue.Policy {
 		case OverflowDropNewest:
 			c.mu.Unlock()
-			c.stats.refused.Add(1)
+			c.out.refused.Add(1)
 			return ErrQueueFull
 		case OverflowDropOldest:
 			var evicted []func(error)
@@ -68,8 +68,8 @@ func (c *Conn) enqueue(f *Frame, done func(error)) error {
 				c.q[c.qHead] = outItem{}
 				c.qHead++
 				c.qBytes -= it.f.Len()
-				c.stats.refused.Add(1)
-				c.stats.evicted.Add(1)
+				c.out.refused.Add(1)
+				c.out.evicted.Add(1)
 				if it.done != nil {
 					evicted = append(evicted, it.done)
 				}
@@ -85,12 +85,12 @@ func (c *Conn) enqueue(f *Frame, done func(error)) error {
 			// Drop what is not written yet and finish the frame in flight,
 			// so the 1013 close frame is the next thing the peer reads.
 			c.closeWith(StatusTryAgainLater, "send queue full", ErrQueueFull, true)
-			c.stats.refused.Add(1)
-			c.stats.overflowCloses.Add(1)
+			c.out.refused.Add(1)
+			c.out.overflowCloses.Add(1)
 			return ErrQueueFull
 		}
 	}
-	if done == nil && c.direct != nil && c.idleWriterLocked() && f.firstSend() {
+	if done == nil && c.direct && c.idleWriterLocked() && f.firstSend() {
 		if b := c.readyBytes(f); b != nil {
 			c.writeDirect(f, b) // unlocks
 			return nil

@@ -221,9 +221,9 @@ func (c *Conn) readFrames() error {
 		if !m.dropping {
 			wire := len(m.buf)
 			if data, ok := c.finish(&m); ok {
-				c.stats.wireIn.Add(uint64(wire))
-				c.stats.msgsIn.Add(1)
-				c.stats.bytesIn.Add(uint64(len(data)))
+				c.in.wireIn.Add(uint64(wire))
+				c.in.msgsIn.Add(1)
+				c.in.bytesIn.Add(uint64(len(data)))
 				c.pausedAt.Store(time.Now().UnixNano())
 				c.h.HandleMessage(c, m.typ, data)
 				c.pausedAt.Store(0)

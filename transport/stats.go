@@ -27,30 +27,24 @@ type Stats struct {
 	Refused, Conflated, Evicted, OverflowCloses uint64
 }
 
-// connStats is a Conn's counters, the reader's and the writer's on cache
-// lines of their own (they run on different cores).
-type connStats struct {
+// inStats are the reader's counters and outStats the writer's and the
+// senders'; Conn keeps them at its two ends (see Conn).
+type inStats struct {
 	msgsIn, bytesIn, wireIn atomic.Uint64
-	_                       [40]byte
-	msgsOut                 atomic.Uint64
-	bytesOut                atomic.Uint64
-	frames                  atomic.Uint64
-	writes                  atomic.Uint64
-	payloadOut              atomic.Uint64
-	_                       [24]byte
-	refused                 atomic.Uint64
-	conflated               atomic.Uint64
-	evicted                 atomic.Uint64
-	overflowCloses          atomic.Uint64
+}
+
+type outStats struct {
+	msgsOut, bytesOut, frames, writes, payloadOut atomic.Uint64
+	refused, conflated, evicted, overflowCloses   atomic.Uint64
 }
 
 // Stats returns the connection's counters. Safe from any goroutine.
 func (c *Conn) Stats() Stats {
-	s := &c.stats
+	in, s := &c.in, &c.out
 	return Stats{
-		MessagesIn:      s.msgsIn.Load(),
-		BytesIn:         s.bytesIn.Load(),
-		WireBytesIn:     s.wireIn.Load(),
+		MessagesIn:      in.msgsIn.Load(),
+		BytesIn:         in.bytesIn.Load(),
+		WireBytesIn:     in.wireIn.Load(),
 		MessagesOut:     s.msgsOut.Load(),
 		BytesOut:        s.bytesOut.Load(),
 		Frames:          s.frames.Load(),

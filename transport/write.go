@@ -190,8 +190,8 @@ func (c *Conn) writeBatch(b *writeBatch) bool {
 		b.outArr = append(b.outArr[:0], b.bufs...)
 		b.out = b.outArr
 		n, err = b.out.WriteTo(c.nc)
-		c.stats.writes.Add(1)
-		c.stats.bytesOut.Add(uint64(n))
+		c.out.writes.Add(1)
+		c.out.bytesOut.Add(uint64(n))
 	}
 
 	c.mu.Lock()
@@ -210,13 +210,13 @@ func (c *Conn) writeBatch(b *writeBatch) bool {
 		// Everything was written (a cut that came too late drops nothing).
 		c.settleLocked()
 		c.mu.Unlock()
-		c.stats.frames.Add(uint64(len(b.frames)))
-		c.stats.msgsOut.Add(uint64(len(b.items)))
+		c.out.frames.Add(uint64(len(b.frames)))
+		c.out.msgsOut.Add(uint64(len(b.items)))
 		var payload int
 		for _, it := range b.items {
 			payload += len(it.f.plain) - it.f.hdrLen
 		}
-		c.stats.payloadOut.Add(uint64(payload))
+		c.out.payloadOut.Add(uint64(payload))
 		for _, it := range b.items {
 			if it.done != nil {
 				it.done(nil)
@@ -274,10 +274,10 @@ func (c *Conn) writeBatch(b *writeBatch) bool {
 	b.rest = rest
 	// What went out counts as on the uncut path: the frames before k, and
 	// the data messages among them.
-	c.stats.frames.Add(uint64(k))
+	c.out.frames.Add(uint64(k))
 	for _, it := range written {
-		c.stats.msgsOut.Add(1)
-		c.stats.payloadOut.Add(uint64(len(it.f.plain) - it.f.hdrLen))
+		c.out.msgsOut.Add(1)
+		c.out.payloadOut.Add(uint64(len(it.f.plain) - it.f.hdrLen))
 	}
 	for _, it := range written {
 		if it.done != nil {
@@ -298,8 +298,8 @@ func (c *Conn) writeBatch(b *writeBatch) bool {
 		b.outArr = append(b.outArr[:0], rest...)
 		b.out = b.outArr
 		m, err := b.out.WriteTo(c.nc)
-		c.stats.writes.Add(1)
-		c.stats.bytesOut.Add(uint64(m))
+		c.out.writes.Add(1)
+		c.out.bytesOut.Add(uint64(m))
 		if err != nil {
 			if isWriteTimeout(err) {
 				err = ErrWriteTimeout
@@ -312,10 +312,10 @@ func (c *Conn) writeBatch(b *writeBatch) bool {
 			return false
 		}
 	}
-	c.stats.frames.Add(uint64(len(rest))) // the frame in flight and the control frames
+	c.out.frames.Add(uint64(len(rest))) // the frame in flight and the control frames
 	if finishing != nil {
-		c.stats.msgsOut.Add(1)
-		c.stats.payloadOut.Add(uint64(len(finishing.f.plain) - finishing.f.hdrLen))
+		c.out.msgsOut.Add(1)
+		c.out.payloadOut.Add(uint64(len(finishing.f.plain) - finishing.f.hdrLen))
 		if finishing.done != nil {
 			finishing.done(nil)
 		}
