@@ -26,6 +26,9 @@ type Tree struct {
 	// connections branch just before its Spawn, taken by the shared
 	// producer of ConnectionProps inside it.
 	pending atomic.Pointer[pendingActor]
+	// names makes connection actors' names (names.go); used only by the
+	// connections branch, kept here so that a restarted branch goes on.
+	names connNames
 }
 
 type pendingActor struct{ a actor.Actor }
@@ -204,8 +207,12 @@ func (b *branch) Receive(ctx actor.Context) {
 		)
 		if m.actor != nil {
 			b.t.pending.Store(&pendingActor{m.actor})
-			pid = ctx.Spawn(m.props)
+			pid, err = ctx.SpawnNamed(m.props, b.t.names.next(ctx.Self().Id))
 			b.t.pending.Store(nil)
+			if err != nil {
+				err = fmt.Errorf("supervisor: spawn a connection actor: %w", err)
+				pid = nil
+			}
 		} else if m.name == "" {
 			pid = ctx.Spawn(m.props)
 		} else {

@@ -2,6 +2,8 @@ package supervisor
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,5 +71,69 @@ func TestSpawnConnectionActor(t *testing.T) {
 	}
 	if _, err := tree.SpawnConnectionActor(ctx, props, &named{}); err != ErrStopped {
 		t.Fatalf("spawn into a stopped tree: %v, want ErrStopped", err)
+	}
+}
+
+// TestConnectionActorsShareRegistryMaps: connection actors' ids land in the
+// few registry buckets names.go chooses (not one map each, ~250 bytes per
+// connection), whatever order they are spawned and stopped in, and every
+// actor is still reachable by its PID.
+func TestConnectionActorsShareRegistryMaps(t *testing.T) {
+	system := actor.NewActorSystem()
+	tree, err := New(system)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	props := tree.ConnectionProps()
+	const n = 2000
+	got := make(chan string, n)
+	pids := make([]*actor.PID, 0, n)
+	ids := map[string]bool{}
+	for i := range n {
+		pid, err := tree.SpawnConnectionActor(ctx, props, &named{name: strconv.Itoa(i), got: got})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids[pid.Id] {
+			t.Fatalf("id %q given twice", pid.Id)
+		}
+		ids[pid.Id] = true
+		pids = append(pids, pid)
+		if i%3 == 0 {
+			// Some stop early: their names must not come back.
+			system.Root.Stop(pid)
+		}
+	}
+	buckets := map[int]bool{}
+	for i := range system.ProcessRegistry.LocalPIDs.LocalPIDs {
+		for _, id := range system.ProcessRegistry.LocalPIDs.LocalPIDs[i].Keys() {
+			if strings.HasPrefix(id, tree.Connections().Id+"/") {
+				buckets[i] = true
+			}
+		}
+	}
+	if len(buckets) > connBuckets {
+		t.Errorf("%d connection actors in %d registry buckets, want at most %d", n, len(buckets), connBuckets)
+	}
+	for i, pid := range pids {
+		if i%3 == 0 {
+			continue
+		}
+		system.Root.Send(pid, "x")
+		if s, want := <-got, strconv.Itoa(i)+":x"; s != want {
+			t.Fatalf("actor %d answered %q, want %q", i, s, want)
+		}
+	}
+	if err := tree.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func BenchmarkConnNames(b *testing.B) {
+	var g connNames
+	for b.Loop() {
+		_ = g.next("wsactor-tree$1/connections")
 	}
 }
