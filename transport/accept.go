@@ -136,7 +136,9 @@ type AcceptOptions struct {
 	OnPong func(rtt time.Duration)
 
 	// IdleReader is how long the connection's reader waits for the peer's
-	// next message before it parks: its goroutine ends and its read buffer
+	// next message before it parks (between IdleReader/2 and IdleReader
+	// after the last message: a busy reader renews its deadline only when
+	// half of it is left): its goroutine ends and its read buffer
 	// is let go, and the socket waits in a poller shared by the
 	// process (epoll) until bytes arrive, when a new reader starts. An idle
 	// connection then holds no goroutine and no buffer (docs/performance.md

@@ -62,7 +62,8 @@
 // # Idle connections
 //
 // A connection whose peer has sent nothing for [AcceptOptions.IdleReader]
-// (1s by default) parks its reader: between two messages, never in the
+// (1s by default; a busy reader renews that deadline only when half of it
+// is left, so between IdleReader/2 and IdleReader) parks its reader: between two messages, never in the
 // middle of one and never while closing, the reader goroutine ends and its
 // read buffer is let go, and the socket waits in one epoll set
 // for the whole process. When the peer sends again (data, a pong, a close

@@ -4,8 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -227,5 +230,80 @@ func TestIdleReaderNoGoroutines(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 	if a.c.poll != nil || a.c.readerState.Load() != readerRunning {
 		t.Fatal("IdleReader -1 parked")
+	}
+}
+
+// deadlineCounter counts a socket's SetReadDeadline calls.
+type deadlineCounter struct {
+	net.Conn
+	sets atomic.Int64
+}
+
+func (d *deadlineCounter) SetReadDeadline(t time.Time) error {
+	d.sets.Add(1)
+	return d.Conn.SetReadDeadline(t)
+}
+
+// A busy reader keeps its idle deadline set from message to message
+// instead of setting and clearing it around each (two SetReadDeadline per
+// message cost echo 4% of its CPU): 500 round trips set it a few times.
+func TestIdleDeadlineArmedLazily(t *testing.T) {
+	t.Parallel()
+	var dc *deadlineCounter
+	s := startServer(t, serverConfig{
+		opts: &AcceptOptions{IdleReader: time.Second},
+		echo: true,
+		onAccept: func(c *Conn) {
+			dc = &deadlineCounter{Conn: c.nc}
+			c.nc = dc
+		},
+	})
+	rc := rawDial(t, s.addr())
+	srv := s.next(t)
+	for i := range 500 {
+		rc.writeFrame(0x80|byte(MessageText), []byte("ping "+strconv.Itoa(i)))
+		if f, err := rc.readFrame(); err != nil || string(f.payload) != "ping "+strconv.Itoa(i) {
+			t.Fatalf("echo %d: %q, %v", i, f.payload, err)
+		}
+		srv.r.next(t)
+	}
+	if n := dc.sets.Load(); n > 50 {
+		t.Fatalf("SetReadDeadline called %d times for 500 messages", n)
+	}
+}
+
+// A frame whose header comes while the idle deadline is set and whose
+// payload comes after a pause longer than IdleReader arrives whole: the
+// deadline is cleared before a payload read that may wait. Data and ping.
+func TestIdleDeadlineClearedForPayload(t *testing.T) {
+	t.Parallel()
+	const idle = 100 * time.Millisecond
+	s := startServer(t, serverConfig{opts: &AcceptOptions{IdleReader: idle}, echo: true})
+	rc := rawDial(t, s.addr())
+	srv := s.next(t)
+	for _, op := range []byte{byte(MessageBinary), opPing} {
+		// A message first, so the reader is awake at a boundary with the
+		// idle deadline set when the next header comes.
+		rc.writeFrame(0x80|byte(MessageText), []byte("wake"))
+		if f, err := rc.readFrame(); err != nil || string(f.payload) != "wake" {
+			t.Fatalf("wake echo: %q, %v", f.payload, err)
+		}
+		srv.r.next(t)
+		payload := randomBytes(100)
+		frame := encodeClientFrame(0x80|op, payload)
+		rc.write(frame[:len(frame)-50])
+		time.Sleep(3 * idle)
+		rc.write(frame[len(frame)-50:])
+		f, err := rc.readFrame()
+		want := op
+		if op == opPing {
+			want = opPong
+		}
+		if err != nil || f.op != want || string(f.payload) != string(payload) {
+			t.Fatalf("op %d: got op %d, %d bytes, %v", op, f.op, len(f.payload), err)
+		}
+		if op != opPing {
+			srv.r.next(t)
+		}
 	}
 }
