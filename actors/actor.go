@@ -89,6 +89,9 @@ type connActor struct {
 	// cl is what only a client connection has (nil on the server, whose
 	// many connections need not carry it).
 	cl *clientParts
+	// turns is the actor's mailbox, whose turns the reader may take
+	// (turn.go); nil with a mailbox of the caller's.
+	turns *turnMailbox
 }
 
 // clientParts are a client connection actor's: opened is closed once the
@@ -250,7 +253,7 @@ func (a *connActor) open(ctx actor.Context) {
 	}
 	c.log.Debug().Msg("connection opened")
 	a.host.Deliver(ctx, &Opened{Conn: c})
-	c.t.Start(&reader{conn: c, root: a.root, decoder: a.decoder, decode: a.decode, inbox: a.inbox})
+	c.t.Start(&reader{conn: c, root: a.root, decoder: a.decoder, decode: a.decode, inbox: a.inbox, turns: a.turns})
 	if a.cl != nil && a.cl.hb != nil {
 		a.cl.hb.Add(c.t)
 	}
@@ -415,6 +418,7 @@ type reader struct {
 	decoder *supervisor.Host // nil without decode
 	decode  func(MessageType, []byte) (any, error)
 	inbox   *inbox
+	turns   *turnMailbox // nil: post through the dispatcher
 }
 
 // HandleMessage implements transport.Handler.
@@ -442,7 +446,12 @@ func (r *reader) HandleMessage(t *transport.Conn, typ MessageType, data []byte) 
 	if !r.inbox.acquire(r.conn, held) {
 		return
 	}
-	r.root.Send(r.conn.PID(), &Message{Conn: r.conn, Type: typ, Data: data, Value: value, admitted: true, held: held})
+	msg := &Message{Conn: r.conn, Type: typ, Data: data, Value: value, admitted: true, held: held}
+	if r.turns != nil {
+		r.turns.post(r.root, r.conn.PID(), msg)
+		return
+	}
+	r.root.Send(r.conn.PID(), msg)
 }
 
 // HandleClose implements transport.Handler.

@@ -36,6 +36,8 @@ type DialOptions struct {
 	Props []actor.PropsOption
 	// HandlerPanic is as in HandlerOptions.
 	HandlerPanic supervisor.Policy
+	// DisableReaderTurns is as in HandlerOptions.
+	DisableReaderTurns bool
 	// Decode is as in HandlerOptions: it runs on the reader goroutine and
 	// its value is Message.Value; an error closes with 1007.
 	Decode func(MessageType, []byte) (any, error)
@@ -90,7 +92,7 @@ func Dial(ctx context.Context, system *actor.ActorSystem, url string, producer a
 	if err != nil {
 		return nil, nil, fmt.Errorf("actors: dial options: %w", err)
 	}
-	cs := newConnSettings(system, o.Logger, o.InboxLimit, o.InboxBytes, o.HandlerPanic, o.Props)
+	cs := newConnSettings(system, o.Logger, o.InboxLimit, o.InboxBytes, o.HandlerPanic, o.DisableReaderTurns, o.Props)
 	t, resp, err := dialer.Dial(ctx, url)
 	if err != nil {
 		dialer.Close()

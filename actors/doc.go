@@ -86,6 +86,16 @@
 // faster than its actor handles is slowed down by TCP instead of growing
 // memory.
 //
+// A reader that posts a message to an idle actor runs the actor's turn
+// itself, on the reader goroutine, and reads on when Receive has returned:
+// one goroutine hand-off less per message. While the actor is busy on a
+// worker (handling what others sent it), the reader posts and reads ahead
+// up to the inbox's bounds as above. A Receive that blocks therefore stops
+// the reading at once; [HandlerOptions.DisableReaderTurns] makes every
+// turn go through the dispatcher, so the reader reads ahead while the
+// actor works. Messages others send to the actor are never handled on the
+// sender's goroutine.
+//
 // Bytes are counted after inflation, by the capacity of each message's Data
 // buffer. A message larger than InboxBytes is admitted alone, into an empty
 // inbox. The received messages a connection holds therefore stay under

@@ -31,7 +31,7 @@ func TestInboundFloodMemoryBounded(t *testing.T) {
 					handled <- struct{}{}
 				}
 			})
-		}, &actors.HandlerOptions{InboxLimit: inbox})
+		}, &actors.HandlerOptions{InboxLimit: inbox, DisableReaderTurns: true}) // the inbox, read ahead
 		c := fakeDial(t, srv)
 		waiting := make(chan struct{}, 1)
 		defer actors.SetInboxWaitHook(func(*actors.Conn, int, int) {

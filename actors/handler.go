@@ -48,7 +48,9 @@ type HandlerOptions struct {
 	// InboxLimit is how many received messages a connection may hold before
 	// its reader stops reading from the socket: posted to the mailbox and not
 	// yet handled (the one being handled counts until its Receive returns).
-	// Zero means 64.
+	// Zero means 64. A reader that finds its actor idle runs the actor's
+	// turn itself (DisableReaderTurns): it then holds one message and reads
+	// the next once Receive has returned.
 	InboxLimit int
 
 	// InboxBytes is the byte budget of the same inbox: the reader stops
@@ -112,11 +114,27 @@ type HandlerOptions struct {
 
 	// Props lets the caller add protoactor props options (middleware, a
 	// dispatcher) to every connection actor. The mailbox is protoactor's
-	// lock-free unbounded one (actor.WithMailbox here replaces it); InboxLimit
-	// and InboxBytes bound it. By default the mailboxes run on
+	// lock-free unbounded one, wrapped so that the reader can take the
+	// actor's turns (actor.WithMailbox here replaces it, and a mailbox of
+	// yours has no reader turns); InboxLimit and InboxBytes bound it. By default the mailboxes run on
 	// the Handler's pool of long-lived worker goroutines (see
 	// docs/performance.md); actor.WithDispatcher here replaces it.
 	Props []actor.PropsOption
+
+	// DisableReaderTurns makes every received message go to the actor
+	// through its dispatcher. By default a connection's reader that posts a
+	// message to an idle actor runs the actor's turn itself, on the reader
+	// goroutine, before it reads on: one goroutine hand-off less per message
+	// (echo 1.18x the round trips per second, docs/performance.md). The
+	// price: while a Receive runs there, the connection reads nothing, not
+	// even the peer's pings (the server's own heartbeat still hears the
+	// peer, Conn.LastHeard); with this option the reader reads ahead up to
+	// InboxLimit while the actor works. Set it for actors whose Receive
+	// blocks for long. Messages sent to the actor by others are never run
+	// on the sender's goroutine either way, and every ordering guarantee
+	// holds. The environment variable WSACTOR_READER_TURNS=off sets the
+	// default (CI runs both paths).
+	DisableReaderTurns bool
 }
 
 // Handler is an http.Handler that upgrades requests to WebSocket connections
@@ -200,7 +218,7 @@ func NewHandler(system *actor.ActorSystem, producer actor.Producer, opts *Handle
 	h.accept = accept
 	h.disp = supervisor.NewWarmPool()
 	props := append([]actor.PropsOption{actor.WithDispatcher(h.disp)}, h.opts.Props...) // the caller's dispatcher wins
-	h.conn = newConnSettings(system, h.opts.Logger, h.opts.InboxLimit, h.opts.InboxBytes, h.opts.HandlerPanic, props)
+	h.conn = newConnSettings(system, h.opts.Logger, h.opts.InboxLimit, h.opts.InboxBytes, h.opts.HandlerPanic, h.opts.DisableReaderTurns, props)
 	h.hb = supervisor.NewHeartbeat(h.opts.Heartbeat)
 	h.tree = h.opts.Tree
 	if h.tree == nil {

@@ -416,7 +416,7 @@ func TestInboxLimitPausesReading(t *testing.T) {
 		var once sync.Once
 		defer once.Do(func() { close(release) })
 		h, srv, _ := fakeServer(t, func() actor.Actor { return &slow{got: got, release: release} },
-			&actors.HandlerOptions{InboxLimit: 4})
+			&actors.HandlerOptions{InboxLimit: 4, DisableReaderTurns: true}) // the inbox, read ahead
 		c := fakeDial(t, srv)
 		waiting := make(chan int, 1)
 		defer actors.SetInboxWaitHook(func(_ *actors.Conn, msgs, _ int) {
@@ -468,7 +468,7 @@ func TestStopWakesReaderWaitingForInbox(t *testing.T) {
 		var once sync.Once
 		defer once.Do(func() { close(release) })
 		h, srv, system := fakeServer(t, func() actor.Actor { return &slow{got: got, release: release} },
-			&actors.HandlerOptions{InboxLimit: 2})
+			&actors.HandlerOptions{InboxLimit: 2, DisableReaderTurns: true}) // the inbox, read ahead
 		var conn *actors.Conn
 		waiting := make(chan struct{}, 1)
 		defer actors.SetInboxWaitHook(func(c *actors.Conn, _, _ int) {

@@ -136,7 +136,7 @@ func testInboxBytesBoundsHeap(t *testing.T, deflate, random bool) {
 	if random {
 		_, _ = rand.Read(payload)
 	}
-	opts := &actors.HandlerOptions{InboxLimit: 8} // InboxBytes: the default
+	opts := &actors.HandlerOptions{InboxLimit: 8, DisableReaderTurns: true} // InboxBytes: the default; read ahead
 	if deflate {
 		opts.Compression = transport.CompressionEnabled // servers default to off
 	}

@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"os"
+
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
@@ -23,7 +25,7 @@ type connSettings struct {
 // default ring: about 200 bytes less per idle connection, and a burst does
 // not leave a grown ring behind for the connection's life (the ring never
 // shrinks; docs/performance.md). InboxLimit and InboxBytes bound it.
-func newConnSettings(system *actor.ActorSystem, log zerolog.Logger, inboxLimit, inboxBytes int, handlerPanic supervisor.Policy, props []actor.PropsOption) connSettings {
+func newConnSettings(system *actor.ActorSystem, log zerolog.Logger, inboxLimit, inboxBytes int, handlerPanic supervisor.Policy, turnsOff bool, props []actor.PropsOption) connSettings {
 	if isZeroLogger(log) {
 		log = systemLogger(system)
 	}
@@ -33,11 +35,19 @@ func newConnSettings(system *actor.ActorSystem, log zerolog.Logger, inboxLimit, 
 	if inboxBytes == 0 {
 		inboxBytes = defaultInboxBytes
 	}
+	mailbox := actor.UnboundedLockfree()
+	if !turnsOff && !readerTurnsOffByEnv {
+		mailbox = turnMailboxProducer(mailbox) // turn.go
+	}
 	return connSettings{
 		log:          log,
 		inboxLimit:   inboxLimit,
 		inboxBytes:   inboxBytes,
 		handlerPanic: handlerPanic,
-		props:        append([]actor.PropsOption{actor.WithMailbox(actor.UnboundedLockfree())}, props...),
+		props:        append([]actor.PropsOption{actor.WithMailbox(mailbox)}, props...),
 	}
 }
+
+// readerTurnsOffByEnv is DisableReaderTurns's default:
+// WSACTOR_READER_TURNS=off turns reader turns off (CI runs both paths).
+var readerTurnsOffByEnv = os.Getenv("WSACTOR_READER_TURNS") == "off"

@@ -1,0 +1,101 @@
+package actors
+
+import (
+	"sync/atomic"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// A connection's reader runs its actor's turn itself when it finds the
+// actor idle. Posting a received message to an idle actor makes protoactor
+// schedule the mailbox on the dispatcher, a hand-off to a worker goroutine:
+// in the echo benchmark one of the two goroutine hand-offs per message
+// (the other is the room's). With a turn-taking mailbox, the reader marks
+// that it is posting; the dispatch its post causes is handed back to it
+// instead of to a worker, and the reader runs the mailbox (its message and
+// whatever else is queued) before it reads on. The reader waited for the
+// actor anyway once the inbox was full; now it waits from the first
+// message, which is the same backpressure without the hand-off.
+//
+// A dispatch that another goroutine causes while the reader is marked
+// (it posted first, to the idle actor) is handed to the reader just the
+// same: Schedule never runs the turn on the caller's goroutine, so sending
+// to a connection never blocks. Other dispatches go to the Handler's
+// dispatcher as before.
+
+// turnMailbox wraps a connection actor's protoactor mailbox and stands as
+// its dispatcher.
+type turnMailbox struct {
+	actor.Mailbox
+	disp actor.Dispatcher // the Handler's dispatcher, for the turns the reader does not take
+	// state: turnNone, turnWanted (the reader is posting), turnHanded (fn
+	// holds the turn for the reader).
+	state atomic.Int32
+	fn    func()
+}
+
+const (
+	turnNone int32 = iota
+	turnWanted
+	turnHanded
+)
+
+// turnMailboxProducer wraps produce's mailboxes.
+func turnMailboxProducer(produce actor.MailboxProducer) actor.MailboxProducer {
+	return func() actor.Mailbox { return &turnMailbox{Mailbox: produce()} }
+}
+
+// RegisterHandlers implements actor.Mailbox: the mailbox becomes its own
+// dispatcher, and a connection actor learns of it (connActor.turns).
+func (m *turnMailbox) RegisterHandlers(invoker actor.MessageInvoker, d actor.Dispatcher) {
+	m.disp = d
+	if ctx, ok := invoker.(actor.Context); ok {
+		if a, ok := ctx.Actor().(*connActor); ok {
+			a.turns = m
+		}
+	}
+	m.Mailbox.RegisterHandlers(invoker, m)
+}
+
+// Schedule implements actor.Dispatcher: the turn goes to the reader if it
+// is posting, else to the dispatcher. It never runs fn itself.
+func (m *turnMailbox) Schedule(fn func()) {
+	if m.state.Load() == turnWanted {
+		// Only one dispatch of a mailbox is under way at a time, so fn is
+		// written by one goroutine at a time; the reader reads it only
+		// after the swap below made it visible.
+		m.fn = fn
+		if m.state.CompareAndSwap(turnWanted, turnHanded) {
+			return
+		}
+	}
+	m.disp.Schedule(fn)
+}
+
+// Throughput implements actor.Dispatcher.
+func (m *turnMailbox) Throughput() int { return m.disp.Throughput() }
+
+// post sends msg to pid, taking the turn the post causes (if the actor was
+// idle) and running it on the calling goroutine, the reader's.
+func (m *turnMailbox) post(root *actor.RootContext, pid *actor.PID, msg any) {
+	m.want()
+	root.Send(pid, msg)
+	if fn := m.take(); fn != nil {
+		fn()
+	}
+}
+
+// want marks the reader as posting: a turn scheduled from now on is
+// handed to it.
+func (m *turnMailbox) want() { m.state.Store(turnWanted) }
+
+// take ends want and returns the turn handed over meanwhile, or nil if
+// none was (the actor was busy: its worker takes the message).
+func (m *turnMailbox) take() func() {
+	if m.state.CompareAndSwap(turnWanted, turnNone) || m.state.Load() != turnHanded {
+		return nil
+	}
+	fn := m.fn
+	m.state.Store(turnNone)
+	return fn
+}
