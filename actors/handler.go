@@ -127,8 +127,10 @@ type HandlerOptions struct {
 	// goroutine, before it reads on: one goroutine hand-off less per message
 	// (echo 1.18x the round trips per second, docs/performance.md). The
 	// price: while a Receive runs there, the connection reads nothing, not
-	// even the peer's pings (the server's own heartbeat still hears the
-	// peer, Conn.LastHeard); with this option the reader reads ahead up to
+	// even the peer's pings (on Linux the server's own heartbeat still
+	// hears the peer, Conn.LastHeard; elsewhere a Receive blocking past
+	// Heartbeat.Interval+Timeout ends the connection as silent); with this
+	// option the reader reads ahead up to
 	// InboxLimit while the actor works. Set it for actors whose Receive
 	// blocks for long. Messages sent to the actor by others are never run
 	// on the sender's goroutine either way, and every ordering guarantee
