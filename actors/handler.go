@@ -132,7 +132,9 @@ type HandlerOptions struct {
 	// Heartbeat.Interval+Timeout ends the connection as silent); with this
 	// option the reader reads ahead up to
 	// InboxLimit while the actor works. Set it for actors whose Receive
-	// blocks for long. Messages sent to the actor by others are never run
+	// blocks for long, and never wait in Receive for something only the
+	// reader can bring (Done after Close, a pong, the peer's next message):
+	// with reader turns that wait never ends. Messages sent to the actor by others are never run
 	// on the sender's goroutine either way, and every ordering guarantee
 	// holds. The environment variable WSACTOR_READER_TURNS=off sets the
 	// default (CI runs both paths).
