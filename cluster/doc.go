@@ -29,6 +29,15 @@
 // registrations, and the broadcasts published on survivors meanwhile are
 // replayed and deduplicated; members' connection actors receive [*RoomMoved].
 //
+// # Users of channel hubs
+//
+// A node that serves a channel.Hub calls [Node.ServeUsers] with it; the
+// [Users] it returns reaches a user's sessions on every node: SendUser,
+// DisconnectUser and Sessions ask each member (in parallel, one request
+// each) and add up the answers; nodes that do not answer in time are named
+// in an error wrapping [ErrPartial]. Topics themselves are still local to
+// each node's hub (docs/cluster.md).
+//
 // # Concurrency
 //
 // Node and Room methods are safe from any goroutine. Publish and Leave never

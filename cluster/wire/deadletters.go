@@ -25,3 +25,13 @@ func (*Unregister) IgnoreDeadLetterLogging() {}
 
 // IgnoreDeadLetterLogging: see [Deliver.IgnoreDeadLetterLogging].
 func (*Check) IgnoreDeadLetterLogging() {}
+
+// IgnoreDeadLetterLogging: a node may serve no users (cluster.Users counts
+// it as not answering).
+func (*UserSend) IgnoreDeadLetterLogging() {}
+
+// IgnoreDeadLetterLogging: see [UserSend.IgnoreDeadLetterLogging].
+func (*UserDisconnect) IgnoreDeadLetterLogging() {}
+
+// IgnoreDeadLetterLogging: see [UserSend.IgnoreDeadLetterLogging].
+func (*UserSessionsRequest) IgnoreDeadLetterLogging() {}
