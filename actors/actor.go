@@ -145,6 +145,9 @@ type redialed struct {
 func (*redialed) IgnoreDeadLetterLogging() {}
 
 func (a *connActor) Receive(ctx actor.Context) {
+	if a.turns != nil {
+		a.turns.received()
+	}
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
 		a.sess.conn.pid.Store(ctx.Self()) // for a give-up while the behaviour starts
@@ -448,7 +451,7 @@ func (r *reader) HandleMessage(t *transport.Conn, typ MessageType, data []byte) 
 	}
 	msg := &Message{Conn: r.conn, Type: typ, Data: data, Value: value, admitted: true, held: held}
 	if r.turns != nil {
-		r.turns.post(r.root, r.conn.PID(), msg)
+		r.turns.post(r.root, r.conn.PID(), msg, t)
 		return
 	}
 	r.root.Send(r.conn.PID(), msg)

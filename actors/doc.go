@@ -93,8 +93,10 @@
 // up to the inbox's bounds as above. A Receive that blocks therefore stops
 // the reading at once; [HandlerOptions.DisableReaderTurns] makes every
 // turn go through the dispatcher, so the reader reads ahead while the
-// actor works. Messages others send to the actor are never handled on the
-// sender's goroutine.
+// actor works. A reader's turn that goes on past a few dozen messages
+// (others keep the actor busy) hands the reading to a new reader goroutine.
+// Messages others send to the actor are never handled on the sender's
+// goroutine.
 //
 // Bytes are counted after inflation, by the capacity of each message's Data
 // buffer. A message larger than InboxBytes is admitted alone, into an empty

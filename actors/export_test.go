@@ -7,3 +7,6 @@ func SetInboxWaitHook(f func(c *Conn, msgs, bytes int)) (restore func()) {
 	inboxWaitHook.Store(&f)
 	return func() { inboxWaitHook.Store(nil) }
 }
+
+// ReaderTurnBound is readerTurnMessages, for the external tests.
+const ReaderTurnBound = readerTurnMessages

@@ -134,9 +134,10 @@ type HandlerOptions struct {
 	// InboxLimit while the actor works. Set it for actors whose Receive
 	// blocks for long, and never wait in Receive for something only the
 	// reader can bring (Done after Close, a pong, the peer's next message):
-	// with reader turns that wait never ends. A turn lasts until the
-	// actor's mailbox is empty, so an actor that other actors keep busy
-	// without pause keeps its reader too; set the option for such actors. Messages sent to the actor by others are never run
+	// with reader turns that wait never ends. A reader's turn that goes on
+	// past 32 messages (an actor that others keep busy) hands the
+	// connection's reading to a new reader goroutine and finishes as the
+	// actor's worker. Messages sent to the actor by others are never run
 	// on the sender's goroutine either way, and every ordering guarantee
 	// holds. The environment variable WSACTOR_READER_TURNS=off sets the
 	// default (CI runs both paths).

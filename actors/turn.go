@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/wsactor/wsactor/transport"
 )
 
 // A connection's reader runs its actor's turn itself when it finds the
@@ -16,6 +18,11 @@ import (
 // whatever else is queued) before it reads on. The reader waited for the
 // actor anyway once the inbox was full; now it waits from the first
 // message, which is the same backpressure without the hand-off.
+//
+// protoactor runs a turn until the mailbox is empty; a reader whose turn
+// goes on past readerTurnMessages (others keep the actor busy) hands its
+// connection's reading to a new reader goroutine
+// (transport.Conn.HandOffReading) and finishes the turn as a worker.
 //
 // A dispatch that another goroutine causes while the reader is marked
 // (it posted first, to the idle actor) is handed to the reader just the
@@ -32,7 +39,22 @@ type turnMailbox struct {
 	// holds the turn for the reader).
 	state atomic.Int32
 	fn    func()
+
+	// While the reader runs a turn: its connection (reading is handed off
+	// through it when the turn runs long) and the messages handled so far.
+	// Atomic: the reader clears reading after its turn, when the mailbox
+	// may already run again on a worker (which then at worst hands off a
+	// reader that is about to leave HandleMessage anyway).
+	reading atomic.Pointer[transport.Conn]
+	handled atomic.Int32
 }
+
+// readerTurnMessages is how many messages a reader handles in one turn
+// before it hands its connection's reading to a new reader goroutine and
+// goes on as the actor's worker: protoactor runs a turn until the mailbox is
+// empty, and an actor that others keep busy would otherwise keep its
+// reader from the socket.
+const readerTurnMessages = 32
 
 const (
 	turnNone int32 = iota
@@ -77,11 +99,28 @@ func (m *turnMailbox) Throughput() int { return m.disp.Throughput() }
 
 // post sends msg to pid, taking the turn the post causes (if the actor was
 // idle) and running it on the calling goroutine, the reader's.
-func (m *turnMailbox) post(root *actor.RootContext, pid *actor.PID, msg any) {
+func (m *turnMailbox) post(root *actor.RootContext, pid *actor.PID, msg any, reading *transport.Conn) {
 	m.want()
 	root.Send(pid, msg)
 	if fn := m.take(); fn != nil {
+		m.handled.Store(0)
+		m.reading.Store(reading)
 		fn()
+		m.reading.CompareAndSwap(reading, nil)
+	}
+}
+
+// received counts a message the actor handles; in a reader's turn that has
+// handled readerTurnMessages, the reading goes to a new reader goroutine
+// (transport.Conn.HandOffReading) and this one finishes the turn as a
+// worker.
+func (m *turnMailbox) received() {
+	reading := m.reading.Load()
+	if reading == nil {
+		return
+	}
+	if m.handled.Add(1) > readerTurnMessages && m.reading.CompareAndSwap(reading, nil) {
+		reading.HandOffReading()
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -190,4 +191,64 @@ func TestReaderTurnHoldsReader(t *testing.T) {
 			t.Fatalf("message %d never arrived", i)
 		}
 	}
+}
+
+// An actor that other actors keep busy does not keep its reader: once the
+// reader's turn has handled a few dozen messages, the connection's reading
+// goes to a new reader, so the peer's ping is answered while the flood is
+// still being handled.
+func TestReaderTurnBounded(t *testing.T) {
+	if readerTurnsOff() {
+		t.Skip("WSACTOR_READER_TURNS=off")
+	}
+	const flood = 1000
+	var handled atomic.Int32
+	_, url, _ := testServer(t, func() actor.Actor {
+		return actor.ReceiveFunc(func(ctx actor.Context) {
+			switch ctx.Message().(type) {
+			case *actors.Message:
+				// The reader's turn: start a flood that keeps the mailbox
+				// from ever being empty while this turn runs.
+				self, root := ctx.Self(), ctx.ActorSystem().Root
+				go func() {
+					for i := range flood {
+						root.Send(self, i)
+					}
+				}()
+				time.Sleep(time.Millisecond) // let the flood begin
+			case int:
+				time.Sleep(100 * time.Microsecond)
+				handled.Add(1)
+			}
+		})
+	}, nil)
+	c := dial(t, url)
+	pong := make(chan int32, 1)
+	c.SetPongHandler(func(string) error {
+		pong <- handled.Load()
+		return nil
+	})
+	go func() {
+		for {
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	if err := c.WriteMessage(websocket.TextMessage, []byte("start")); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the flood to be handled", func() bool { return handled.Load() > actors.ReaderTurnBound })
+	if err := c.WriteControl(websocket.PingMessage, []byte("p"), time.Now().Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case n := <-pong:
+		if n >= flood {
+			t.Fatalf("the ping was answered only after the whole flood (%d messages)", n)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no pong")
+	}
+	waitUntil(t, "the flood to end", func() bool { return handled.Load() == flood })
 }

@@ -16,7 +16,9 @@ import (
 type Handler interface {
 	// HandleMessage receives one complete data message. data belongs to the
 	// handler. The reader reads nothing more until HandleMessage returns, so
-	// blocking here applies backpressure to the peer.
+	// blocking here applies backpressure to the peer, unless it calls
+	// [Conn.HandOffReading]: then a new reader reads on, and HandleMessage
+	// may be called again before this call returns.
 	HandleMessage(c *Conn, typ MessageType, data []byte)
 	// HandleClose is called exactly once, when the closing handshake is over
 	// (or failed). The socket may still linger for the peer's FIN, at most the
@@ -53,8 +55,12 @@ type Conn struct {
 	in          inStats
 	readerState atomic.Int32 // the idle reader's state (idle.go)
 	started     atomic.Bool
-	isServer    bool
-	compress    bool
+	// readerGen counts reader hand-offs; handing is the generation of the
+	// reader inside Handler.HandleMessage that may hand off, 0 if none
+	// (HandOffReading).
+	readerGen, handing atomic.Uint32
+	isServer           bool
+	compress           bool
 	// direct: a send may write its frame itself (direct.go), else it
 	// always goes through the writer.
 	direct         bool

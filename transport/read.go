@@ -84,8 +84,8 @@ func (c *Conn) touch() int64 {
 // reading, closes the socket and reports the end.
 func (c *Conn) readLoop() {
 	err := c.readFrames()
-	if err == errParked {
-		return // the poller starts a new reader when bytes arrive
+	if err == errParked || err == errHandedOff {
+		return // the poller starts a new reader when bytes arrive, or one was started
 	}
 	if c.poll != nil {
 		c.poll.forget(c)
@@ -138,6 +138,7 @@ func (c *Conn) readFrames() error {
 		}
 	}
 	defer disarm() // the next reader (or the close) starts with no idle deadline
+	gen := c.readerGen.Load()
 	for {
 		// At a message boundary with nothing buffered the reader would
 		// block: it waits IdleReader at most, then parks (poll_linux.go).
@@ -250,12 +251,48 @@ func (c *Conn) readFrames() error {
 				c.in.msgsIn.Add(1)
 				c.in.bytesIn.Add(uint64(len(data)))
 				c.pausedAt.Store(time.Now().UnixNano())
+				c.handing.Store(gen + 1)
 				c.h.HandleMessage(c, m.typ, data)
+				if c.readerGen.Load() != gen {
+					// HandOffReading: another reader reads on, with
+					// the deadline restored; this goroutine is done.
+					armedUntil = 0
+					return errHandedOff
+				}
+				c.handing.CompareAndSwap(gen+1, 0)
 				c.pausedAt.Store(0)
 			}
 		}
 		m = assembly{}
 	}
+}
+
+// errHandedOff ends a reader that handed the reading to a new one
+// (HandOffReading).
+var errHandedOff = errors.New("transport: reading handed off")
+
+// HandOffReading starts a new reader goroutine for the connection while the
+// current reader is inside [Handler.HandleMessage], and reports whether it
+// did: the new reader reads on at once, and the one inside HandleMessage
+// stops reading when HandleMessage returns (it goes back to its caller, not
+// to the socket). For a handler that finds, while handling a message, that
+// it will be busy for long: the peer is then read, its pings answered, as if
+// the handler had returned. It does nothing and returns false when no reader
+// is inside HandleMessage, or when this HandleMessage has handed off
+// already. Safe from any goroutine.
+func (c *Conn) HandOffReading() bool {
+	g := c.handing.Load()
+	if g == 0 || !c.handing.CompareAndSwap(g, 0) {
+		return false
+	}
+	// The reader inside HandleMessage reads nothing until it returns: take
+	// its idle deadline off the socket, count it as reading, and start its
+	// successor with the next generation.
+	c.restoreReadDeadline()
+	c.pausedAt.Store(0)
+	c.readerGen.Store(g)
+	go c.readLoop()
+	return true
 }
 
 // readHeader reads and parses one frame header.
