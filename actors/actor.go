@@ -145,8 +145,8 @@ type redialed struct {
 func (*redialed) IgnoreDeadLetterLogging() {}
 
 func (a *connActor) Receive(ctx actor.Context) {
-	if a.turns != nil {
-		a.turns.received()
+	if a.turns != nil && a.turns.received() {
+		a.sess.conn.t.HandOffReading() // the reader's turn runs long (turn.go)
 	}
 	switch m := ctx.Message().(type) {
 	case *actor.Started:
@@ -451,7 +451,7 @@ func (r *reader) HandleMessage(t *transport.Conn, typ MessageType, data []byte) 
 	}
 	msg := &Message{Conn: r.conn, Type: typ, Data: data, Value: value, admitted: true, held: held}
 	if r.turns != nil {
-		r.turns.post(r.root, r.conn.PID(), msg, t)
+		r.turns.post(r.root, r.conn.PID(), msg)
 		return
 	}
 	r.root.Send(r.conn.PID(), msg)

@@ -4,8 +4,6 @@ import (
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
-
-	"github.com/wsactor/wsactor/transport"
 )
 
 // A connection's reader runs its actor's turn itself when it finds the
@@ -38,15 +36,12 @@ type turnMailbox struct {
 	// state: turnNone, turnWanted (the reader is posting), turnHanded (fn
 	// holds the turn for the reader).
 	state atomic.Int32
-	fn    func()
-
-	// While the reader runs a turn: its connection (reading is handed off
-	// through it when the turn runs long) and the messages handled so far.
-	// Atomic: the reader clears reading after its turn, when the mailbox
-	// may already run again on a worker (which then at worst hands off a
-	// reader that is about to leave HandleMessage anyway).
-	reading atomic.Pointer[transport.Conn]
+	// handled counts the messages of the reader's turn under way, -1 when
+	// none is. Atomic: the reader resets it after its turn, when the
+	// mailbox may already run again on a worker (which then at worst hands
+	// off a reader that is about to leave HandleMessage anyway).
 	handled atomic.Int32
+	fn      func()
 }
 
 // readerTurnMessages is how many messages a reader handles in one turn
@@ -64,7 +59,11 @@ const (
 
 // turnMailboxProducer wraps produce's mailboxes.
 func turnMailboxProducer(produce actor.MailboxProducer) actor.MailboxProducer {
-	return func() actor.Mailbox { return &turnMailbox{Mailbox: produce()} }
+	return func() actor.Mailbox {
+		m := &turnMailbox{Mailbox: produce()}
+		m.handled.Store(-1)
+		return m
+	}
 }
 
 // RegisterHandlers implements actor.Mailbox: the mailbox becomes its own
@@ -99,29 +98,23 @@ func (m *turnMailbox) Throughput() int { return m.disp.Throughput() }
 
 // post sends msg to pid, taking the turn the post causes (if the actor was
 // idle) and running it on the calling goroutine, the reader's.
-func (m *turnMailbox) post(root *actor.RootContext, pid *actor.PID, msg any, reading *transport.Conn) {
+func (m *turnMailbox) post(root *actor.RootContext, pid *actor.PID, msg any) {
 	m.want()
 	root.Send(pid, msg)
 	if fn := m.take(); fn != nil {
 		m.handled.Store(0)
-		m.reading.Store(reading)
 		fn()
-		m.reading.CompareAndSwap(reading, nil)
+		m.handled.Store(-1)
 	}
 }
 
-// received counts a message the actor handles; in a reader's turn that has
-// handled readerTurnMessages, the reading goes to a new reader goroutine
+// received counts a message the actor handles and reports whether the
+// reader's turn under way has now handled readerTurnMessages: then the
+// caller hands the connection's reading to a new reader goroutine
 // (transport.Conn.HandOffReading) and this one finishes the turn as a
 // worker.
-func (m *turnMailbox) received() {
-	reading := m.reading.Load()
-	if reading == nil {
-		return
-	}
-	if m.handled.Add(1) > readerTurnMessages && m.reading.CompareAndSwap(reading, nil) {
-		reading.HandOffReading()
-	}
+func (m *turnMailbox) received() bool {
+	return m.handled.Load() >= 0 && m.handled.Add(1) == readerTurnMessages+1
 }
 
 // want marks the reader as posting: a turn scheduled from now on is
