@@ -42,19 +42,18 @@ func newConnActor(c *Conn, producer actor.Producer, p failurePolicies, log *zero
 	a.current.Store(c)
 	c.log, c.watch = log, &a.watchers
 	a.host = supervisor.NewHost(producer, supervisor.HostOptions{
-		Policy:    p.handlerPanic,
-		Logger:    *log,
-		Name:      "connection handler",
-		GiveUp:    a.giveUp,
-		Restarted: a.restarted,
-		Panicked:  p.onPanic,
+		Policy:   p.handlerPanic,
+		Logger:   *log,
+		Name:     "connection handler",
+		Owner:    a,
+		Panicked: p.onPanic,
 	})
 	if p.decode != nil {
 		a.decoder = supervisor.NewHost(nil, supervisor.HostOptions{
 			Policy:   p.decodeFail,
 			Logger:   *log,
 			Name:     "decoder",
-			GiveUp:   a.giveUp,
+			Owner:    a, // a decoder's host never restarts (no instance)
 			Panicked: p.onPanic,
 		})
 	}
@@ -77,7 +76,7 @@ type connActor struct {
 
 	sess     session // the current socket
 	stopping bool
-	// current is sess.conn for giveUp, which the decoder's host calls on
+	// current is sess.conn for GiveUp, which the decoder's host calls on
 	// the reader goroutine.
 	current atomic.Pointer[Conn]
 
@@ -384,21 +383,22 @@ func (a *connActor) deliverClosed(ctx actor.Context, code StatusCode, reason str
 	a.host.Deliver(ctx, &Closed{Conn: a.sess.conn, Code: code, Reason: reason, ByPeer: byPeer, Err: err})
 }
 
-// giveUp is the hosts' GiveUp: the behaviour (on the actor) or the decoder
-// (on the reader) panicked past its budget, or under supervisor.Stop. The
+// GiveUp implements supervisor.HostOwner for both hosts: the behaviour (on
+// the actor) or the decoder (on the reader) panicked past its budget, or
+// under supervisor.Stop. The
 // connection closes with 1011 through the mailbox, so *Send messages already
 // in it (replies to earlier messages) and messages the reader posted before
 // are handled first; the host delivers no more *Message, and the reader
 // posts no more.
-func (a *connActor) giveUp(pe *PanicError) {
+func (a *connActor) GiveUp(pe *PanicError) {
 	c := a.current.Load()
 	a.root.Send(c.PID(), &panicClose{t: c.t, err: pe})
 }
 
-// restarted is the host's Restarted: the fresh behaviour, made after a panic
-// under supervisor.Restart, gets *Opened again for the same Conn, with
-// Restarted set, unless the connection has already closed.
-func (a *connActor) restarted(ctx actor.Context, pe *PanicError) {
+// Restarted implements supervisor.HostOwner: the fresh behaviour, made
+// after a panic under supervisor.Restart, gets *Opened again for the same
+// Conn, with Restarted set, unless the connection has already closed.
+func (a *connActor) Restarted(ctx actor.Context, pe *PanicError) {
 	if !a.sess.closed {
 		a.host.Deliver(ctx, &Opened{Conn: a.sess.conn, Restarted: pe})
 	}

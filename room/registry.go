@@ -73,7 +73,7 @@ func NewRegistry(tree *supervisor.Tree, opts *RegistryOptions) *Registry {
 	if limit == 0 {
 		limit = DefaultMaxRoomsPerConn
 	}
-	g.limits = &connLimits{max: limit, n: map[pidKey]int{}}
+	g.limits = &connLimits{max: limit, addr: tree.System().Address(), n: map[pidKey]int{}}
 	return g
 }
 
@@ -241,7 +241,7 @@ func (g *Registry) RoomCount(pid *actor.PID) int {
 	if pid == nil {
 		return 0
 	}
-	return g.limits.count(keyOf(pid))
+	return g.limits.count(pid)
 }
 
 // retire is called by an idle room before it stops: the name is free for a
@@ -274,12 +274,14 @@ func (g *Registry) forget(name string, r *Room) {
 // a slot when a connection joins and release it when it leaves, so the
 // count is exact across rooms running in parallel.
 type connLimits struct {
-	max int // negative: count only
-	mu  sync.Mutex
-	n   map[pidKey]int
+	max  int    // negative: count only
+	addr string // the registry's system's address: local for keyOf
+	mu   sync.Mutex
+	n    map[pidKey]int
 }
 
-func (l *connLimits) acquire(k pidKey) bool {
+func (l *connLimits) acquire(pid *actor.PID) bool {
+	k := keyOf(l.addr, pid)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.max > 0 && l.n[k] >= l.max {
@@ -289,7 +291,8 @@ func (l *connLimits) acquire(k pidKey) bool {
 	return true
 }
 
-func (l *connLimits) release(k pidKey) {
+func (l *connLimits) release(pid *actor.PID) {
+	k := keyOf(l.addr, pid)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.n[k] <= 1 {
@@ -299,7 +302,8 @@ func (l *connLimits) release(k pidKey) {
 	l.n[k]--
 }
 
-func (l *connLimits) count(k pidKey) int {
+func (l *connLimits) count(pid *actor.PID) int {
+	k := keyOf(l.addr, pid)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.n[k]

@@ -50,7 +50,7 @@ func (s *State) Member(pid *actor.PID) (Member, bool) {
 	if pid == nil {
 		return Member{}, false
 	}
-	i, ok := s.c.index[keyOf(pid)]
+	i, ok := s.c.index[s.c.keyOf(pid)]
 	if !ok {
 		return Member{}, false
 	}
@@ -75,7 +75,7 @@ func (s *State) Send(pid *actor.PID, f *transport.Frame) error {
 	if pid == nil || f == nil {
 		return ErrNotMember
 	}
-	i, ok := s.c.index[keyOf(pid)]
+	i, ok := s.c.index[s.c.keyOf(pid)]
 	if !ok {
 		return ErrNotMember
 	}
@@ -89,7 +89,7 @@ func (s *State) Remove(pid *actor.PID) bool {
 	if pid == nil {
 		return false
 	}
-	i, ok := s.c.index[keyOf(pid)]
+	i, ok := s.c.index[s.c.keyOf(pid)]
 	if !ok {
 		return false
 	}

@@ -71,6 +71,36 @@ type HostOptions struct {
 	// restart. The owner uses it to tell the fresh behaviour what the old one
 	// was told when it began (a connection delivers *actors.Opened again).
 	Restarted func(actor.Context, *PanicError)
+
+	// Owner, if set, is told instead of GiveUp and Restarted, which are
+	// then ignored: one interface value in place of two func values, which
+	// an owner made per connection would allocate for every one.
+	Owner HostOwner
+}
+
+// HostOwner is what a Host tells its owner (HostOptions.Owner): GiveUp and
+// Restarted mean what HostOptions' fields of those names do.
+type HostOwner interface {
+	GiveUp(*PanicError)
+	Restarted(actor.Context, *PanicError)
+}
+
+// funcOwner is HostOptions' GiveUp and Restarted as a HostOwner.
+type funcOwner struct {
+	giveUp    func(*PanicError)
+	restarted func(actor.Context, *PanicError)
+}
+
+func (o *funcOwner) GiveUp(pe *PanicError) {
+	if o.giveUp != nil {
+		o.giveUp(pe)
+	}
+}
+
+func (o *funcOwner) Restarted(ctx actor.Context, pe *PanicError) {
+	if o.restarted != nil {
+		o.restarted(ctx, pe)
+	}
 }
 
 // Host runs user code inside a library actor (its owner): a behaviour, an
@@ -108,9 +138,8 @@ type Host struct {
 	producer actor.Producer
 	policy   Policy
 	name     string
-	giveUp   func(*PanicError)
+	owner    HostOwner // nil: nobody to tell
 	onPanic  func(outcome string)
-	onReborn func(actor.Context, *PanicError)
 	counter  atomic.Pointer[counter] // made at the first panic: most hosts never panic
 
 	log        atomic.Pointer[zerolog.Logger]
@@ -128,9 +157,11 @@ func NewHost(producer actor.Producer, opts HostOptions) *Host {
 		producer: producer,
 		policy:   opts.Policy,
 		name:     opts.Name,
-		giveUp:   opts.GiveUp,
 		onPanic:  opts.Panicked,
-		onReborn: opts.Restarted,
+		owner:    opts.Owner,
+	}
+	if h.owner == nil && (opts.GiveUp != nil || opts.Restarted != nil) {
+		h.owner = &funcOwner{giveUp: opts.GiveUp, restarted: opts.Restarted}
 	}
 	if h.name == "" {
 		h.name = "behaviour"
@@ -246,8 +277,8 @@ func (h *Host) fail(pe *PanicError) {
 	if h.failed.Swap(true) {
 		return
 	}
-	if h.giveUp != nil {
-		h.giveUp(pe)
+	if h.owner != nil {
+		h.owner.GiveUp(pe)
 	}
 }
 
@@ -296,10 +327,10 @@ func (h *Host) restart(ctx actor.Context, pe *PanicError) {
 		return
 	}
 	h.Deliver(ctx, &actor.Started{})
-	if h.failed.Load() || h.onReborn == nil {
+	if h.failed.Load() || h.owner == nil {
 		return
 	}
-	h.onReborn(ctx, pe)
+	h.owner.Restarted(ctx, pe)
 }
 
 // withMessage presents a message the owner made up as the current message.

@@ -86,7 +86,7 @@ type hostEnv struct {
 	made   atomic.Int32
 }
 
-func newHostEnv(t *testing.T, p Policy) *hostEnv {
+func newHostEnv(t *testing.T, p Policy, modify ...func(*hostEnv, *HostOptions)) *hostEnv {
 	t.Helper()
 	e := &hostEnv{
 		system: actor.NewActorSystem(actor.WithLoggerFactory(discardSlog)),
@@ -94,9 +94,7 @@ func newHostEnv(t *testing.T, p Policy) *hostEnv {
 		gaveUp: make(chan *PanicError, 4),
 		logs:   &logBuf{},
 	}
-	e.host = NewHost(func() actor.Actor {
-		return &probe{id: int(e.made.Add(1)), events: e.events}
-	}, HostOptions{
+	opts := HostOptions{
 		Policy: p,
 		Logger: zerolog.New(e.logs),
 		Name:   "probe",
@@ -104,7 +102,13 @@ func newHostEnv(t *testing.T, p Policy) *hostEnv {
 		Restarted: func(ctx actor.Context, _ *PanicError) {
 			e.host.Deliver(ctx, restarted{})
 		},
-	})
+	}
+	for _, m := range modify {
+		m(e, &opts)
+	}
+	e.host = NewHost(func() actor.Actor {
+		return &probe{id: int(e.made.Add(1)), events: e.events}
+	}, opts)
 	e.owner = e.system.Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) { e.host.Receive(ctx) }))
 	t.Cleanup(func() { _ = e.system.Root.StopFuture(e.owner).Wait() })
 	return e
@@ -305,3 +309,36 @@ func TestHostProducerPanicGivesUp(t *testing.T) {
 }
 
 func discardSlog(*actor.ActorSystem) *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// envOwner tells hostEnv what its GiveUp and Restarted funcs would.
+type envOwner struct{ e *hostEnv }
+
+func (o envOwner) GiveUp(pe *PanicError) { o.e.gaveUp <- pe }
+
+func (o envOwner) Restarted(ctx actor.Context, _ *PanicError) { o.e.host.Deliver(ctx, restarted{}) }
+
+// HostOptions.Owner is told of a restart and of giving up, in place of the
+// GiveUp and Restarted funcs, which it overrides.
+func TestHostOwner(t *testing.T) {
+	var decoy atomic.Int32
+	e := newHostEnv(t, Policy{Directive: Restart, Budget: Budget{Max: 1, Within: time.Hour}}, func(e *hostEnv, o *HostOptions) {
+		o.Owner = envOwner{e}
+		o.GiveUp = func(*PanicError) { decoy.Add(1) }
+		o.Restarted = func(actor.Context, *PanicError) { decoy.Add(1) }
+	})
+	e.send("a", "boom", "b")
+	e.expect(t, "started 1", "1:a=1", "restarting 1", "started 2", "restarted 2", "2:b=1")
+	e.noGiveUp(t)
+	e.send("boom") // past the budget of 1
+	select {
+	case pe := <-e.gaveUp:
+		if pe == nil || !e.host.Failed() {
+			t.Fatalf("gave up with %v, Failed %v", pe, e.host.Failed())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the owner was not told the host gave up")
+	}
+	if n := decoy.Load(); n != 0 {
+		t.Fatalf("the funcs were called %d times beside the Owner", n)
+	}
+}
