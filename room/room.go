@@ -192,7 +192,6 @@ type member struct {
 	since int64 // unix nanoseconds
 }
 
-
 func (m *member) value() Member {
 	return Member{Conn: m.conn, User: m.user, Meta: m.meta, Since: time.Unix(0, m.since)}
 }
