@@ -31,7 +31,6 @@ type poller struct {
 
 var (
 	thePoller     *poller
-	thePollerErr  error
 	thePollerOnce sync.Once
 )
 
@@ -41,8 +40,7 @@ func thePollerFor() *poller {
 	thePollerOnce.Do(func() {
 		epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		if err != nil {
-			thePollerErr = err
-			return
+			return // no epoll: every connection keeps its reader
 		}
 		thePoller = &poller{epfd: epfd, conns: map[uint64]*Conn{}}
 		go thePoller.run()
