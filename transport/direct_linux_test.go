@@ -180,3 +180,67 @@ func TestDirectWriteOnlyFirstSend(t *testing.T) {
 	check(NewFrame(MessageText, []byte("one frame, three sends")), 1)
 	check(NewFrame(MessageText, []byte("broadcast")).MarkShared(), 0)
 }
+
+// A write deadline set by an earlier blocking write, and passed since, does
+// not stop a direct write: the socket takes the frame from the sender (a
+// RawConn.Write would fail at once with the deadline, leaving every later
+// send to the writer). The batch writer's first, non-blocking writev is made
+// the same way.
+func TestDirectWriteAfterWriteDeadlinePassed(t *testing.T) {
+	skipWithoutDirect(t)
+	const timeout = 100 * time.Millisecond
+	srv := startServer(t, serverConfig{opts: &AcceptOptions{WriteTimeout: timeout, QueueBytes: 64 << 20}})
+	rc := rawDial(t, srv.addr())
+	c := srv.next(t).c
+	// A frame larger than the socket takes: its rest is written blocking,
+	// under a write deadline, while the client reads.
+	big := randomBytes(8 << 20)
+	partials := probe.DirectPartials.Load()
+	if err := c.Send(NewFrame(MessageBinary, big)); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := rc.readFrame(); err != nil || !bytes.Equal(f.payload, big) {
+		t.Fatalf("big frame: %d bytes, %v", len(f.payload), err)
+	}
+	if probe.DirectPartials.Load() == partials {
+		t.Fatal("the socket took 8 MiB at once: no blocking write to test")
+	}
+	pollUntil(t, "the big frame to count as written", func() bool { return c.Stats().MessagesOut == 1 })
+	time.Sleep(2 * timeout) // the deadline the rest was written under has passed
+
+	partials = probe.DirectPartials.Load()
+	direct := probe.DirectWrites.Load()
+	for i := range 10 {
+		msg := fmt.Appendf(nil, "m%d", i)
+		if err := c.Send(NewFrame(MessageText, msg)); err != nil {
+			t.Fatal(err)
+		}
+		if f, err := rc.readFrame(); err != nil || !bytes.Equal(f.payload, msg) {
+			t.Fatalf("message %d: %q, %v", i, f.payload, err)
+		}
+	}
+	if n := probe.DirectWrites.Load() - direct; n != 10 {
+		t.Fatalf("%d of 10 sends were written directly", n)
+	}
+	if n := probe.DirectPartials.Load() - partials; n != 0 {
+		t.Fatalf("%d of 10 small direct writes were refused by the passed deadline", n)
+	}
+	// The writer's batches too: frames with a callback go through it.
+	done := make(chan error, 10)
+	for i := range 10 {
+		if err := c.SendNotify(NewFrame(MessageText, fmt.Appendf(nil, "q%d", i)), func(err error) { done <- err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		if f, err := rc.readFrame(); err != nil || string(f.payload) != fmt.Sprintf("q%d", i) {
+			t.Fatalf("queued message %d: %q, %v", i, f.payload, err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("callback %d: %v", i, err)
+		}
+	}
+	if st := c.Stats(); st.MessagesOut != 21 {
+		t.Fatalf("stats %+v: want 21 messages out", st)
+	}
+}

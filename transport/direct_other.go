@@ -14,3 +14,7 @@ const directSupported = false
 func directWrite(syscall.RawConn, []byte) (int, error) {
 	return 0, errors.New("transport: no direct writes on this system")
 }
+
+func directWritev(syscall.RawConn, [][]byte) (int, error) {
+	return 0, errors.New("transport: no direct writes on this system")
+}

@@ -171,10 +171,16 @@ func (c *Conn) takeBatch(b *writeBatch) bool {
 // the data frames not yet started and finishes the one in flight. It returns
 // false when the socket failed (the writer has stopped).
 func (c *Conn) writeBatch(b *writeBatch) bool {
+	// First one non-blocking writev, with no deadline to set (a batch the
+	// socket takes at once, the usual case, costs no timer); only what it
+	// leaves is written blocking, under the write deadline.
+	tryFirst := c.tryFirst()
 	c.mu.Lock()
 	cutEarly := c.cut
 	if !cutEarly {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+		if !tryFirst {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+		}
 		c.inWrite = true
 	}
 	c.mu.Unlock()
@@ -189,9 +195,13 @@ func (c *Conn) writeBatch(b *writeBatch) bool {
 		// accounting.
 		b.outArr = append(b.outArr[:0], b.bufs...)
 		b.out = b.outArr
-		n, err = b.out.WriteTo(c.nc)
-		c.out.writes.Add(1)
-		c.out.bytesOut.Add(uint64(n))
+		if tryFirst {
+			n, err = c.writeTryFirst(b)
+		} else {
+			n, err = b.out.WriteTo(c.nc)
+			c.out.writes.Add(1)
+			c.out.bytesOut.Add(uint64(n))
+		}
 	}
 
 	c.mu.Lock()
@@ -324,6 +334,50 @@ func (c *Conn) writeBatch(b *writeBatch) bool {
 		c.closeWritten()
 	}
 	return true
+}
+
+// tryFirst reports whether a batch is first written with a non-blocking
+// writev (writeTryFirst): on sockets direct writes may use.
+func (c *Conn) tryFirst() bool {
+	return directSupported && !c.opts.directOff && c.raw != nil && c.interruptible()
+}
+
+// writeTryFirst writes b.out, consuming it: one non-blocking writev, then,
+// if the socket did not take it all, the rest blocking under the write
+// deadline. A cut that came meanwhile (its deadline in the past is then
+// overwritten by nothing) is reported as a timed-out write of what went out.
+func (c *Conn) writeTryFirst(b *writeBatch) (int64, error) {
+	total := 0
+	for _, buf := range b.out {
+		total += len(buf)
+	}
+	k, _ := directWritev(c.raw, b.out)
+	c.out.writes.Add(1)
+	c.out.bytesOut.Add(uint64(k))
+	n := int64(k)
+	if k == total {
+		return n, nil
+	}
+	// The rest: consume what went out, then block for the rest.
+	for k > 0 {
+		if k < len(b.out[0]) {
+			b.out[0] = b.out[0][k:]
+			break
+		}
+		k -= len(b.out[0])
+		b.out = b.out[1:]
+	}
+	c.mu.Lock()
+	if c.cut {
+		c.mu.Unlock()
+		return n, os.ErrDeadlineExceeded
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+	c.mu.Unlock()
+	m, err := b.out.WriteTo(c.nc)
+	c.out.writes.Add(1)
+	c.out.bytesOut.Add(uint64(m))
+	return n + m, err
 }
 
 func isWriteTimeout(err error) bool {
