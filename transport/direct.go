@@ -126,7 +126,7 @@ func (c *Conn) startWriter() {
 // finishInflight writes the rest of a frame a direct write began, before
 // anything else. It cannot be cut short: the peer must see whole frames. It
 // reports false when the write failed (the writer has stopped).
-func (c *Conn) finishInflight() bool {
+func (c *Conn) finishInflight(b *writeBatch) bool {
 	c.mu.Lock()
 	p := c.inflight
 	c.inflight = nil
@@ -141,6 +141,7 @@ func (c *Conn) finishInflight() bool {
 		return true
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+	b.beforeBlocking()
 	n, err := c.nc.Write(p.rest)
 	c.out.bytesOut.Add(uint64(n))
 	c.out.writes.Add(1)

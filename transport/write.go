@@ -74,17 +74,24 @@ func (c *Conn) LastPing() time.Time {
 
 // writeLoop is the connection's only writer. It writes everything queued with
 // one writev per round (owed pongs first, then a ping, then data, then the
-// close frame once the data lane is empty) and exits when there is nothing
-// left to write.
-func (c *Conn) writeLoop() {
-	if !c.finishInflight() {
-		return
-	}
+// close frame once the data lane is empty) and returns when there is nothing
+// left to write. On a pool's worker (p not nil) it returns with more true,
+// still the writer, after maxTurnBatches batches if more is owed, to take
+// its turn again later; gaveUp reports that it gave up the worker's place in
+// the pool to block in a write (writers.go).
+func (c *Conn) writeLoop(p *writerPool) (more, gaveUp bool) {
 	b := batchPool.Get().(*writeBatch)
+	b.pool, b.gaveUp = p, false
 	defer b.release()
-	for {
+	if !c.finishInflight(b) {
+		return false, b.gaveUp
+	}
+	for turn := 0; ; turn++ {
+		if p != nil && turn == maxTurnBatches && c.owesMore() {
+			return true, b.gaveUp
+		}
 		if !c.takeBatch(b) {
-			return
+			return false, b.gaveUp
 		}
 		// Encoding (and a shared frame's first compression) happens outside
 		// the lock, so senders never wait for it.
@@ -101,8 +108,25 @@ func (c *Conn) writeLoop() {
 			}
 		}
 		if !ok {
-			return
+			return false, b.gaveUp
 		}
+	}
+}
+
+// owesMore reports whether the writer has more to write.
+func (c *Conn) owesMore() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.pendingLocked()
+}
+
+// beforeBlocking is called before a write that may wait for the socket: a
+// pooled writer gives up its place, once per run, so the pool's other
+// connections are not kept waiting behind this one.
+func (b *writeBatch) beforeBlocking() {
+	if b.pool != nil && !b.gaveUp {
+		b.gaveUp = true
+		b.pool.blocking()
 	}
 }
 
@@ -198,6 +222,7 @@ func (c *Conn) writeBatch(b *writeBatch) bool {
 		if tryFirst {
 			n, err = c.writeTryFirst(b)
 		} else {
+			b.beforeBlocking()
 			n, err = b.out.WriteTo(c.nc)
 			c.out.writes.Add(1)
 			c.out.bytesOut.Add(uint64(n))
@@ -305,6 +330,7 @@ func (c *Conn) writeBatch(b *writeBatch) bool {
 	if len(rest) > 0 {
 		// Not interruptible: nothing is left to cut.
 		_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+		b.beforeBlocking()
 		b.outArr = append(b.outArr[:0], rest...)
 		b.out = b.outArr
 		m, err := b.out.WriteTo(c.nc)
@@ -337,9 +363,10 @@ func (c *Conn) writeBatch(b *writeBatch) bool {
 }
 
 // tryFirst reports whether a batch is first written with a non-blocking
-// writev (writeTryFirst): on sockets direct writes may use.
+// writev (writeTryFirst): on plain sockets, on Linux. (DisableDirectWrites
+// does not change it: the write is the writer's own.)
 func (c *Conn) tryFirst() bool {
-	return directSupported && !c.opts.directOff && c.raw != nil && c.interruptible()
+	return directSupported && c.raw != nil && c.interruptible()
 }
 
 // writeTryFirst writes b.out, consuming it: one non-blocking writev, then,
@@ -374,6 +401,7 @@ func (c *Conn) writeTryFirst(b *writeBatch) (int64, error) {
 	}
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
 	c.mu.Unlock()
+	b.beforeBlocking()
 	m, err := b.out.WriteTo(c.nc)
 	c.out.writes.Add(1)
 	c.out.bytesOut.Add(uint64(m))
@@ -412,6 +440,8 @@ type writeBatch struct {
 	rest    net.Buffers // after a cut: the rest of the frame in flight, then control frames
 	outArr  net.Buffers // a copy of what is being written, which WriteTo rewrites
 	out     net.Buffers // the view WriteTo consumes (a field, so it is not a heap escape per batch)
+	pool    *writerPool // the pool whose worker runs this writer, nil if none
+	gaveUp  bool        // the worker gave up its place in the pool (beforeBlocking)
 }
 
 var batchPool = sync.Pool{New: func() any { return new(writeBatch) }}
@@ -423,6 +453,7 @@ func (b *writeBatch) release() {
 	clear(b.rest[:cap(b.rest)])
 	clear(b.outArr[:cap(b.outArr)])
 	b.frames, b.items, b.bufs, b.rest, b.outArr, b.out = b.frames[:0], b.items[:0], b.bufs[:0], b.rest[:0], b.outArr[:0], nil
+	b.pool = nil
 	batchPool.Put(b)
 }
 
