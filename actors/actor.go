@@ -162,7 +162,14 @@ func (a *connActor) Receive(ctx actor.Context) {
 		admitted, held := m.admitted, m.held
 		m.admitted, m.held = false, 0
 		if !a.host.Failed() {
-			a.host.Receive(ctx)
+			if a.turns != nil && a.turns.onReader() {
+				// Rooms it sends to may run on the reader too (turn.go).
+				rc := &a.turns.rctx
+				rc.Context, rc.m = ctx, a.turns
+				a.host.Receive(rc)
+			} else {
+				a.host.Receive(ctx)
+			}
 		}
 		if admitted {
 			a.inbox.release(held)
@@ -451,7 +458,7 @@ func (r *reader) HandleMessage(t *transport.Conn, typ MessageType, data []byte) 
 	}
 	msg := &Message{Conn: r.conn, Type: typ, Data: data, Value: value, admitted: true, held: held}
 	if r.turns != nil {
-		r.turns.post(r.root, r.conn.PID(), msg)
+		r.turns.post(r.root, r.conn.PID(), msg, r.conn.t)
 		return
 	}
 	r.root.Send(r.conn.PID(), msg)

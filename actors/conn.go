@@ -62,9 +62,10 @@ func (c *Conn) SendText(s string) error {
 func (c *Conn) SendFrame(f *transport.Frame) error { return c.t.Send(f) }
 
 // SendNotify queues f and calls done once it is written (nil) or lost (the
-// error). done runs on the connection's writer goroutine, or for a frame that
-// is dropped on whichever goroutine dropped it (see
-// [transport.Conn.SendNotify]); it must not block, and it always runs before
+// error). done runs on the connection's writer, one of the Handler's few
+// pooled writer goroutines, or for a frame that is dropped on whichever
+// goroutine dropped it (see [transport.Conn.SendNotify]); it must not block
+// (a done that blocks delays other connections' writes), and it always runs before
 // the connection's transport Done is closed. It is not called when
 // SendNotify returns an error.
 func (c *Conn) SendNotify(f *transport.Frame, done func(error)) error {

@@ -4,7 +4,32 @@ import (
 	"sync/atomic"
 
 	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/wsactor/wsactor/internal/turns"
+	"github.com/wsactor/wsactor/transport"
 )
+
+// readerCtx is the context a behaviour gets while its turn runs on the
+// reader: a Send to a room whose mailbox is idle catches the room's turn,
+// which the reader runs after this turn (internal/turns).
+type readerCtx struct {
+	actor.Context
+	m *turnMailbox
+}
+
+// Send implements actor.SenderContext.
+func (c *readerCtx) Send(pid *actor.PID, msg any) {
+	m := c.m
+	if !m.onReader() || pid == nil {
+		c.Context.Send(pid, msg)
+		return
+	}
+	mb := turns.Begin(&m.slot, c.ActorSystem(), pid) // nil if the slot holds a turn already
+	c.Context.Send(pid, msg)
+	if mb != nil {
+		turns.End(&m.slot, mb)
+	}
+}
 
 // A connection's reader runs its actor's turn itself when it finds the
 // actor idle. Posting a received message to an idle actor makes protoactor
@@ -42,6 +67,11 @@ type turnMailbox struct {
 	// off a reader that is about to leave HandleMessage anyway).
 	handled atomic.Int32
 	fn      func()
+	// slot catches the turn of a room the actor posts to during the
+	// reader's turn, and holds it until the actor's turn is over; rctx is
+	// the context that does it (both the reader's own).
+	slot turns.Slot
+	rctx readerCtx
 }
 
 // readerTurnMessages is how many messages a reader handles in one turn
@@ -97,8 +127,9 @@ func (m *turnMailbox) Schedule(fn func()) {
 func (m *turnMailbox) Throughput() int { return m.disp.Throughput() }
 
 // post sends msg to pid, taking the turn the post causes (if the actor was
-// idle) and running it on the calling goroutine, the reader's.
-func (m *turnMailbox) post(root *actor.RootContext, pid *actor.PID, msg any) {
+// idle) and running it on the calling goroutine, the reader of conn; then
+// it runs the turn of a room the actor posted to, if it caught one.
+func (m *turnMailbox) post(root *actor.RootContext, pid *actor.PID, msg any, conn *transport.Conn) {
 	m.want()
 	root.Send(pid, msg)
 	if fn := m.take(); fn != nil {
@@ -106,7 +137,14 @@ func (m *turnMailbox) post(root *actor.RootContext, pid *actor.PID, msg any) {
 		fn()
 		m.handled.Store(-1)
 	}
+	if m.slot.Holding() {
+		m.slot.Run(conn)
+	}
 }
+
+// onReader reports whether the reader's turn is under way: true only on
+// the reader's goroutine, inside post.
+func (m *turnMailbox) onReader() bool { return m.handled.Load() >= 0 }
 
 // received counts a message the actor handles and reports whether the
 // reader's turn under way has now handled readerTurnMessages: then the

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/internal/turns"
 	"github.com/wsactor/wsactor/supervisor"
 	"github.com/wsactor/wsactor/transport"
 )
@@ -136,7 +137,8 @@ func spawn(ctx context.Context, tree *supervisor.Tree, name string, o Options, r
 	c := newCore(h, o, reg)
 	// The tree's warm pool runs the room's mailbox unless o.Props names a
 	// dispatcher of its own (later options win).
-	opts := append([]actor.PropsOption{actor.WithDispatcher(tree.Pool())}, o.Props...)
+	opts := append([]actor.PropsOption{actor.WithDispatcher(tree.Pool()),
+		actor.WithMailbox(turns.Producer(actor.Unbounded()))}, o.Props...)
 	props := actor.PropsFromProducer(func() actor.Actor { return c }, opts...)
 	pid, err := tree.SpawnRoom(ctx, props, name)
 	if errors.Is(err, supervisor.ErrStopped) {
@@ -281,6 +283,7 @@ func (c *core) Receive(ctx actor.Context) {
 	case *actor.Stopping:
 		c.stopping(ctx)
 	case *actor.Stopped:
+		turns.Forget(ctx.ActorSystem(), ctx.Self().Id)
 		c.stopped(ctx)
 	default:
 		c.deliver(ctx, nil)

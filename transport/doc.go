@@ -33,10 +33,14 @@
 // (AcceptOptions.QueueMessages and QueueBytes) and a writer, started on
 // demand and gone when the queue is empty, writes every queued frame with
 // one writev call. The writers of an [Acceptor]'s or a [Dialer]'s
-// connections run on a pool of long-lived goroutines (idle ones exit after
-// 10s, or at [Acceptor.Close]); the package-level Accept and Dial start a
-// goroutine per run. What happens when the queue is full is the
-// connection's [OverflowPolicy].
+// connections run on a pool of long-lived goroutines, at most one per CPU
+// draining the connections that have something to write, one after another
+// (idle ones exit after 10s, or at [Acceptor.Close]); the package-level
+// Accept and Dial start a goroutine per run. On Linux a batch is first
+// written without blocking; a writer that must wait for the socket (under
+// the write deadline) first hands the rest of the pool's work to another
+// goroutine, so a slow peer delays only its own connection. What happens
+// when the queue is full is the connection's [OverflowPolicy].
 //
 // One shortcut (Linux, a server connection on a plain socket): a Send that
 // finds nothing queued and nothing being written writes its frame itself,

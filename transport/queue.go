@@ -24,8 +24,10 @@ func (c *Conn) Send(f *Frame) error { return c.enqueue(f, nil) }
 // ErrWriteTimeout or an I/O error). done is not called when SendNotify itself
 // returns an error. done runs on the writer goroutine, or for a frame that is
 // dropped on whichever goroutine dropped it (a later Send, Close, or the
-// reader): it must not block and must not call back into c. Every call
-// happens before [Conn.Done] is closed.
+// reader): it must not block and must not call back into c. For an
+// Acceptor's or a Dialer's connections the writer is one of a few pooled
+// workers shared by all of them, so a done that blocks delays other
+// connections' writes too. Every call happens before [Conn.Done] is closed.
 func (c *Conn) SendNotify(f *Frame, done func(error)) error { return c.enqueue(f, done) }
 
 func (c *Conn) enqueue(f *Frame, done func(error)) error {
