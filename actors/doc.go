@@ -95,8 +95,11 @@
 // turn go through the dispatcher, so the reader reads ahead while the
 // actor works. A reader's turn that goes on past a few dozen messages
 // (others keep the actor busy) hands the reading to a new reader goroutine.
-// Messages others send to the actor are never handled on the sender's
-// goroutine.
+// A room the actor sends to with ctx.Send during the reader's turn, if it
+// is idle, has its turn run by the reader too, right after the actor's: a
+// member's message goes through its actor and its room to every member's
+// socket with no goroutine hand-off. Messages others send to the actor are
+// never handled on the sender's goroutine.
 //
 // Bytes are counted after inflation, by the capacity of each message's Data
 // buffer. A message larger than InboxBytes is admitted alone, into an empty

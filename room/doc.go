@@ -106,7 +106,12 @@
 // # Concurrency
 //
 // A room's state is touched only by its own actor: membership, the
-// behaviour and [State] live on the room's goroutine. Any goroutine may
+// behaviour and [State] live on the room's goroutine, one turn at a time.
+// Which goroutine that is changes from turn to turn: a worker of the tree's
+// pool, or, when a member's actor sends to the idle room with ctx.Send while
+// its turn runs on its connection's reader, that reader, right after the
+// member's turn (actors.HandlerOptions.DisableReaderTurns; a behaviour that
+// blocks then also stops that member's reading). Any goroutine may
 // send to a room's PID or use a [Room]; Room's methods that take a context
 // block until the room answers, the others never block. Rooms run in
 // parallel with each other and with connections, and a room never waits
