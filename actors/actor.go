@@ -164,9 +164,7 @@ func (a *connActor) Receive(ctx actor.Context) {
 		if !a.host.Failed() {
 			if a.turns != nil && a.turns.onReader() {
 				// Rooms it sends to may run on the reader too (turn.go).
-				rc := &a.turns.rctx
-				rc.Context, rc.m = ctx, a.turns
-				a.host.Receive(rc)
+				a.host.Receive(a.turns.readerContext(ctx))
 			} else {
 				a.host.Receive(ctx)
 			}

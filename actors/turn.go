@@ -24,10 +24,11 @@ func (c *readerCtx) Send(pid *actor.PID, msg any) {
 		c.Context.Send(pid, msg)
 		return
 	}
-	mb := turns.Begin(&m.slot, c.ActorSystem(), pid) // nil if the slot holds a turn already
+	slot := &m.rt.slot
+	mb := turns.Begin(slot, c.ActorSystem(), pid) // nil if the slot holds a turn already
 	c.Context.Send(pid, msg)
 	if mb != nil {
-		turns.End(&m.slot, mb)
+		turns.End(slot, mb)
 	}
 }
 
@@ -62,16 +63,34 @@ type turnMailbox struct {
 	// holds the turn for the reader).
 	state atomic.Int32
 	// handled counts the messages of the reader's turn under way, -1 when
-	// none is. Atomic: the reader resets it after its turn, when the
-	// mailbox may already run again on a worker (which then at worst hands
-	// off a reader that is about to leave HandleMessage anyway).
+	// none is. A dispatch to a worker sets it to -1 first: the reader's
+	// turn may still be returning when the mailbox, idle again, is
+	// dispatched, and the worker's turn must not pass for the reader's
+	// (onReader).
 	handled atomic.Int32
 	fn      func()
-	// slot catches the turn of a room the actor posts to during the
-	// reader's turn, and holds it until the actor's turn is over; rctx is
-	// the context that does it (both the reader's own).
+	// rt is made the first time the reader runs a turn (an idle
+	// connection never has one); the reader's own.
+	rt *readerTurn
+}
+
+// readerTurn is what a reader's turn needs to run the turns of the rooms
+// its actor sends to: slot catches such a turn and holds it until the
+// actor's turn is over; rctx is the context that opens it.
+type readerTurn struct {
 	slot turns.Slot
 	rctx readerCtx
+}
+
+// readerContext returns the context for a behaviour's Receive of ctx's
+// message on the reader.
+func (m *turnMailbox) readerContext(ctx actor.Context) actor.Context {
+	if m.rt == nil {
+		m.rt = &readerTurn{}
+		m.rt.rctx.m = m
+	}
+	m.rt.rctx.Context = ctx
+	return &m.rt.rctx
 }
 
 // readerTurnMessages is how many messages a reader handles in one turn
@@ -120,6 +139,7 @@ func (m *turnMailbox) Schedule(fn func()) {
 			return
 		}
 	}
+	m.handled.Store(-1)
 	m.disp.Schedule(fn)
 }
 
@@ -137,13 +157,14 @@ func (m *turnMailbox) post(root *actor.RootContext, pid *actor.PID, msg any, con
 		fn()
 		m.handled.Store(-1)
 	}
-	if m.slot.Holding() {
-		m.slot.Run(conn)
+	if m.rt != nil && m.rt.slot.Holding() {
+		m.rt.slot.Run(conn)
 	}
 }
 
 // onReader reports whether the reader's turn is under way: true only on
-// the reader's goroutine, inside post.
+// the reader's goroutine, inside post (a worker's turn starts with
+// handled at -1, see Schedule).
 func (m *turnMailbox) onReader() bool { return m.handled.Load() >= 0 }
 
 // received counts a message the actor handles and reports whether the

@@ -1,10 +1,12 @@
 package room_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/wsactor/wsactor/actors"
 	"github.com/wsactor/wsactor/room"
+	"github.com/wsactor/wsactor/transport"
 )
 
 // onReader reports whether the calling goroutine is a connection's reader.
@@ -150,4 +153,82 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// relay sends everything it gets, from its peer or from anyone, on to its
+// room as an *input.
+type relay struct {
+	e    *env
+	room *actor.PID
+}
+
+func (r *relay) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *actors.Opened:
+		rm, err := r.e.reg.Get(context.Background(), "r")
+		if err != nil {
+			m.Conn.Close(transport.StatusInternalError, err.Error())
+			return
+		}
+		r.room = rm.PID()
+		r.e.opened <- m.Conn
+	case *actors.Message:
+		ctx.Send(r.room, &input{text: "peer"})
+	case int:
+		ctx.Send(r.room, &input{text: "other"})
+	}
+}
+
+// countRoom counts the inputs it handles.
+type countRoom struct{ n *atomic.Int64 }
+
+func (c *countRoom) Receive(ctx actor.Context) {
+	if _, ok := ctx.Message().(*input); ok {
+		c.n.Add(1)
+	}
+}
+
+// Members whose actors relay to one room both what their peers send (turns
+// on the readers, catching the room's) and what other goroutines send them
+// (turns on workers), all at once: the room handles every message, so no
+// caught turn is left unrun when the traffic stops.
+func TestRoomTurnsUnderMixedTraffic(t *testing.T) {
+	var n atomic.Int64
+	e := newEnv(t, envConfig{
+		opened: 8,
+		behave: func(e *env) actor.Actor { return &relay{e: e} },
+		registry: &room.RegistryOptions{Options: func(string) *room.Options {
+			return &room.Options{Behavior: func(*room.State) actor.Actor { return &countRoom{n: &n} }}
+		}},
+	})
+	const conns, each = 3, 2000
+	var clients []*websocket.Conn
+	var pids []*actor.PID
+	for range conns {
+		clients = append(clients, dial(t, e, "", nil))
+		pids = append(pids, (<-e.opened).PID())
+	}
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for range each {
+				if err := clients[i].WriteMessage(websocket.TextMessage, []byte("x")); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for j := range each {
+				e.system.Root.Send(pids[i], j)
+			}
+		}()
+	}
+	wg.Wait()
+	waitFor(t, fmt.Sprintf("the room to handle all %d messages", 2*conns*each), func() bool {
+		return n.Load() == 2*conns*each
+	})
 }

@@ -99,7 +99,7 @@ type Mailbox struct {
 	actor.Mailbox
 	disp    actor.Dispatcher
 	catcher atomic.Pointer[Slot] // open on this mailbox, if any
-	runner  atomic.Pointer[Slot] // whose reader runs this mailbox's turn, if any
+	runner  atomic.Pointer[Slot] // whose reader runs this mailbox's turn, if any (cleared by a dispatch to a worker)
 }
 
 // mailboxes indexes the Mailboxes by their actor (a process may run several
@@ -136,6 +136,9 @@ func (m *Mailbox) Schedule(fn func()) {
 	if s := m.catcher.Load(); s != nil && s.catch(m, fn) {
 		return
 	}
+	// A reader's run of the previous turn may still be returning: the
+	// worker's turn must not count as the reader's.
+	m.runner.Store(nil)
 	m.disp.Schedule(fn)
 }
 
