@@ -24,7 +24,7 @@ func (c *readerCtx) Send(pid *actor.PID, msg any) {
 		c.Context.Send(pid, msg)
 		return
 	}
-	slot := &m.rt.slot
+	slot := &m.rt.Load().slot
 	mb := turns.Begin(slot, c.ActorSystem(), pid) // nil if the slot holds a turn already
 	c.Context.Send(pid, msg)
 	if mb != nil {
@@ -70,8 +70,10 @@ type turnMailbox struct {
 	handled atomic.Int32
 	fn      func()
 	// rt is made the first time the reader runs a turn (an idle
-	// connection never has one); the reader's own.
-	rt *readerTurn
+	// connection never has one). Used inside the reader's turns, and by
+	// post right after one; atomic, since the actor's next turn may start
+	// on another goroutine meanwhile.
+	rt atomic.Pointer[readerTurn]
 }
 
 // readerTurn is what a reader's turn needs to run the turns of the rooms
@@ -85,12 +87,14 @@ type readerTurn struct {
 // readerContext returns the context for a behaviour's Receive of ctx's
 // message on the reader.
 func (m *turnMailbox) readerContext(ctx actor.Context) actor.Context {
-	if m.rt == nil {
-		m.rt = &readerTurn{}
-		m.rt.rctx.m = m
+	rt := m.rt.Load()
+	if rt == nil { // turns run one at a time: no other can make one now
+		rt = &readerTurn{}
+		rt.rctx.m = m
+		m.rt.Store(rt)
 	}
-	m.rt.rctx.Context = ctx
-	return &m.rt.rctx
+	rt.rctx.Context = ctx
+	return &rt.rctx
 }
 
 // readerTurnMessages is how many messages a reader handles in one turn
@@ -153,12 +157,17 @@ func (m *turnMailbox) post(root *actor.RootContext, pid *actor.PID, msg any, con
 	m.want()
 	root.Send(pid, msg)
 	if fn := m.take(); fn != nil {
+		token := conn.ReadingToken() // this HandleMessage call's
 		m.handled.Store(0)
 		fn()
 		m.handled.Store(-1)
-	}
-	if m.rt != nil && m.rt.slot.Holding() {
-		m.rt.slot.Run(conn)
+		// A room turn this turn caught. After a hand-off (a long turn) the
+		// new reader may take the actor's next turn and try too: one of
+		// them runs it; and a goroutine that handed the reading off
+		// already does not hand off the new reader's (the token).
+		if rt := m.rt.Load(); rt != nil {
+			rt.slot.RunHeld(conn, token)
+		}
 	}
 }
 

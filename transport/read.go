@@ -280,8 +280,20 @@ var errHandedOff = errors.New("transport: reading handed off")
 // the handler had returned. It does nothing and returns false when no reader
 // is inside HandleMessage, or when this HandleMessage has handed off
 // already. Safe from any goroutine.
-func (c *Conn) HandOffReading() bool {
-	g := c.handing.Load()
+func (c *Conn) HandOffReading() bool { return c.HandOffReadingAt(c.handing.Load()) }
+
+// ReadingToken returns a token for the Handler.HandleMessage call under way,
+// 0 when no reader is inside HandleMessage. Called from within
+// HandleMessage, it names that call: [Conn.HandOffReadingAt] with it hands
+// off that call's reading only, never the reading of the reader that took
+// over after a hand-off.
+func (c *Conn) ReadingToken() uint32 { return c.handing.Load() }
+
+// HandOffReadingAt is [Conn.HandOffReading] for the HandleMessage call
+// token names (ReadingToken): it does nothing and returns false when that
+// call has returned or handed off already.
+func (c *Conn) HandOffReadingAt(token uint32) bool {
+	g := token
 	if g == 0 || !c.handing.CompareAndSwap(g, 0) {
 		return false
 	}

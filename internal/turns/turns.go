@@ -8,7 +8,7 @@
 // runs on the reader and sends to such a room, the reader holds a Slot open
 // on the room's mailbox (Begin, End), and a dispatch of that mailbox meanwhile
 // is caught in the slot instead of going to a worker. The reader runs the
-// caught turn (Slot.Run) once its actor's turn is over, before it reads on.
+// caught turn (Slot.RunHeld) once its actor's turn is over, before it reads on.
 //
 // Nothing else changes: the mailbox, so the order of the room's messages, is
 // the same, and a caught turn is always run. A dispatch caused by another
@@ -40,6 +40,7 @@ const (
 	slotClaiming
 	slotCaught
 	slotHolding // caught, and closed: the reader will run it
+	slotRunning // RunHeld took it
 )
 
 // Slot is where a connection's reader catches a room's turn. The zero
@@ -48,8 +49,10 @@ type Slot struct {
 	state atomic.Int32
 	fn    func()   // the caught turn, while slotCaught or slotHolding
 	from  *Mailbox // whose turn fn is
-	// reader is the connection whose reading a long turn hands off.
+	// reader is the connection whose reading a long turn hands off, and
+	// token the HandleMessage call whose reading it is (ReadingToken).
 	reader  atomic.Pointer[transport.Conn]
+	token   atomic.Uint32
 	handled atomic.Int32
 }
 
@@ -75,23 +78,31 @@ func (s *Slot) close() bool {
 	return true
 }
 
-// Holding reports whether s holds a caught turn, which must be run (Run)
-// before s catches another.
+// Holding reports whether s holds a caught turn, which must be run
+// (RunHeld) before s catches another.
 func (s *Slot) Holding() bool { return s.state.Load() == slotHolding }
 
-// Run runs the turn s holds on the calling goroutine, the reader of conn,
-// which a turn longer than Bound messages hands off.
-func (s *Slot) Run(conn *transport.Conn) {
+// RunHeld runs the turn s holds, if it holds one, on the calling goroutine,
+// the reader of conn inside the HandleMessage call token names: a turn
+// longer than Bound messages hands that call's reading off
+// (transport.Conn.HandOffReadingAt; a nil conn: none). It reports whether
+// it ran one. Only one caller runs a held turn, however many try.
+func (s *Slot) RunHeld(conn *transport.Conn, token uint32) bool {
+	if !s.state.CompareAndSwap(slotHolding, slotRunning) {
+		return false
+	}
 	fn, m := s.fn, s.from
 	s.fn, s.from = nil, nil
 	s.state.Store(slotClosed)
 	if s.reader.Load() != conn {
 		s.reader.Store(conn)
 	}
+	s.token.Store(token)
 	s.handled.Store(0)
 	m.runner.Store(s)
 	defer m.runner.CompareAndSwap(s, nil)
 	fn()
+	return true
 }
 
 // Mailbox is a mailbox whose turns a connection's reader may catch.
@@ -154,7 +165,7 @@ type countingInvoker struct {
 func (c countingInvoker) InvokeUserMessage(msg any) {
 	if s := c.m.runner.Load(); s != nil && s.handled.Add(1) == Bound+1 {
 		if conn := s.reader.Load(); conn != nil {
-			conn.HandOffReading()
+			conn.HandOffReadingAt(s.token.Load())
 		}
 	}
 	c.MessageInvoker.InvokeUserMessage(msg)

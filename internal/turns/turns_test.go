@@ -111,8 +111,7 @@ func catchingPost(system *actor.ActorSystem, s *turns.Slot, pid *actor.PID, m ms
 	if !turns.End(s, mb) {
 		return false
 	}
-	s.Run(nil)
-	return true
+	return s.RunHeld(nil, 0)
 }
 
 // Catching readers and plain senders post to one actor at once: every
