@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -14,13 +15,20 @@ type blocker struct {
 	handedOff, again chan bool
 	release          chan struct{}
 	rec              *recorder
+	token            atomic.Uint32 // the blocked call's ReadingToken
+	stale            chan bool     // HandOffReadingAt with it, from the new reader's call for "a"
 }
 
 func (b *blocker) HandleMessage(c *Conn, typ MessageType, data []byte) {
-	if string(data) == "block" {
+	switch string(data) {
+	case "block":
+		b.token.Store(c.ReadingToken())
 		b.handedOff <- c.HandOffReading()
 		b.again <- c.HandOffReading()
 		<-b.release
+	case "a":
+		tok := b.token.Load()
+		b.stale <- c.ReadingToken() == tok || c.HandOffReadingAt(tok)
 	}
 	b.rec.HandleMessage(c, typ, data)
 }
@@ -30,7 +38,9 @@ func (b *blocker) HandleClose(c *Conn, info CloseInfo) { b.rec.HandleClose(c, in
 // After HandOffReading a new reader reads on while the old HandleMessage
 // blocks: later messages are handled and echoed, pings answered; the old
 // call returns to no more reading; the close is reported once. A second
-// hand-off in the same call, and one outside HandleMessage, do nothing.
+// hand-off in the same call, and one outside HandleMessage, do nothing; nor
+// does HandOffReadingAt with the blocked call's token while the new reader
+// is inside HandleMessage.
 func TestHandOffReading(t *testing.T) {
 	for _, idle := range []time.Duration{5 * time.Millisecond, -1} {
 		t.Run("IdleReader="+idle.String(), func(t *testing.T) {
@@ -41,7 +51,8 @@ func TestHandOffReading(t *testing.T) {
 }
 
 func testHandOffReading(t *testing.T, idle time.Duration) {
-	b := &blocker{handedOff: make(chan bool, 1), again: make(chan bool, 1), release: make(chan struct{}), rec: newRecorder(true)}
+	b := &blocker{handedOff: make(chan bool, 1), again: make(chan bool, 1), release: make(chan struct{}), rec: newRecorder(true),
+		stale: make(chan bool, 1)}
 	conns := make(chan *Conn, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := Accept(w, r, &AcceptOptions{IdleReader: idle})
@@ -71,6 +82,9 @@ func testHandOffReading(t *testing.T, idle time.Duration) {
 		rc.writeFrame(0x80|byte(MessageText), []byte(s))
 		if f, err := rc.readFrame(); err != nil || string(f.payload) != s {
 			t.Fatalf("echo of %q while the first message blocks: %q, %v", s, f.payload, err)
+		}
+		if s == "a" && <-b.stale {
+			t.Fatal("the blocked call's token names the new reader's call, or hands its reading off")
 		}
 	}
 	rc.writeFrame(0x80|opPing, []byte("p"))
