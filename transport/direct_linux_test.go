@@ -244,3 +244,43 @@ func TestDirectWriteAfterWriteDeadlinePassed(t *testing.T) {
 		t.Fatalf("stats %+v: want 21 messages out", st)
 	}
 }
+
+// A direct write, of one buffer or several, allocates nothing.
+func TestDirectWriteAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts under the race detector (sync.Pool drops items at random)")
+	}
+	srv := startServer(t, serverConfig{})
+	rc := rawDial(t, srv.addr())
+	c := srv.next(t).c
+	go func() { // the peer reads everything
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := rc.conn.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	one := []byte{0x81, 0x01, 'x'}
+	bufs := [][]byte{one, one, one}
+	for _, tc := range []struct {
+		name  string
+		write func() (int, error)
+	}{
+		{"one", func() (int, error) { return directWrite(c.raw, one) }},
+		{"several", func() (int, error) { return directWritev(c.raw, bufs) }},
+	} {
+		var werr error
+		allocs := testing.AllocsPerRun(200, func() {
+			if _, err := tc.write(); err != nil {
+				werr = err
+			}
+		})
+		if werr != nil {
+			t.Fatalf("%s: %v", tc.name, werr)
+		}
+		if allocs > 0 {
+			t.Errorf("%s: %.1f allocations per direct write", tc.name, allocs)
+		}
+	}
+}
