@@ -419,3 +419,78 @@ func TestQueueGrowsAndShrinks(t *testing.T) {
 		})
 	}
 }
+
+// A writer's batch keeps no pointers past what it holds: a batch taken after
+// a longer one clears the longer one's tail, and release leaves nothing in
+// the pooled arrays (they are cleared by length, not capacity).
+func TestWriteBatchKeepsNothingStale(t *testing.T) {
+	srv := startServer(t, serverConfig{opts: &AcceptOptions{QueueMessages: 1 << 20, QueueBytes: 1 << 30}})
+	rawDial(t, srv.addr())
+	c := srv.next(t).c
+	c.mu.Lock()
+	c.writing = true // hold the writer: this test takes the batches
+	c.mu.Unlock()
+	n := maxBatchItems + 88
+	for i := range n {
+		if err := c.Send(seqFrame(i, 8)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := new(writeBatch)
+	stale := func(when string) {
+		t.Helper()
+		for i, f := range b.frames[len(b.frames):cap(b.frames)] {
+			if f != nil {
+				t.Fatalf("%s: frame slot %d past the length still set", when, len(b.frames)+i)
+			}
+		}
+		for i, it := range b.items[len(b.items):cap(b.items)] {
+			if it.f != nil {
+				t.Fatalf("%s: item slot %d past the length still set", when, len(b.items)+i)
+			}
+		}
+	}
+	settle := func() {
+		c.mu.Lock()
+		c.settleLocked()
+		c.mu.Unlock()
+	}
+	if !c.takeBatch(b) || len(b.items) != maxBatchItems {
+		t.Fatalf("first batch: %d items", len(b.items))
+	}
+	settle()
+	if !c.takeBatch(b) || len(b.items) != 88 {
+		t.Fatalf("second batch: %d items", len(b.items))
+	}
+	settle()
+	stale("after a shorter batch")
+	for _, f := range b.frames {
+		b.bufs = append(b.bufs, c.encode(f))
+	}
+	b.outArr = append(b.outArr, b.bufs...)
+	b.release()
+	b.frames, b.items, b.bufs, b.outArr = b.frames[:cap(b.frames)], b.items[:cap(b.items)], b.bufs[:cap(b.bufs)], b.outArr[:cap(b.outArr)]
+	for i := range b.frames {
+		if b.frames[i] != nil {
+			t.Fatalf("released batch: frame slot %d still set", i)
+		}
+	}
+	for i := range b.items {
+		if b.items[i].f != nil {
+			t.Fatalf("released batch: item slot %d still set", i)
+		}
+	}
+	for i := range b.bufs {
+		if b.bufs[i] != nil {
+			t.Fatalf("released batch: buffer %d still set", i)
+		}
+	}
+	for i := range b.outArr {
+		if b.outArr[i] != nil {
+			t.Fatalf("released batch: out buffer %d still set", i)
+		}
+	}
+	c.mu.Lock()
+	c.writing = false
+	c.mu.Unlock()
+}
