@@ -175,7 +175,7 @@ func (c countingInvoker) InvokeUserMessage(msg any) {
 // Mailbox no other reader is catching; the caller then posts to pid and
 // calls End with the Mailbox returned (nil: there is nothing to end).
 func Begin(s *Slot, system *actor.ActorSystem, pid *actor.PID) *Mailbox {
-	if s.Holding() || pid.Address != system.Address() {
+	if s.state.Load() != slotClosed || pid.Address != system.Address() {
 		return nil
 	}
 	v, ok := mailboxes.Load(key{system, pid.Id})
@@ -186,7 +186,13 @@ func Begin(s *Slot, system *actor.ActorSystem, pid *actor.PID) *Mailbox {
 	if !m.catcher.CompareAndSwap(nil, s) {
 		return nil
 	}
-	s.state.Store(slotOpen)
+	// Only from closed: the slot may hold a turn, or be running one on the
+	// goroutine that ran the actor's previous turn (after a hand-off the
+	// actor's next turn may start on the new reader meanwhile).
+	if !s.state.CompareAndSwap(slotClosed, slotOpen) {
+		m.catcher.CompareAndSwap(s, nil)
+		return nil
+	}
 	return m
 }
 

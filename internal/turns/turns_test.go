@@ -185,3 +185,65 @@ func TestBeginOnlyOnTurnsMailboxes(t *testing.T) {
 	system.Root.Send(plainPID, msg{})
 	<-got
 }
+
+// One slot, two goroutines: one posts and catches (Begin, End) while the
+// other runs what the slot holds (RunHeld), as the goroutine that ran a
+// long turn does while the new reader takes the actor's next one. Every
+// message is handled once and in order, and every held turn is run once.
+func TestSlotSharedByPosterAndRunner(t *testing.T) {
+	system := actor.NewActorSystem()
+	const n = 20000
+	rec := &recorder{next: make([]int, 1)}
+	pid := system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return rec },
+		actor.WithMailbox(turns.Producer(actor.Unbounded()))))
+	defer turns.Forget(system, pid.Id)
+	defer system.Root.Stop(pid)
+	var s turns.Slot
+	done := make(chan struct{})
+	var ran atomic.Int64
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if s.RunHeld(nil, 0) {
+				ran.Add(1)
+			}
+		}
+	}()
+	var caught int64
+	for i := range n {
+		mb := turns.Begin(&s, system, pid)
+		system.Root.Send(pid, msg{0, i})
+		if mb != nil && turns.End(&s, mb) {
+			caught++
+		}
+		if i%2 == 0 { // let the turn run out, so the next post finds the actor idle
+			for rec.total.Load() != int64(i+1) {
+				runtime.Gosched()
+			}
+		}
+	}
+	close(done)
+	for s.RunHeld(nil, 0) {
+		ran.Add(1)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for rec.total.Load() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages handled: a turn was lost", rec.total.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.failures) > 0 {
+		t.Fatal(rec.failures)
+	}
+	if ran.Load() != caught {
+		t.Fatalf("%d turns caught, %d run", caught, ran.Load())
+	}
+	t.Logf("%d turns caught and run", caught)
+}
