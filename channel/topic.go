@@ -204,8 +204,9 @@ func replyError(err error) *Error {
 // methods act at once on the topic's goroutine and are valid only inside
 // the behaviour's Receive.
 type Topic struct {
-	name   string
-	state  *room.State
+	name    string
+	state   *room.State // nil when the topic runs on a cluster
+	members memberSet
 	hist   *history
 	pres   *presence
 	opts   TopicOptions
@@ -228,7 +229,8 @@ func (t *Topic) Name() string { return t.name }
 func (t *Topic) Position() Position { return Position{Epoch: t.hist.epoch, Offset: t.hist.last} }
 
 // Room returns the room underneath, for what Topic does not offer (keyed
-// frames for game snapshots, say).
+// frames for game snapshots, say). It is nil when the Hub runs on a cluster
+// (Options.Cluster): the topic's members are then on several nodes.
 func (t *Topic) Room() *room.State { return t.state }
 
 // Publish keeps event in the topic's history and sends it to every member,
@@ -255,11 +257,7 @@ func (t *Topic) Broadcast(event string, data any, except *Member) error {
 	if err != nil {
 		return err
 	}
-	var pid *actor.PID
-	if except != nil && except.Conn != nil {
-		pid = except.Conn.PID()
-	}
-	t.sendAll(eventFrames(t.name, event, pl, 0), pid)
+	t.members.sendAll(eventFrames(t.name, event, pl, 0), except)
 	t.hub.counters.broadcasts.Add(1)
 	return nil
 }
@@ -269,28 +267,56 @@ func (t *Topic) publish(event string, p payload) Position {
 	now := time.Now()
 	t.hist.expire(now)
 	off := t.hist.append(event, p, now)
-	t.sendAll(eventFrames(t.name, event, p, off), nil)
+	t.members.sendAll(eventFrames(t.name, event, p, off), nil)
 	t.hub.counters.published.Add(1)
 	return Position{Epoch: t.hist.epoch, Offset: off}
 }
 
-func (t *Topic) broadcast(m *wireMsg, except *actor.PID) { t.sendAll(msgFrames(m), except) }
+func (t *Topic) broadcast(m *wireMsg, except *Member) { t.members.sendAll(msgFrames(m), except) }
 
-// sendAll sends a message to every member but except, one shared frame per
-// encoding in use.
-func (t *Topic) sendAll(fr *frames, except *actor.PID) {
+// memberSet is where a topic's members are: in its room (one process), or
+// on the nodes of a cluster (clusterMembers). It belongs to the topic's
+// actor.
+type memberSet interface {
+	// sendAll sends to every member but except (nil: all), one shared
+	// frame per encoding in use.
+	sendAll(fr *frames, except *Member)
+	// sendTo sends to one member.
+	sendTo(m *Member, fr *frames)
+	find(id string) (Member, bool)
+	list() []Member
+	// remove ends id's membership: the client gets "left" with reason
+	// "removed".
+	remove(id string) bool
+}
+
+// roomMembers is the member set of a topic in one process: its room's.
+type roomMembers struct{ t *Topic }
+
+func (r roomMembers) sendAll(fr *frames, except *Member) {
+	var pid *actor.PID
+	if except != nil && except.Conn != nil {
+		pid = except.Conn.PID()
+	}
+	t := r.t
 	switch nb := t.shared.binary; {
 	case nb == 0:
-		t.state.Broadcast(fr.get(false), except)
+		t.state.Broadcast(fr.get(false), pid)
 	case nb == t.state.Len():
-		t.state.Broadcast(fr.get(true), except)
+		t.state.Broadcast(fr.get(true), pid)
 	default:
 		t.state.Range(func(m room.Member) bool {
-			if except == nil || !m.PID().Equal(except) {
+			if pid == nil || !m.PID().Equal(pid) {
 				_ = m.Conn.SendFrame(fr.get(isBinary(m)).MarkShared())
 			}
 			return true
 		})
+	}
+}
+
+func (r roomMembers) sendTo(m *Member, fr *frames) {
+	if m.Conn != nil {
+		_ = m.Conn.SendFrame(fr.get(m.Binary))
 	}
 }
 
@@ -306,18 +332,18 @@ func (t *Topic) Send(id string, event string, data any) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	m, ok := t.member(id)
+	m, ok := t.members.find(id)
 	if !ok {
 		return false, nil
 	}
-	_ = m.Conn.SendFrame(eventFrames(t.name, event, pl, 0).get(isBinary(m)))
+	t.members.sendTo(&m, eventFrames(t.name, event, pl, 0))
 	return true, nil
 }
 
-func (t *Topic) member(id string) (room.Member, bool) {
+func (r roomMembers) member(id string) (room.Member, bool) {
 	var found room.Member
 	ok := false
-	t.state.Range(func(m room.Member) bool {
+	r.t.state.Range(func(m room.Member) bool {
 		if jm, is := m.Meta.(*joinMeta); is && jm.member.ID == id {
 			found, ok = m, true
 			return false
@@ -327,10 +353,17 @@ func (t *Topic) member(id string) (room.Member, bool) {
 	return found, ok
 }
 
-// Members returns the topic's members, in no particular order.
-func (t *Topic) Members() []Member {
-	out := make([]Member, 0, t.state.Len())
-	t.state.Range(func(m room.Member) bool {
+func (r roomMembers) find(id string) (Member, bool) {
+	m, ok := r.member(id)
+	if !ok {
+		return Member{}, false
+	}
+	return m.Meta.(*joinMeta).member, true
+}
+
+func (r roomMembers) list() []Member {
+	out := make([]Member, 0, r.t.state.Len())
+	r.t.state.Range(func(m room.Member) bool {
 		if jm, ok := m.Meta.(*joinMeta); ok {
 			out = append(out, jm.member)
 		}
@@ -338,6 +371,21 @@ func (t *Topic) Members() []Member {
 	})
 	return out
 }
+
+func (r roomMembers) remove(id string) bool {
+	m, ok := r.member(id)
+	if !ok {
+		return false
+	}
+	t := r.t
+	_ = m.Conn.SendFrame(msgFrames(&wireMsg{T: typeLeft, Topic: t.name, Reason: leftRemoved}).get(isBinary(m)))
+	t.hub.system.Root.Send(m.PID(), &topicGone{topic: t.name})
+	return t.state.Remove(m.PID())
+}
+
+// Members returns the topic's members, in no particular order. On a
+// cluster (Options.Cluster) they are on every node and their Conn is nil.
+func (t *Topic) Members() []Member { return t.members.list() }
 
 // Presence returns the topic's presence (nil unless TopicOptions.Presence):
 // for each key, its connections' metas.
@@ -350,15 +398,7 @@ func (t *Topic) Presence() map[string][]PresenceMeta {
 
 // Remove takes member id out of the topic; the client gets "left" with
 // reason "removed". It reports whether id was a member.
-func (t *Topic) Remove(id string) bool {
-	m, ok := t.member(id)
-	if !ok {
-		return false
-	}
-	_ = m.Conn.SendFrame(msgFrames(&wireMsg{T: typeLeft, Topic: t.name, Reason: leftRemoved}).get(isBinary(m)))
-	t.hub.system.Root.Send(m.PID(), &topicGone{topic: t.name})
-	return t.state.Remove(m.PID())
-}
+func (t *Topic) Remove(id string) bool { return t.members.remove(id) }
 
 // joinMeta travels in room.Join.Meta from the session to the topic.
 type joinMeta struct {
@@ -412,6 +452,7 @@ func newTopicActor(hub *Hub, name string, opts TopicOptions, hist *history) func
 	}
 	return func(s *room.State) actor.Actor {
 		t := &Topic{name: name, state: s, hist: hist, pres: pres, opts: opts, hub: hub, shared: shared}
+		t.members = roomMembers{t}
 		a := &topicActor{t: t}
 		if opts.Handler != nil {
 			a.user = opts.Handler(t)
@@ -471,11 +512,24 @@ func (a *topicActor) Receive(ctx actor.Context) {
 }
 
 func (a *topicActor) joined(ctx actor.Context, m *room.Joined) {
-	t := a.t
 	jm, ok := m.Member.Meta.(*joinMeta)
 	if !ok {
 		return // a plain room.Join from user code: not a channel member
 	}
+	t := a.t
+	t.hub.counters.joins.Add(1)
+	t.hub.counters.members.Add(1)
+	t.shared.members.Add(1)
+	if jm.member.Binary {
+		t.shared.binary++
+	}
+	a.join(ctx, jm)
+}
+
+// join answers a member's join (reply, history, presence state), tells the
+// others and the behaviour.
+func (a *topicActor) join(ctx actor.Context, jm *joinMeta) {
+	t := a.t
 	t.hist.expire(time.Now())
 	h := t.hist
 	// The reply is appended by hand (the history entries were encoded when
@@ -490,9 +544,6 @@ func (a *topicActor) joined(ctx actor.Context, m *room.Joined) {
 	if !recovered {
 		n = min(jm.history, max(t.opts.History, 0))
 	}
-	t.hub.counters.joins.Add(1)
-	t.hub.counters.members.Add(1)
-	t.shared.members.Add(1)
 	if jm.recover != nil {
 		outcome := reason
 		if recovered {
@@ -527,21 +578,19 @@ func (a *topicActor) joined(ctx actor.Context, m *room.Joined) {
 		b = append(b, jm.reply...)
 	}
 	b = append(b, '}')
-	conn := jm.member.Conn
+	reply := &frames{}
 	if jm.member.Binary {
 		b = encodeBin(&wireMsg{T: typeReply, Ref: jm.ref, Topic: t.name, Status: "ok", Data: b[body:]})
-		_ = conn.SendFrame(transport.NewFrame(transport.MessageBinary, b))
+		reply.bin = transport.NewFrame(transport.MessageBinary, b)
 	} else {
-		_ = conn.SendFrame(transport.NewFrame(transport.MessageText, append(b, '}')))
+		reply.txt = transport.NewFrame(transport.MessageText, append(b, '}'))
 	}
-	if jm.member.Binary {
-		t.shared.binary++
-	}
+	t.members.sendTo(&jm.member, reply)
 	if t.pres != nil {
 		meta := presenceMeta(jm.member.ID, jm.member.Meta)
 		t.pres.join(jm.member.key(), meta)
-		_ = conn.SendFrame(msgFrames(&wireMsg{T: typePresenceState, Topic: t.name, State: t.pres.state()}).get(jm.member.Binary))
-		t.broadcast(&wireMsg{T: typePresenceDiff, Topic: t.name, Joins: one(jm.member.key(), meta), Leaves: map[string]*PresenceEntry{}}, conn.PID())
+		t.members.sendTo(&jm.member, msgFrames(&wireMsg{T: typePresenceState, Topic: t.name, State: t.pres.state()}))
+		t.broadcast(&wireMsg{T: typePresenceDiff, Topic: t.name, Joins: one(jm.member.key(), meta), Leaves: map[string]*PresenceEntry{}}, &jm.member)
 	}
 	if a.user != nil {
 		a.deliver(ctx, &Joined{Member: jm.member, Params: jm.params, Recovered: recovered})
@@ -562,13 +611,19 @@ func (a *topicActor) left(ctx actor.Context, m *room.Left) {
 	}
 	t.hub.counters.members.Add(-1)
 	t.shared.members.Add(-1)
+	a.leave(ctx, &jm.member, m.Reason)
+}
+
+// leave tells the others (presence) and the behaviour that m left.
+func (a *topicActor) leave(ctx actor.Context, m *Member, reason room.LeaveReason) {
+	t := a.t
 	if t.pres != nil {
-		if meta, ok := t.pres.leave(jm.member.key(), jm.member.ID); ok {
-			t.broadcast(&wireMsg{T: typePresenceDiff, Topic: t.name, Joins: map[string]*PresenceEntry{}, Leaves: one(jm.member.key(), meta)}, nil)
+		if meta, ok := t.pres.leave(m.key(), m.ID); ok {
+			t.broadcast(&wireMsg{T: typePresenceDiff, Topic: t.name, Joins: map[string]*PresenceEntry{}, Leaves: one(m.key(), meta)}, nil)
 		}
 	}
 	if a.user != nil {
-		a.deliver(ctx, &Left{Member: jm.member, Reason: m.Reason})
+		a.deliver(ctx, &Left{Member: *m, Reason: reason})
 	}
 }
 
