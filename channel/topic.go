@@ -207,11 +207,11 @@ type Topic struct {
 	name    string
 	state   *room.State // nil when the topic runs on a cluster
 	members memberSet
-	hist   *history
-	pres   *presence
-	opts   TopicOptions
-	hub    *Hub
-	shared *roomShared
+	hist    *history
+	pres    *presence
+	opts    TopicOptions
+	hub     *Hub
+	shared  *roomShared
 }
 
 // roomShared is what a topic's room keeps across its behaviour's restarts
