@@ -77,6 +77,13 @@ type Options struct {
 	// next incarnation starts a new epoch.
 	Store Store
 
+	// Cluster spreads the topics over the nodes of a cluster (package
+	// cluster's Node.Channels): each topic's behaviour, history and
+	// presence live on one owner node, its history is replicated to a
+	// second, and connections join it from any node; clients recover across
+	// the owner's death. Store is not used then. Nil: one process.
+	Cluster Cluster
+
 	// Logger receives the hub's logs. The zero value means the actor
 	// system's logger; zerolog.Nop() logs nothing.
 	Logger zerolog.Logger
@@ -159,6 +166,7 @@ type Hub struct {
 	handler atomic.Pointer[actors.Handler]
 	hopts   actors.HandlerOptions
 
+	port       *ClusterPort // nil in one process
 	topicOpts  sync.Map     // name -> TopicOptions, as the running topic got them
 	liveTopics atomic.Int64 // topics running
 	counters   hubCounters
@@ -223,6 +231,9 @@ func NewHub(system *actor.ActorSystem, opts *Options) (*Hub, error) {
 	h := &Hub{system: system, opts: o, tree: tree, sessions: map[string]*session{}}
 	h.users.rate = o.UserRate
 	h.log = o.Logger
+	if o.Cluster != nil {
+		h.port = newClusterPort(h, o.Cluster)
+	}
 	h.topics = room.NewRegistry(tree, &room.RegistryOptions{
 		Logger:          o.Logger,
 		MaxRoomsPerConn: -1, // MaxTopics is checked by the session
@@ -265,6 +276,12 @@ func NewHub(system *actor.ActorSystem, opts *Options) (*Hub, error) {
 		_ = tree.Shutdown(context.Background())
 		return nil, err
 	}
+	if h.port != nil {
+		if err := o.Cluster.Attach(h.port); err != nil {
+			_ = h.Close(context.Background())
+			return nil, fmt.Errorf("channel: cluster: %w", err)
+		}
+	}
 	return h, nil
 }
 
@@ -278,6 +295,11 @@ func (h *Hub) roomOptions(name string) *room.Options {
 	idle := t.IdleTimeout
 	if idle < 0 {
 		idle = 0
+	}
+	if h.port != nil {
+		// The behaviour runs on the topic's owner node; this node's room
+		// relays for its members.
+		return &room.Options{Behavior: newEdge(h, name), IdleTimeout: idle}
 	}
 	return &room.Options{
 		Behavior:      newTopicActor(h, name, t, loadHistory(h.opts.Store, name, t.History, t.HistoryTTL, t.HistoryBytes, h.log)),
@@ -337,7 +359,16 @@ func (h *Hub) Close(ctx context.Context) error {
 	h.mu.Lock()
 	h.closed = true
 	h.mu.Unlock()
+	if h.port != nil {
+		h.port.stopOwners()
+	}
 	return errors.Join(err, h.tree.Shutdown(ctx))
+}
+
+func (h *Hub) isClosed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closed
 }
 
 // Len returns the number of open connections.

@@ -148,6 +148,7 @@ type Push struct {
 	answered bool
 	deferred bool
 	topic    string
+	reply    func(*pushAnswer) // on a cluster: to the member's node
 }
 
 // Reply answers the push with data: a []byte is a bytes payload, a
@@ -177,10 +178,13 @@ func (p *Push) answer(a *pushAnswer) {
 		return
 	}
 	p.answered = true
-	if p.ref == 0 || p.session == nil || p.system == nil {
-		return
+	switch {
+	case p.ref == 0:
+	case p.reply != nil:
+		p.reply(a)
+	case p.session != nil && p.system != nil:
+		p.system.Root.Send(p.session, a)
 	}
-	p.system.Root.Send(p.session, a)
 }
 
 // pushAnswer goes from a topic to the session that pushed.

@@ -1,0 +1,349 @@
+package channel
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/asynkron/protoactor-go/actor"
+)
+
+// Cluster carries a Hub's topics between the nodes of a cluster, so that
+// topics work the same whether the server is one process or several: each
+// topic has one owner node, which runs its behaviour and keeps its history
+// and presence, and replicates the history to a second node; connections
+// join the topic on whatever node they are on. Package cluster's
+// Node.Channels returns one on protoactor's cluster; docs/cluster.md has
+// the design and its guarantees.
+//
+// A Cluster is given to NewHub in Options.Cluster; NewHub calls Attach once.
+type Cluster interface {
+	// Attach connects the Hub's side. From then on the Cluster hands every
+	// message another node sends to this one to port.Receive, in the order
+	// each sending node sent them, and calls port.TopologyChanged whenever
+	// the set of live nodes changes.
+	Attach(port *ClusterPort) error
+	// Self returns this node's address, as Rank and Send name nodes.
+	Self() string
+	// Rank returns the live nodes, this one included, in the order that
+	// places topic: its owner first, then the node that takes over if the
+	// owner goes. Every node must rank alike for the same set of nodes
+	// (rendezvous hashing, say).
+	Rank(topic string) []string
+	// Send sends msg to node's port without blocking. Messages from one
+	// node to another must arrive in the order they were sent, or not at
+	// all (a broken link).
+	Send(node string, msg []byte) error
+}
+
+// ClusterPort is a Hub's side of its Cluster: where the Cluster delivers
+// the other nodes' messages and tells of topology changes.
+type ClusterPort struct {
+	h    *Hub
+	c    Cluster
+	self string
+
+	mu      sync.Mutex
+	owners  map[string]*ownerRef   // topic → the owner actor running here
+	backups map[string]*backupCopy // topic → the copy of its history kept here
+}
+
+type ownerRef struct {
+	pid *actor.PID
+}
+
+// backupCopy is the copy of a topic's history that its owner replicates
+// to this node.
+type backupCopy struct {
+	term   uint64
+	epoch  string
+	last   uint64
+	keep   int
+	events []StoredEvent
+}
+
+// Link message kinds. Members' nodes ("edges") send join, leave, push and
+// publish to the topic's owner, which answers with out, remove, answer,
+// published (or redirect from a node that is not the owner). The owner
+// replicates to its backup node with repl (acknowledged by replack) and
+// tells nodes to forget their copy with drop. A new owner asks every node
+// for its copy with gather, answered by state.
+const (
+	linkJoin      = "join"
+	linkLeave     = "leave"
+	linkPush      = "push"
+	linkPublish   = "publish"
+	linkOut       = "out"
+	linkRemove    = "remove"
+	linkAnswer    = "answer"
+	linkPublished = "published"
+	linkRedirect  = "redirect"
+	linkRepl      = "repl"
+	linkReplAck   = "replack"
+	linkDrop      = "drop"
+	linkGather    = "gather"
+	linkState     = "state"
+)
+
+// linkMsg is every message between nodes' hubs, as JSON.
+type linkMsg struct {
+	K     string `json:"k"`
+	Topic string `json:"topic"`
+	Term  uint64 `json:"term,omitempty"`
+	// ID is a member: the one joining, leaving, pushing; the target of
+	// out/remove/answer; with All, the member out skips.
+	ID  string `json:"id,omitempty"`
+	All bool   `json:"all,omitempty"`
+	Ref uint64 `json:"ref,omitempty"`
+	// Of is the kind a redirect refuses.
+	Of string `json:"of,omitempty"`
+
+	// out: the message for members speaking JSON (Text) and binary (Bin).
+	Text []byte `json:"text,omitempty"`
+	Bin  []byte `json:"bin,omitempty"`
+
+	// push, publish, answer: an event and its payload.
+	Event string          `json:"event,omitempty"`
+	Data  json.RawMessage `json:"data,omitempty"`
+	Bytes []byte          `json:"bytes,omitempty"`
+	Err   *Error          `json:"err,omitempty"`
+
+	// join
+	Member  *linkMember     `json:"member,omitempty"`
+	Params  json.RawMessage `json:"params,omitempty"`
+	Recover *Position       `json:"recover,omitempty"`
+	History int             `json:"history,omitempty"`
+	Reply   json.RawMessage `json:"reply,omitempty"`
+	Reason  string          `json:"reason,omitempty"`
+
+	// repl, state, published: a stream's position and events.
+	OK     bool          `json:"ok,omitempty"`
+	Have   bool          `json:"have,omitempty"`
+	Reset  bool          `json:"reset,omitempty"`
+	Epoch  string        `json:"epoch,omitempty"`
+	Last   uint64        `json:"last,omitempty"`
+	Keep   int           `json:"keep,omitempty"`
+	Events []StoredEvent `json:"events,omitempty"`
+}
+
+type linkMember struct {
+	ID     string          `json:"id"`
+	User   string          `json:"user,omitempty"`
+	Meta   json.RawMessage `json:"meta,omitempty"`
+	Binary bool            `json:"binary,omitempty"`
+}
+
+// linkIn is a link message delivered to a local actor.
+type linkIn struct {
+	from string
+	m    *linkMsg
+}
+
+// topologyChanged tells owners and edges to look at the ranking again.
+type topologyChanged struct{}
+
+// errUnavailable answers requests that were on their way to an owner that
+// went away; the client may send them again.
+var errUnavailable = &Error{Code: CodeUnavailable, Message: "the topic moved to another node; try again"}
+
+// ErrMoved: a Hub.Publish on a cluster was on its way to the topic's owner
+// when the owner changed (a node died or joined). The event may or may not
+// have been kept; publish again if it must be.
+var ErrMoved = errors.New("channel: the topic's owner changed")
+
+func newClusterPort(h *Hub, c Cluster) *ClusterPort {
+	return &ClusterPort{h: h, c: c, self: c.Self(), owners: map[string]*ownerRef{}, backups: map[string]*backupCopy{}}
+}
+
+// Receive hands the port a message from node from. The Cluster calls it,
+// in the order from sent its messages; it does not block.
+func (p *ClusterPort) Receive(from string, msg []byte) {
+	m := new(linkMsg)
+	if err := json.Unmarshal(msg, m); err != nil || m.Topic == "" {
+		p.h.log.Warn().Err(err).Str("from", from).Msg("cluster: a malformed topic message was dropped")
+		return
+	}
+	p.route(from, m)
+}
+
+// TopologyChanged tells the port that the set of live nodes changed. The
+// Cluster calls it; it does not block.
+func (p *ClusterPort) TopologyChanged() {
+	p.mu.Lock()
+	owners := make([]*actor.PID, 0, len(p.owners))
+	for _, o := range p.owners {
+		owners = append(owners, o.pid)
+	}
+	p.mu.Unlock()
+	root := p.h.system.Root
+	for _, pid := range owners {
+		root.Send(pid, &topologyChanged{})
+	}
+	for _, r := range p.h.topics.Rooms() {
+		r.Tell(&topologyChanged{})
+	}
+}
+
+// send sends m to node: to this node's own actors without encoding.
+func (p *ClusterPort) send(node string, m *linkMsg) {
+	if node == p.self || node == "" {
+		p.route(p.self, m)
+		return
+	}
+	b, err := json.Marshal(m)
+	if err == nil {
+		err = p.c.Send(node, b)
+	}
+	if err != nil {
+		p.h.log.Debug().Err(err).Str("to", node).Str("kind", m.K).Str("topic", m.Topic).Msg("cluster: send failed")
+	}
+}
+
+// owner returns the node that owns topic, or this node if it knows none.
+func (p *ClusterPort) owner(topic string) string {
+	if r := p.c.Rank(topic); len(r) > 0 {
+		return r[0]
+	}
+	return p.self
+}
+
+func (p *ClusterPort) route(from string, m *linkMsg) {
+	root := p.h.system.Root
+	switch m.K {
+	case linkOut, linkRemove, linkAnswer, linkPublished, linkRedirect:
+		if r, ok := p.h.topics.Lookup(m.Topic); ok {
+			r.Tell(&linkIn{from: from, m: m})
+		}
+	case linkJoin, linkLeave, linkPush, linkPublish, linkState, linkReplAck:
+		pid := p.ownerPID(m)
+		if pid == nil {
+			if m.K == linkJoin || m.K == linkPush || m.K == linkPublish {
+				p.send(from, &linkMsg{K: linkRedirect, Topic: m.Topic, Of: m.K, ID: m.ID, Ref: m.Ref})
+			}
+			return
+		}
+		root.Send(pid, &linkIn{from: from, m: m})
+	case linkRepl:
+		p.send(from, p.repl(m))
+	case linkDrop:
+		p.mu.Lock()
+		if b := p.backups[m.Topic]; b != nil && b.term <= m.Term {
+			delete(p.backups, m.Topic)
+		}
+		p.mu.Unlock()
+	case linkGather:
+		p.gather(from, m)
+	}
+}
+
+// ownerPID returns the owner actor of m's topic on this node, starting it
+// when this node owns the topic and m may start it.
+func (p *ClusterPort) ownerPID(m *linkMsg) *actor.PID {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if o := p.owners[m.Topic]; o != nil {
+		return o.pid
+	}
+	if m.K != linkJoin && m.K != linkPush && m.K != linkPublish {
+		return nil
+	}
+	if p.h.isClosed() || p.owner(m.Topic) != p.self {
+		return nil
+	}
+	pid := p.h.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newOwner(p, m.Topic) }))
+	p.owners[m.Topic] = &ownerRef{pid: pid}
+	return pid
+}
+
+// ownerDone forgets the owner actor pid of topic (it is stopping).
+func (p *ClusterPort) ownerDone(topic string, pid *actor.PID) {
+	p.mu.Lock()
+	if o := p.owners[topic]; o != nil && o.pid.Equal(pid) {
+		delete(p.owners, topic)
+	}
+	p.mu.Unlock()
+}
+
+// repl applies a replication message to this node's copy and returns the
+// acknowledgement: the copy's last offset, or not OK when the sender was
+// fenced by a newer owner's gather or the copy has a gap (the owner then
+// sends the whole history).
+func (p *ClusterPort) repl(m *linkMsg) *linkMsg {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ack := &linkMsg{K: linkReplAck, Topic: m.Topic, Term: m.Term}
+	b := p.backups[m.Topic]
+	if b != nil && m.Term < b.term {
+		ack.Term, ack.OK = b.term, false
+		return ack
+	}
+	if m.Reset || b == nil {
+		if !m.Reset {
+			return ack // a gap: ask for everything
+		}
+		b = &backupCopy{}
+		p.backups[m.Topic] = b
+		b.epoch, b.last, b.events = m.Epoch, m.Last, append([]StoredEvent(nil), m.Events...)
+	} else {
+		if m.Epoch != b.epoch || len(m.Events) == 0 || m.Events[0].Offset != b.last+1 {
+			ack.Last = b.last
+			return ack
+		}
+		b.events = append(b.events, m.Events...)
+		b.last = m.Events[len(m.Events)-1].Offset
+	}
+	b.term, b.keep = m.Term, m.Keep
+	if b.keep >= 0 && len(b.events) > b.keep {
+		b.events = append(b.events[:0], b.events[len(b.events)-b.keep:]...)
+	}
+	ack.OK, ack.Last = true, b.last
+	return ack
+}
+
+// gather answers a new owner's request for this node's copy of a topic.
+// A gather with a newer term fences older owners: this node refuses their
+// replication from then on, and an owner running here hands over (it
+// answers with its own history and stops).
+func (p *ClusterPort) gather(from string, m *linkMsg) {
+	p.mu.Lock()
+	b := p.backups[m.Topic]
+	var local *actor.PID
+	if o := p.owners[m.Topic]; o != nil && from != p.self {
+		local = o.pid
+	}
+	st := &linkMsg{K: linkState, Topic: m.Topic, Term: m.Term, OK: true}
+	switch {
+	case b != nil && b.term > m.Term:
+		st.OK, st.Term = false, b.term
+	case b != nil:
+		b.term = m.Term
+		st.Have, st.Epoch, st.Last, st.Keep = true, b.epoch, b.last, b.keep
+		st.Events = append([]StoredEvent(nil), b.events...)
+	}
+	p.mu.Unlock()
+	if local != nil && st.OK {
+		p.h.system.Root.Send(local, &linkIn{from: from, m: m})
+		if !st.Have {
+			return // the owner answers
+		}
+		// The owner answers with its history; the copy's answer goes too
+		// (the new owner takes the newest).
+	}
+	p.send(from, st)
+}
+
+// stopOwners stops every owner actor on this node (Hub.Close).
+func (p *ClusterPort) stopOwners() {
+	p.mu.Lock()
+	pids := make([]*actor.PID, 0, len(p.owners))
+	for _, o := range p.owners {
+		pids = append(pids, o.pid)
+	}
+	p.mu.Unlock()
+	for _, pid := range pids {
+		_ = p.h.system.Root.StopFuture(pid).Wait()
+	}
+}
+
+func (p *ClusterPort) String() string { return fmt.Sprintf("channel cluster port %s", p.self) }

@@ -1,0 +1,431 @@
+package channel_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/channel"
+)
+
+// memNet is an in-memory cluster for channel.Hubs: each node's messages
+// are delivered in order by one goroutine per receiving node; kill cuts a
+// node off (nothing in or out) and tells the others. It lets these tests
+// drive the topic protocol (owners, replication, failover) without
+// protoactor; package cluster runs the same protocol over its remote.
+type memNet struct {
+	mu    sync.Mutex
+	nodes map[string]*memNode
+}
+
+type memNode struct {
+	net   *memNet
+	addr  string
+	port  *channel.ClusterPort
+	alive bool
+
+	qmu   sync.Mutex
+	queue []memPacket
+	wake  chan struct{}
+	quit  chan struct{}
+	done  chan struct{}
+}
+
+type memPacket struct {
+	from string
+	msg  []byte
+}
+
+func (n *memNode) Attach(p *channel.ClusterPort) error {
+	n.port = p
+	go n.loop()
+	return nil
+}
+
+func (n *memNode) Self() string { return n.addr }
+
+// Rank orders the live nodes by a rendezvous hash of (topic, node).
+func (n *memNode) Rank(topic string) []string {
+	n.net.mu.Lock()
+	defer n.net.mu.Unlock()
+	var out []string
+	for a, m := range n.net.nodes {
+		if m.alive {
+			out = append(out, a)
+		}
+	}
+	return rankNodes(topic, out)
+}
+
+func rankNodes(topic string, nodes []string) []string {
+	score := func(a string) uint64 {
+		h := fnv.New64a()
+		h.Write([]byte(topic + "\x00" + a))
+		return h.Sum64()
+	}
+	slices.SortFunc(nodes, func(a, b string) int {
+		sa, sb := score(a), score(b)
+		switch {
+		case sa > sb:
+			return -1
+		case sa < sb:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	return nodes
+}
+
+func (n *memNode) Send(node string, msg []byte) error {
+	n.net.mu.Lock()
+	to := n.net.nodes[node]
+	ok := n.alive && to != nil && to.alive
+	n.net.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("memnet: %s unreachable from %s", node, n.addr)
+	}
+	to.qmu.Lock()
+	to.queue = append(to.queue, memPacket{from: n.addr, msg: msg})
+	to.qmu.Unlock()
+	select {
+	case to.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (n *memNode) loop() {
+	defer close(n.done)
+	for {
+		select {
+		case <-n.quit:
+			return
+		case <-n.wake:
+		}
+		for {
+			n.qmu.Lock()
+			q := n.queue
+			n.queue = nil
+			n.qmu.Unlock()
+			if len(q) == 0 {
+				break
+			}
+			for _, p := range q {
+				n.net.mu.Lock()
+				alive := n.alive
+				n.net.mu.Unlock()
+				if alive {
+					n.port.Receive(p.from, p.msg)
+				}
+			}
+		}
+	}
+}
+
+// clusterEnv is hubs on a memNet, each served on loopback.
+type clusterEnv struct {
+	net  *memNet
+	envs []*hubEnv
+	srvs []*httptest.Server
+	lns  []*trackingListener
+}
+
+// trackingListener remembers the connections it accepted, so that a test
+// can drop them all at once (httptest forgets upgraded connections).
+type trackingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns = append(l.conns, c)
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+func (l *trackingListener) dropAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		_ = c.Close()
+	}
+	l.conns = nil
+}
+
+func newClusterEnv(t *testing.T, n int, opts func() *channel.Options) *clusterEnv {
+	t.Helper()
+	ce := &clusterEnv{net: &memNet{nodes: map[string]*memNode{}}}
+	var nodes []*memNode
+	for i := range n {
+		node := &memNode{net: ce.net, addr: fmt.Sprintf("node%d", i), alive: true,
+			wake: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+		ce.net.nodes[node.addr] = node
+		nodes = append(nodes, node)
+	}
+	for _, node := range nodes {
+		o := opts()
+		o.Cluster = node
+		o.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)
+		if o.Authenticate == nil {
+			o.Authenticate = func(r *http.Request) (channel.Identity, error) {
+				u := r.URL.Query().Get("user")
+				return channel.Identity{User: u, Meta: map[string]string{"name": strings.ToUpper(u)}}, nil
+			}
+		}
+		system := actors.NewSystem(o.Logger)
+		h, err := channel.NewHub(system, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewUnstartedServer(h)
+		ln := &trackingListener{Listener: srv.Listener}
+		srv.Listener = ln
+		srv.Start()
+		ce.lns = append(ce.lns, ln)
+		node := node
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			srv.Close()
+			if err := h.Close(ctx); err != nil && !errors.Is(err, channel.ErrClosed) {
+				t.Errorf("close: %v", err)
+			}
+			close(node.quit)
+			<-node.done
+		})
+		ce.envs = append(ce.envs, &hubEnv{hub: h, url: "ws" + strings.TrimPrefix(srv.URL, "http"), srv: srv})
+		ce.srvs = append(ce.srvs, srv)
+	}
+	return ce
+}
+
+// rank returns the node indexes ranked for topic among the live nodes.
+func (ce *clusterEnv) rank(topic string) []int {
+	var live []string
+	ce.net.mu.Lock()
+	for a, m := range ce.net.nodes {
+		if m.alive {
+			live = append(live, a)
+		}
+	}
+	ce.net.mu.Unlock()
+	var out []int
+	for _, a := range rankNodes(topic, live) {
+		var i int
+		fmt.Sscanf(a, "node%d", &i)
+		out = append(out, i)
+	}
+	return out
+}
+
+// kill cuts node i off the cluster, as a kill -9 does: its links break,
+// its clients' connections drop, and the others see the topology change.
+func (ce *clusterEnv) kill(i int) {
+	ce.net.mu.Lock()
+	ce.net.nodes[fmt.Sprintf("node%d", i)].alive = false
+	var others []*memNode
+	for _, m := range ce.net.nodes {
+		if m.alive {
+			others = append(others, m)
+		}
+	}
+	ce.net.mu.Unlock()
+	ce.lns[i].dropAll()
+	for _, m := range others {
+		m.port.TopologyChanged()
+	}
+}
+
+func clusterTopics() *channel.Options {
+	return &channel.Options{Topics: func(string) *channel.TopicOptions {
+		return &channel.TopicOptions{ClientPublish: true, Presence: true, History: 50}
+	}}
+}
+
+// presenceKeys reads a presence_state and returns its keys, sorted.
+func presenceKeys(m msg) []string {
+	var keys []string
+	for k := range m.State {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// A topic with members on three nodes: one stream (offsets and history
+// from the owner), presence across nodes, pushes from any node published to
+// all, Hub.Publish from any node.
+func TestClusterTopicAcrossNodes(t *testing.T) {
+	ce := newClusterEnv(t, 3, clusterTopics)
+	const topic = "lobby"
+	var cs []*tclient
+	for i, user := range []string{"alice", "bob", "carol"} {
+		c := ce.envs[i].dial(t, user)
+		r := c.join(1, topic, nil)
+		if r.Epoch == "" || r.Offset != 0 {
+			t.Fatalf("%s's join: %+v", user, r)
+		}
+		st := c.expect("presence_state")
+		if got := presenceKeys(st); len(got) != i+1 {
+			t.Fatalf("%s's presence state %v, want %d keys", user, got, i+1)
+		}
+		for j, o := range cs {
+			d := o.expect("presence_diff")
+			if _, ok := d.Joins[user]; !ok {
+				t.Fatalf("client %d saw diff %s, want %s joining", j, d.raw, user)
+			}
+		}
+		cs = append(cs, c)
+	}
+	// A push from bob (node 1) reaches everyone as offset 1.
+	cs[1].send(map[string]any{"t": "push", "ref": 2, "topic": topic, "event": "say", "data": "hi"})
+	for i, c := range cs {
+		m := c.expect("event")
+		if m.Offset != 1 || string(m.Data) != `"hi"` {
+			t.Fatalf("client %d: %s", i, m.raw)
+		}
+	}
+	if r := cs[1].reply(2); r.Status != "ok" || string(r.Data) != `{"offset":1}` {
+		t.Fatalf("push reply %s", r.raw)
+	}
+	// Hub.Publish on every node: the same stream.
+	for i, e := range ce.envs {
+		pos, err := e.hub.Publish(context.Background(), topic, "note", i)
+		if err != nil || pos.Offset != uint64(2+i) {
+			t.Fatalf("publish on node %d: %+v, %v", i, pos, err)
+		}
+		for j, c := range cs {
+			if m := c.expect("event"); m.Offset != uint64(2+i) || string(m.Data) != fmt.Sprint(i) {
+				t.Fatalf("client %d: %s", j, m.raw)
+			}
+		}
+	}
+	// A late joiner on any node gets the whole history.
+	d := ce.envs[2].dial(t, "dan")
+	r := d.join(1, topic, map[string]any{"history": 10})
+	if r.Offset != 4 || len(r.History) != 4 || r.History[0].Offset != 1 || string(r.History[0].Data) != `"hi"` {
+		t.Fatalf("late join: %+v", r)
+	}
+	d.expect("presence_state")
+	// Bob leaves: the others see him go.
+	cs[1].send(map[string]any{"t": "leave", "ref": 3, "topic": topic})
+	cs[1].expect("presence_diff") // dan joining
+	cs[1].reply(3)
+	for _, c := range []*tclient{cs[0], cs[2]} {
+		c.expect("presence_diff") // dan joining
+		m := c.expect("presence_diff")
+		if _, ok := m.Leaves["bob"]; !ok {
+			t.Fatalf("want bob leaving, got %s", m.raw)
+		}
+	}
+}
+
+// readUntil reads messages until one of type typ, returning it.
+func (c *tclient) readUntil(typ string) msg {
+	c.t.Helper()
+	for {
+		if m := c.read(); m.T == typ {
+			return m
+		}
+	}
+}
+
+// The owner node dies: members elsewhere are told to rejoin ("left",
+// "stopped"), rejoin with their position and recover with nothing missing
+// from the backup's copy (same epoch, same offsets); the dead node's member
+// has left presence; the stream goes on from the next offset.
+func TestClusterOwnerDiesHistorySurvives(t *testing.T) {
+	ce := newClusterEnv(t, 3, clusterTopics)
+	const topic = "news"
+	rank := ce.rank(topic)
+	owner, backup, other := rank[0], rank[1], rank[2]
+	a := ce.envs[backup].dial(t, "alice")
+	ja := a.join(1, topic, nil)
+	a.expect("presence_state")
+	b := ce.envs[other].dial(t, "bob")
+	b.join(1, topic, nil)
+	b.expect("presence_state")
+	c := ce.envs[owner].dial(t, "carol")
+	c.join(1, topic, nil)
+	c.expect("presence_state")
+	const n = 20
+	for i := 1; i <= n; i++ {
+		b.send(map[string]any{"t": "push", "ref": 10 + i, "topic": topic, "event": "say", "data": i})
+		if r := b.readUntil("reply"); r.Status != "ok" || string(r.Data) != fmt.Sprintf(`{"offset":%d}`, i) {
+			t.Fatalf("push %d: %s", i, r.raw)
+		}
+	}
+	for i := 1; i <= n; i++ { // bob's were read with the replies
+		if m := a.readUntil("event"); m.Offset != uint64(i) {
+			t.Fatalf("event %d: %s", i, m.raw)
+		}
+	}
+	ce.kill(owner)
+	for _, cl := range []*tclient{a, b} {
+		if m := cl.readUntil("left"); m.Reason != "stopped" {
+			t.Fatalf("want left stopped, got %s", m.raw)
+		}
+		r := cl.join(2, topic, map[string]any{"recover": channel.Position{Epoch: ja.Epoch, Offset: n}})
+		if !r.Recovered || r.Epoch != ja.Epoch || r.Offset != n || len(r.History) != 0 {
+			t.Fatalf("rejoin after the owner died: %+v", r)
+		}
+	}
+	if keys := presenceKeys(b.readUntil("presence_state")); !slices.Equal(keys, []string{"alice", "bob"}) {
+		t.Fatalf("presence after the owner died: %v", keys)
+	}
+	// A client that was behind recovers what it missed from the new owner.
+	d := ce.envs[other].dial(t, "dan")
+	r := d.join(1, topic, map[string]any{"recover": channel.Position{Epoch: ja.Epoch, Offset: n - 5}})
+	if !r.Recovered || len(r.History) != 5 || r.History[0].Offset != n-4 || string(r.History[4].Data) != fmt.Sprint(n) {
+		t.Fatalf("recovery of 5 missed events: %+v", r)
+	}
+	// The stream goes on.
+	a.send(map[string]any{"t": "push", "ref": 3, "topic": topic, "event": "say", "data": "after"})
+	for _, cl := range []*tclient{a, b, d} {
+		if m := cl.readUntil("event"); m.Offset != n+1 || string(m.Data) != `"after"` {
+			t.Fatalf("after the failover: %s", m.raw)
+		}
+	}
+}
+
+// The owner and its backup die together: the history is gone, and clients
+// are told (another epoch), never given a stream with a hole.
+func TestClusterHistoryLostChangesEpoch(t *testing.T) {
+	ce := newClusterEnv(t, 3, clusterTopics)
+	const topic = "fragile"
+	rank := ce.rank(topic)
+	b := ce.envs[rank[2]].dial(t, "bob")
+	jb := b.join(1, topic, nil)
+	b.expect("presence_state")
+	for i := 1; i <= 3; i++ {
+		if _, err := ce.envs[rank[2]].hub.Publish(context.Background(), topic, "e", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ce.kill(rank[0])
+	ce.kill(rank[1])
+	if m := b.readUntil("left"); m.Reason != "stopped" {
+		t.Fatalf("want left stopped, got %s", m.raw)
+	}
+	r := b.join(2, topic, map[string]any{"recover": channel.Position{Epoch: jb.Epoch, Offset: 3}})
+	if r.Recovered || r.Reason != channel.ReasonEpoch || r.Epoch == jb.Epoch || r.Offset != 0 {
+		t.Fatalf("rejoin after losing owner and backup: %+v", r)
+	}
+}
