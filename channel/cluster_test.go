@@ -326,8 +326,10 @@ func TestClusterTopicAcrossNodes(t *testing.T) {
 	d.expect("presence_state")
 	// Bob leaves: the others see him go.
 	cs[1].send(map[string]any{"t": "leave", "ref": 3, "topic": topic})
-	cs[1].expect("presence_diff") // dan joining
-	cs[1].reply(3)
+	// (dan's arrival may reach bob's node after bob left it there)
+	if r := cs[1].readUntil("reply"); r.Ref != 3 || r.Status != "ok" {
+		t.Fatalf("leave reply %s", r.raw)
+	}
 	for _, c := range []*tclient{cs[0], cs[2]} {
 		c.expect("presence_diff") // dan joining
 		m := c.expect("presence_diff")
