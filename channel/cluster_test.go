@@ -2,6 +2,7 @@ package channel_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/rs/zerolog"
 
 	"github.com/wsactor/wsactor/actors"
@@ -430,4 +432,216 @@ func TestClusterHistoryLostChangesEpoch(t *testing.T) {
 	if r.Recovered || r.Reason != channel.ReasonEpoch || r.Epoch == jb.Epoch || r.Offset != 0 {
 		t.Fatalf("rejoin after losing owner and backup: %+v", r)
 	}
+}
+
+// gameMaster is a topic behaviour for the cluster tests: it answers
+// "who" with the members it sees (on every node), "kick" by removing the
+// member named in the data, "whisper" by sending the pusher a private
+// event, and publishes "joined"/"left" notes.
+type gameMaster struct{ t *channel.Topic }
+
+func (g *gameMaster) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *channel.Joined:
+		_, _ = g.t.Publish("joined", m.Member.User)
+	case *channel.Left:
+		_, _ = g.t.Publish("left", m.Member.User+":"+m.Reason.String())
+	case *channel.Push:
+		switch m.Event {
+		case "who":
+			var users []string
+			for _, mem := range g.t.Members() {
+				users = append(users, mem.User)
+			}
+			slices.Sort(users)
+			m.Reply(users)
+		case "kick":
+			var user string
+			_ = json.Unmarshal(m.Data, &user)
+			for _, mem := range g.t.Members() {
+				if mem.User == user {
+					m.Reply(g.t.Remove(mem.ID))
+					return
+				}
+			}
+			m.Reply(false)
+		case "whisper":
+			ok, err := g.t.Send(m.From.ID, "secret", "for "+m.From.User)
+			if err != nil || !ok {
+				m.Fail(fmt.Errorf("send: %v %v", ok, err))
+			}
+		}
+	}
+}
+
+// A topic behaviour runs once, on the owner, and sees and reaches members
+// on every node: Members, Send to one member, Remove, Joined and Left.
+func TestClusterTopicBehaviour(t *testing.T) {
+	ce := newClusterEnv(t, 3, func() *channel.Options {
+		return &channel.Options{Topics: func(string) *channel.TopicOptions {
+			return &channel.TopicOptions{Handler: func(t *channel.Topic) actor.Actor { return &gameMaster{t: t} }}
+		}}
+	})
+	const topic = "game"
+	var cs []*tclient
+	for i, user := range []string{"alice", "bob", "carol"} {
+		c := ce.envs[i].dial(t, user)
+		c.join(1, topic, nil)
+		cs = append(cs, c)
+		for _, o := range cs {
+			if m := o.readUntil("event"); m.Event != "joined" || string(m.Data) != `"`+user+`"` {
+				t.Fatalf("want %s joined, got %s", user, m.raw)
+			}
+		}
+	}
+	cs[0].send(map[string]any{"t": "push", "ref": 2, "topic": topic, "event": "who"})
+	if r := cs[0].reply(2); string(r.Data) != `["alice","bob","carol"]` {
+		t.Fatalf("who: %s", r.raw)
+	}
+	cs[1].send(map[string]any{"t": "push", "ref": 3, "topic": topic, "event": "whisper"})
+	if m := cs[1].expect("event"); m.Event != "secret" || string(m.Data) != `"for bob"` || m.Offset != 0 {
+		t.Fatalf("whisper: %s", m.raw)
+	}
+	cs[1].reply(3)
+	// alice kicks carol (on another node): carol is told, everyone sees her go.
+	// (A reply goes through the pusher's session, events straight to its
+	// connection: alice may read the "left" note first.)
+	cs[0].send(map[string]any{"t": "push", "ref": 4, "topic": topic, "event": "kick", "data": "carol"})
+	if m := cs[2].readUntil("left"); m.Reason != "removed" {
+		t.Fatalf("carol: %s", m.raw)
+	}
+	var reply, note msg
+	for reply.T == "" || note.T == "" {
+		switch m := cs[0].read(); m.T {
+		case "reply":
+			reply = m
+		case "event":
+			note = m
+		}
+	}
+	if reply.Ref != 4 || string(reply.Data) != "true" {
+		t.Fatalf("kick: %s", reply.raw)
+	}
+	for _, m := range []msg{note, cs[1].readUntil("event")} {
+		if m.Event != "left" || string(m.Data) != `"carol:removed"` {
+			t.Fatalf("want carol's leaving, got %s", m.raw)
+		}
+	}
+	// carol's pushes are refused now.
+	cs[2].send(map[string]any{"t": "push", "ref": 5, "topic": topic, "event": "who"})
+	cs[2].errorReply(5, channel.CodeNotJoined)
+}
+
+// The owner dies during a steady publish: Go clients on the other nodes
+// rejoin by themselves and recover (recovered=true); every publish that was
+// acknowledged reaches each of them exactly once, in offset order, with its
+// data; publishes on their way when the owner died fail with ErrMoved.
+func TestClusterFailoverUnderLoad(t *testing.T) {
+	// History holds more than a subscriber can fall behind while the
+	// publisher runs flat out.
+	ce := newClusterEnv(t, 3, func() *channel.Options {
+		return &channel.Options{Topics: func(string) *channel.TopicOptions { return &channel.TopicOptions{History: 1000} }}
+	})
+	const topic = "feed"
+	rank := ce.rank(topic)
+	owner, backup, other := rank[0], rank[1], rank[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	type sub struct {
+		name     string
+		events   chan channel.Event
+		rejoined chan *channel.JoinReply
+	}
+	var subs []*sub
+	for _, tc := range []struct {
+		node   int
+		binary bool
+	}{{backup, false}, {other, true}} {
+		s := &sub{name: fmt.Sprintf("node%d binary=%v", tc.node, tc.binary), events: make(chan channel.Event, 4096), rejoined: make(chan *channel.JoinReply, 8)}
+		system := actors.NewSystem(zerolog.Nop())
+		c, err := channel.Dial(ctx, system, ce.envs[tc.node].url+"?user=sub", &channel.ClientOptions{Binary: tc.binary})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, _, err := c.Join(ctx, topic, &channel.JoinOptions{
+			Handler: func(e channel.Event) { s.events <- e },
+			OnRejoin: func(r *channel.JoinReply, err error) {
+				if err != nil {
+					t.Errorf("%s: rejoin: %v", s.name, err)
+					return
+				}
+				s.rejoined <- r
+			},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, s)
+	}
+
+	acked := map[uint64]int{} // offset → value
+	var last uint64
+	moved := 0
+	publish := func(v int) {
+		pos, err := ce.envs[other].hub.Publish(ctx, topic, "n", v)
+		switch {
+		case errors.Is(err, channel.ErrMoved):
+			moved++
+		case err != nil:
+			t.Fatalf("publish %d: %v", v, err)
+		default:
+			if _, dup := acked[pos.Offset]; dup || pos.Offset <= last {
+				t.Fatalf("publish %d acknowledged at offset %d after %d", v, pos.Offset, last)
+			}
+			acked[pos.Offset], last = v, pos.Offset
+		}
+	}
+	v := 0
+	for ; v < 100; v++ {
+		publish(v)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(5 * time.Millisecond)
+		ce.kill(owner)
+	}()
+	for ; len(acked) < 300; v++ {
+		publish(v)
+	}
+	<-done
+	for _, s := range subs {
+		select {
+		case r := <-s.rejoined:
+			if !r.Recovered {
+				t.Fatalf("%s rejoined without recovering: %+v", s.name, r)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s never rejoined", s.name)
+		}
+		got := map[uint64]int{}
+		var prev uint64
+		for prev < last {
+			select {
+			case e := <-s.events:
+				if e.Offset <= prev {
+					t.Fatalf("%s: offset %d after %d", s.name, e.Offset, prev)
+				}
+				var n int
+				if err := json.Unmarshal(e.Data, &n); err != nil {
+					t.Fatalf("%s: event %+v: %v", s.name, e, err)
+				}
+				got[e.Offset], prev = n, e.Offset
+			case <-ctx.Done():
+				t.Fatalf("%s: stuck at offset %d of %d", s.name, prev, last)
+			}
+		}
+		for off, n := range acked {
+			if g, ok := got[off]; !ok || g != n {
+				t.Fatalf("%s: acknowledged offset %d (value %d) arrived as %d, %v", s.name, off, n, g, ok)
+			}
+		}
+	}
+	t.Logf("acknowledged %d publishes, last offset %d, %d failed with ErrMoved", len(acked), last, moved)
 }

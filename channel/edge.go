@@ -166,8 +166,7 @@ func (e *edge) link(ctx actor.Context, in *linkIn) {
 		e.out(m)
 	case linkRemove:
 		if mem, ok := e.member(m.ID); ok {
-			_ = mem.Conn.SendFrame(msgFrames(&wireMsg{T: typeLeft, Topic: e.name, Reason: leftRemoved}).get(isBinary(mem)))
-			ctx.Send(mem.PID(), &topicGone{topic: e.name})
+			ctx.Send(mem.PID(), &topicGone{topic: e.name, reason: leftRemoved})
 			e.state.Remove(mem.PID())
 		}
 	case linkAnswer:
@@ -278,18 +277,25 @@ func (e *edge) moved(ctx actor.Context, to string) {
 		Msg("topic owner changed; members rejoin")
 	var kicked []room.Member
 	e.state.Range(func(m room.Member) bool {
-		if _, ok := m.Meta.(*joinMeta); ok {
+		if jm, ok := m.Meta.(*joinMeta); ok && e.joins[jm.member.ID] == nil {
 			kicked = append(kicked, m)
 		}
 		return true
 	})
 	for _, m := range kicked {
-		_ = m.Conn.SendFrame(msgFrames(&wireMsg{T: typeLeft, Topic: e.name, Reason: leftStopped}).get(isBinary(m)))
-		ctx.Send(m.PID(), &topicGone{topic: e.name})
+		ctx.Send(m.PID(), &topicGone{topic: e.name, reason: leftStopped})
 		e.state.Remove(m.PID()) // its Left tells the old owner
 	}
+	joins := e.joins
+	e.joins = map[string]*linkMsg{}
 	e.failPending(ctx)
 	e.owner = to
+	// Joins not answered yet go to the new owner: their clients have had
+	// nothing from the old one.
+	for id, j := range joins {
+		e.joins[id] = j
+		e.p.send(e.owner, j)
+	}
 }
 
 func (e *edge) failPending(ctx actor.Context) {

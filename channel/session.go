@@ -123,7 +123,10 @@ func (s *session) Receive(ctx actor.Context) {
 			s.replyError(m.ref, "", &Error{Code: CodeTimeout, Message: "the topic did not answer in time"})
 		}
 	case *topicGone:
-		s.drop(ctx, m.topic)
+		if _, ok := s.topics[m.topic]; ok {
+			s.drop(ctx, m.topic)
+			s.send(&wireMsg{T: typeLeft, Topic: m.topic, Reason: m.reason})
+		}
 	case *actor.Terminated:
 		for name, ms := range s.topics {
 			if ms.pid != nil && ms.pid.Equal(m.Who) {

@@ -382,8 +382,7 @@ func (r roomMembers) remove(id string) bool {
 		return false
 	}
 	t := r.t
-	_ = m.Conn.SendFrame(msgFrames(&wireMsg{T: typeLeft, Topic: t.name, Reason: leftRemoved}).get(isBinary(m)))
-	t.hub.system.Root.Send(m.PID(), &topicGone{topic: t.name})
+	t.hub.system.Root.Send(m.PID(), &topicGone{topic: t.name, reason: leftRemoved})
 	return t.state.Remove(m.PID())
 }
 
@@ -414,8 +413,10 @@ type joinMeta struct {
 	reply   json.RawMessage
 }
 
-// topicGone tells a session that a topic ended its membership.
-type topicGone struct{ topic string }
+// topicGone tells a session that a topic ended its membership. The session
+// forgets it, then tells the client ("left" with reason): a client that
+// joins again at once finds the membership gone.
+type topicGone struct{ topic, reason string }
 
 // leaveDone follows a room.Leave from a session: the topic answers the
 // client's leave once the member is out, so nothing of the topic follows
@@ -650,7 +651,7 @@ func (a *topicActor) push(ctx actor.Context, p *Push) {
 			panic(r)
 		}
 	}()
-	a.user.Receive(ctx)
+	a.deliver(ctx, p) // on a cluster the owner's message is the link's
 	if !p.deferred {
 		p.Reply(nil)
 	}
