@@ -35,6 +35,8 @@ type Cluster interface {
 	// node to another must arrive in the order they were sent, or not at
 	// all (a broken link).
 	Send(node string, msg []byte) error
+	// Detach is called once by Hub.Close: deliver nothing more to the port.
+	Detach()
 }
 
 // ClusterPort is a Hub's side of its Cluster: where the Cluster delivers

@@ -58,6 +58,8 @@ func (n *memNode) Attach(p *channel.ClusterPort) error {
 
 func (n *memNode) Self() string { return n.addr }
 
+func (n *memNode) Detach() {}
+
 // Rank orders the live nodes by a rendezvous hash of (topic, node).
 func (n *memNode) Rank(topic string) []string {
 	n.net.mu.Lock()
@@ -235,6 +237,22 @@ func (ce *clusterEnv) rank(topic string) []int {
 		out = append(out, i)
 	}
 	return out
+}
+
+// add brings node i (made with alive false) into the cluster.
+func (ce *clusterEnv) add(i int) {
+	ce.net.mu.Lock()
+	ce.net.nodes[fmt.Sprintf("node%d", i)].alive = true
+	var all []*memNode
+	for _, m := range ce.net.nodes {
+		if m.alive {
+			all = append(all, m)
+		}
+	}
+	ce.net.mu.Unlock()
+	for _, m := range all {
+		m.port.TopologyChanged()
+	}
 }
 
 // kill cuts node i off the cluster, as a kill -9 does: its links break,
@@ -644,4 +662,89 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("acknowledged %d publishes, last offset %d, %d failed with ErrMoved", len(acked), last, moved)
+}
+
+// The backup dies first: the owner replicates everything to the next
+// node; then the owner dies and clients still recover every event.
+func TestClusterBackupThenOwnerDie(t *testing.T) {
+	ce := newClusterEnv(t, 4, clusterTopics)
+	const topic = "twice"
+	rank := ce.rank(topic)
+	owner, backup, third, fourth := rank[0], rank[1], rank[2], rank[3]
+	c := ce.envs[fourth].dial(t, "carol")
+	jc := c.join(1, topic, nil)
+	c.expect("presence_state")
+	pub := func(from, to int) {
+		for i := from; i <= to; i++ {
+			pos, err := ce.envs[fourth].hub.Publish(context.Background(), topic, "e", i)
+			if err != nil || pos.Offset != uint64(i) {
+				t.Fatalf("publish %d: %+v %v", i, pos, err)
+			}
+		}
+	}
+	pub(1, 10)
+	ce.kill(backup)
+	pub(11, 20) // acknowledged only once the new backup (the third node) has them
+	ce.kill(owner)
+	if m := c.readUntil("left"); m.Reason != "stopped" {
+		t.Fatalf("want left stopped, got %s", m.raw)
+	}
+	r := c.join(2, topic, map[string]any{"recover": channel.Position{Epoch: jc.Epoch, Offset: 0}})
+	if !r.Recovered || r.Offset != 20 || len(r.History) != 20 || string(r.History[19].Data) != "20" {
+		t.Fatalf("recovery after the backup, then the owner died: %+v", r)
+	}
+	if got := ce.rank(topic)[0]; got != third {
+		t.Fatalf("owner now %d, want %d", got, third)
+	}
+}
+
+// A node joins and the topic's ranking puts it first: the topic moves to
+// it (the old owner hands its history over), members rejoin and recover,
+// and the stream continues without a gap.
+func TestClusterTopicMovesToNewNode(t *testing.T) {
+	// Find a topic that the fourth node would own.
+	topic := ""
+	for i := 0; topic == ""; i++ {
+		name := fmt.Sprintf("room-%d", i)
+		if rankNodes(name, []string{"node0", "node1", "node2", "node3"})[0] == "node3" {
+			topic = name
+		}
+	}
+	ce := newClusterEnv(t, 4, clusterTopics)
+	ce.net.mu.Lock()
+	ce.net.nodes["node3"].alive = false
+	ce.net.mu.Unlock()
+	ce.kill(3) // out of the cluster from the start
+	var cs []*tclient
+	var epoch string
+	for i := range 3 {
+		c := ce.envs[i].dial(t, fmt.Sprint("u", i))
+		epoch = c.join(1, topic, nil).Epoch
+		c.readUntil("presence_state")
+		cs = append(cs, c)
+	}
+	for i := 1; i <= 5; i++ {
+		if _, err := ce.envs[0].hub.Publish(context.Background(), topic, "e", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ce.add(3)
+	for i, c := range cs {
+		if m := c.readUntil("left"); m.Reason != "stopped" {
+			t.Fatalf("client %d: want left stopped, got %s", i, m.raw)
+		}
+		r := c.join(2, topic, map[string]any{"recover": channel.Position{Epoch: epoch, Offset: 0}})
+		if !r.Recovered || r.Epoch != epoch || r.Offset != 5 || len(r.History) != 5 {
+			t.Fatalf("client %d after the move: %+v", i, r)
+		}
+	}
+	pos, err := ce.envs[1].hub.Publish(context.Background(), topic, "e", 6)
+	if err != nil || pos.Offset != 6 || pos.Epoch != epoch {
+		t.Fatalf("publish after the move: %+v %v", pos, err)
+	}
+	for _, c := range cs {
+		if m := c.readUntil("event"); m.Offset != 6 {
+			t.Fatalf("after the move: %s", m.raw)
+		}
+	}
 }

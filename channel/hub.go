@@ -360,6 +360,7 @@ func (h *Hub) Close(ctx context.Context) error {
 	h.closed = true
 	h.mu.Unlock()
 	if h.port != nil {
+		h.opts.Cluster.Detach()
 		h.port.stopOwners()
 	}
 	return errors.Join(err, h.tree.Shutdown(ctx))

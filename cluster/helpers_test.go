@@ -50,11 +50,12 @@ var pool struct {
 }
 
 // groups of nodes: tests that keep their nodes alive share "shared"; the
-// failover test kills one of "failover"; benchmarks use "single" too.
+// failover test kills one of "failover", the channels failover test one of
+// "topics"; benchmarks use "single" too.
 var groupSizes = []struct {
 	name string
 	n    int
-}{{"shared", 3}, {"failover", 3}, {"single", 1}}
+}{{"shared", 3}, {"failover", 3}, {"topics", 3}, {"single", 1}}
 
 func TestMain(m *testing.M) {
 	code := m.Run()

@@ -165,6 +165,7 @@ type Node struct {
 	members  []string             // addresses, from the last topology
 	suspects map[string]time.Time // address → when its connection broke
 	topoWake chan struct{}        // closed and replaced on every topology change
+	topoHook func()               // called after every topology change (Channels)
 	shutOnce sync.Once
 	stats    counters
 }
@@ -371,8 +372,12 @@ func (n *Node) onEvent(ev any) {
 		}
 		close(n.topoWake)
 		n.topoWake = make(chan struct{})
+		hook := n.topoHook
 		n.mu.Unlock()
 		n.log.Debug().Strs("members", addrs).Msg("topology")
+		if hook != nil {
+			hook()
+		}
 	case *remote.EndpointTerminatedEvent:
 		n.suspect(e.Address)
 	case *remote.EndpointConnectedEvent:

@@ -35,3 +35,6 @@ func (*UserDisconnect) IgnoreDeadLetterLogging() {}
 
 // IgnoreDeadLetterLogging: see [UserSend.IgnoreDeadLetterLogging].
 func (*UserSessionsRequest) IgnoreDeadLetterLogging() {}
+
+// IgnoreDeadLetterLogging: a node may not serve channels, or be stopping.
+func (*TopicMsg) IgnoreDeadLetterLogging() {}

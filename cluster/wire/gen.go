@@ -3,4 +3,4 @@
 // the command.
 package wire
 
-//go:generate protoc --go_out=. --go_opt=paths=source_relative rooms.proto users.proto
+//go:generate protoc --go_out=. --go_opt=paths=source_relative rooms.proto users.proto topics.proto
