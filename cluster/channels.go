@@ -50,7 +50,7 @@ func (c *Channels) Attach(port *channel.ClusterPort) error {
 	if c.port != nil {
 		return errors.New("cluster: Channels already attached to a hub")
 	}
-	props := actor.PropsFromProducer(func() actor.Actor { return &channelsActor{port: port} })
+	props := actor.PropsFromProducer(func() actor.Actor { return &channelsActor{port: port, n: c.n} })
 	pid, err := c.n.system.Root.SpawnNamed(props, channelsActorName)
 	if err != nil {
 		return fmt.Errorf("cluster: channels: %w", err)
@@ -129,15 +129,21 @@ func mix64(x uint64) uint64 {
 // Send implements channel.Cluster: one remote message to node's channels
 // actor (protoactor keeps the order of one sender's messages to one node).
 func (c *Channels) Send(node string, msg []byte) error {
+	c.n.stats.topicSent.Add(1)
+	c.n.stats.topicBytes.Add(int64(len(msg)))
 	c.n.system.Root.Send(actor.NewPID(node, channelsActorName), &wire.TopicMsg{From: c.n.Address(), Body: msg})
 	return nil
 }
 
 // channelsActor receives the other nodes' topic messages, one at a time.
-type channelsActor struct{ port *channel.ClusterPort }
+type channelsActor struct {
+	port *channel.ClusterPort
+	n    *Node
+}
 
 func (a *channelsActor) Receive(ctx actor.Context) {
 	if m, ok := ctx.Message().(*wire.TopicMsg); ok {
+		a.n.stats.topicReceived.Add(1)
 		a.port.Receive(m.From, m.Body)
 	}
 }

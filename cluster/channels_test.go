@@ -154,14 +154,43 @@ func TestChannelsAcrossNodes(t *testing.T) {
 		}
 		return true
 	})
-	late := dialTopic(t, nodes[2], "late", topic, false)
-	_ = late
-	// Its join had no history asked; a position-less join with History 6:
-	c2 := dialTopicHistory(t, nodes[0], "reader", topic, 6)
+	// A late joiner asks for the history.
+	late := dialTopicHistory(t, nodes[0], "reader", topic, 6)
 	for off := uint64(1); off <= 6; off++ {
-		if e := c2.next(t); e.Offset != off || !e.Replayed {
+		if e := late.next(t); e.Offset != off || !e.Replayed {
 			t.Fatalf("late joiner's history: %+v, want offset %d replayed", e, off)
 		}
+	}
+
+	// Network messages per kept event published on the owner's node, with
+	// members on all three nodes: one to each other node, one replication
+	// to the backup, one acknowledgement back.
+	owner := nodes[0]
+	for _, tn := range nodes {
+		if tn.node.Address() == tn.node.Channels().Rank(topic)[0] {
+			owner = tn
+		}
+	}
+	sent := func() (n int64) {
+		for _, tn := range nodes {
+			n += tn.node.Stats().TopicMessagesSent
+		}
+		return n
+	}
+	before := sent()
+	const k = 100
+	for i := range k {
+		if _, err := owner.hub.Publish(ctx, topic, "n", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range append(cs, late) {
+		for range k {
+			c.next(t)
+		}
+	}
+	if got := sent() - before; got != 4*k {
+		t.Fatalf("%d network messages for %d events, want 4 per event", got, k)
 	}
 }
 

@@ -18,6 +18,7 @@ type Collector struct {
 	n *Node
 
 	rooms, published, delivers, received, frames, duplicates, buffered, replayed, dropped, restores, history *prometheus.Desc
+	topicMsgs, topicBytes                                                                                    *prometheus.Desc
 }
 
 // NewCollector returns the collector of n.
@@ -46,12 +47,16 @@ func NewCollector(n *Node) *Collector {
 			"Shards that registered with a new grain after losing the one they knew (its node died, or the room moved).", nil, nil),
 		history: prometheus.NewDesc("wsactor_cluster_history_sent_total",
 			"Delivers that grains on this node sent again to shards re-registering after losing their grain (catch-up after a failover).", nil, nil),
+		topicMsgs: prometheus.NewDesc("wsactor_cluster_topic_messages_total",
+			"Channel topic messages (Node.Channels) this node sent to or received from other nodes, by direction: for a kept event, one per other node with members, one replication to the backup and its acknowledgement.", []string{"direction"}, nil),
+		topicBytes: prometheus.NewDesc("wsactor_cluster_topic_bytes_sent_total",
+			"Bytes of the channel topic messages this node sent to other nodes (bodies, without protoactor's framing).", nil, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.rooms, c.published, c.delivers, c.received, c.frames, c.duplicates, c.buffered, c.replayed, c.dropped, c.restores, c.history} {
+	for _, d := range []*prometheus.Desc{c.rooms, c.published, c.delivers, c.received, c.frames, c.duplicates, c.buffered, c.replayed, c.dropped, c.restores, c.history, c.topicMsgs, c.topicBytes} {
 		ch <- d
 	}
 }
@@ -75,4 +80,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.dropped, st.Dropped)
 	counter(c.restores, st.Restores)
 	counter(c.history, st.HistorySent)
+	counter(c.topicMsgs, st.TopicMessagesSent, "sent")
+	counter(c.topicMsgs, st.TopicMessagesReceived, "received")
+	counter(c.topicBytes, st.TopicBytesSent)
 }

@@ -44,18 +44,21 @@ func scrape(t *testing.T, n *cluster.Node) (map[string]float64, cluster.Stats, c
 // want is what the collector must report for st.
 func want(st cluster.Stats) map[string]float64 {
 	return map[string]float64{
-		"wsactor_cluster_rooms_activated_total":             float64(st.RoomsActivated),
-		"wsactor_cluster_published_total":                   float64(st.Published),
-		"wsactor_cluster_delivers_sent_total{scope=local}":  float64(st.DeliversSent - st.DeliversSentRemote),
-		"wsactor_cluster_delivers_sent_total{scope=remote}": float64(st.DeliversSentRemote),
-		"wsactor_cluster_delivers_received_total":           float64(st.DeliversReceived),
-		"wsactor_cluster_frames_queued_total":               float64(st.FramesQueued),
-		"wsactor_cluster_duplicates_total":                  float64(st.Duplicates),
-		"wsactor_cluster_buffered_total":                    float64(st.Buffered),
-		"wsactor_cluster_replayed_total":                    float64(st.Replayed),
-		"wsactor_cluster_dropped_total":                     float64(st.Dropped),
-		"wsactor_cluster_restores_total":                    float64(st.Restores),
-		"wsactor_cluster_history_sent_total":                float64(st.HistorySent),
+		"wsactor_cluster_rooms_activated_total":                    float64(st.RoomsActivated),
+		"wsactor_cluster_published_total":                          float64(st.Published),
+		"wsactor_cluster_delivers_sent_total{scope=local}":         float64(st.DeliversSent - st.DeliversSentRemote),
+		"wsactor_cluster_delivers_sent_total{scope=remote}":        float64(st.DeliversSentRemote),
+		"wsactor_cluster_delivers_received_total":                  float64(st.DeliversReceived),
+		"wsactor_cluster_frames_queued_total":                      float64(st.FramesQueued),
+		"wsactor_cluster_duplicates_total":                         float64(st.Duplicates),
+		"wsactor_cluster_buffered_total":                           float64(st.Buffered),
+		"wsactor_cluster_replayed_total":                           float64(st.Replayed),
+		"wsactor_cluster_dropped_total":                            float64(st.Dropped),
+		"wsactor_cluster_restores_total":                           float64(st.Restores),
+		"wsactor_cluster_history_sent_total":                       float64(st.HistorySent),
+		"wsactor_cluster_topic_messages_total{direction=sent}":     float64(st.TopicMessagesSent),
+		"wsactor_cluster_topic_messages_total{direction=received}": float64(st.TopicMessagesReceived),
+		"wsactor_cluster_topic_bytes_sent_total":                   float64(st.TopicBytesSent),
 	}
 }
 
@@ -140,8 +143,8 @@ func TestCollector(t *testing.T) {
 		if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
 			t.Errorf("lint: %v %v", problems, err)
 		}
-		if n := testutil.CollectAndCount(c); n != 12 {
-			t.Errorf("%d series, want 12", n)
+		if n := testutil.CollectAndCount(c); n != 15 {
+			t.Errorf("%d series, want 15", n)
 		}
 	}
 }

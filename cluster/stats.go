@@ -41,12 +41,19 @@ type Stats struct {
 	// HistorySent counts Delivers that grains on this node sent again to
 	// shards registering after they lost their grain.
 	HistorySent int64
+	// TopicMessagesSent and TopicMessagesReceived count the channel topic
+	// messages (Node.Channels) this node sent to and received from other
+	// nodes: for a kept event, one to each other node with members of the
+	// topic, one to the backup node (replication) and its acknowledgement.
+	// TopicBytesSent is their bodies' size.
+	TopicMessagesSent, TopicMessagesReceived, TopicBytesSent int64
 }
 
 type counters struct {
 	roomsActivated, published, deliversSentLocal, deliversSentRemote atomic.Int64
 	deliversReceived, framesQueued, duplicates                       atomic.Int64
 	buffered, replayed, dropped, restores, historySent               atomic.Int64
+	topicSent, topicReceived, topicBytes                             atomic.Int64
 }
 
 // Stats returns a snapshot of the node's counters.
@@ -69,5 +76,9 @@ func (n *Node) Stats() Stats {
 		Dropped:            c.dropped.Load(),
 		Restores:           c.restores.Load(),
 		HistorySent:        c.historySent.Load(),
+
+		TopicMessagesSent:     c.topicSent.Load(),
+		TopicMessagesReceived: c.topicReceived.Load(),
+		TopicBytesSent:        c.topicBytes.Load(),
 	}
 }
