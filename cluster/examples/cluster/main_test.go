@@ -340,7 +340,11 @@ func tally(clients []*wsClient, sent []string) (lost, dup int, missing []string)
 // Three real node processes with etcd: clients on every node in one room;
 // every message counted; one network message per node and broadcast; then
 // kill -9 of the node hosting the room while the survivors keep chatting.
-func TestThreeProcessesFailover(t *testing.T) {
+// startThreeNodes starts etcd and three node processes of this example,
+// waits until each sees the three, and stops them when the test ends,
+// failing it on a data race in wsactor's code in any node's log.
+func startThreeNodes(t *testing.T) []*proc {
+	t.Helper()
 	etcdBin := requireEtcd(t)
 	if testing.Short() {
 		t.Skip("-short: skipping the multi-process cluster test")
@@ -391,6 +395,12 @@ func TestThreeProcessesFailover(t *testing.T) {
 		}
 		return true
 	})
+
+	return procs
+}
+
+func TestThreeProcessesFailover(t *testing.T) {
+	procs := startThreeNodes(t)
 
 	// Phase 1: three clients per node, every message counted.
 	const roomName = "chat"

@@ -22,15 +22,19 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/channel"
 	"github.com/wsactor/wsactor/cluster"
 	"github.com/wsactor/wsactor/supervisor"
 )
 
 // runNode runs one cluster node until ctx ends: protoactor's remote on
 // -remote, the etcd provider on -etcd, and an HTTP server on -http with the
-// chat page (/), its WebSocket (/ws) and two JSON endpoints for tests and
-// curious people: /debug/stats and /debug/room?name=. Once serving it
-// prints "READY http=<addr> remote=<addr>" on out.
+// chat page (/), its WebSocket (/ws), a channels hub whose topics live on
+// the cluster (/channels: the channels protocol, any client of package
+// channel or the browser client; ?user= names the user) and three JSON
+// endpoints for tests and curious people: /debug/stats, /debug/room?name=
+// and /debug/rank?topic= (the topic's owner first, then its backup). Once
+// serving it prints "READY http=<addr> remote=<addr>" on out.
 func runNode(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("node", flag.ContinueOnError)
 	httpAddr := fs.String("http", "127.0.0.1:8081", "HTTP listen address (port 0: any free port)")
@@ -91,8 +95,29 @@ func runNode(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Channel topics on the cluster: every push to a topic is published to
+	// its members, with presence and a history clients recover from, also
+	// after the death of the topic's owner node.
+	hub, err := channel.NewHub(system, &channel.Options{
+		Cluster: node.Channels(),
+		Authenticate: func(r *http.Request) (channel.Identity, error) {
+			u := r.URL.Query().Get("user")
+			return channel.Identity{User: u, Meta: map[string]string{"node": label}}, nil
+		},
+		Topics: func(string) *channel.TopicOptions {
+			return &channel.TopicOptions{ClientPublish: true, Presence: true, History: 10000}
+		},
+		Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/ws", h)
+	mux.Handle("/channels", hub)
+	mux.HandleFunc("/debug/rank", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, node.Channels().Rank(r.URL.Query().Get("topic")))
+	})
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = io.WriteString(w, page)
@@ -128,6 +153,9 @@ func runNode(ctx context.Context, args []string, out io.Writer) error {
 	// its lease to expire.
 	if e := h.Shutdown(sctx); e != nil {
 		logger.Warn().Err(e).Msg("websocket shutdown")
+	}
+	if e := hub.Close(sctx); e != nil {
+		logger.Warn().Err(e).Msg("channels shutdown")
 	}
 	_ = srv.Shutdown(sctx)
 	_ = node.Shutdown(sctx, true)
