@@ -145,6 +145,10 @@ type linkIn struct {
 // topologyChanged tells owners and edges to look at the ranking again.
 type topologyChanged struct{}
 
+// reasonNotOwner refuses a gather from a node that is not the topic's owner
+// in the answering node's view.
+const reasonNotOwner = "not owner"
+
 // errUnavailable answers requests that were on their way to an owner that
 // went away; the client may send them again.
 var errUnavailable = &Error{Code: CodeUnavailable, Message: "the topic moved to another node; try again"}
@@ -316,6 +320,12 @@ func (p *ClusterPort) gather(from string, m *linkMsg) {
 	}
 	st := &linkMsg{K: linkState, Topic: m.Topic, Term: m.Term, OK: true}
 	switch {
+	case p.owner(m.Topic) != from:
+		// Not the owner as this node sees the cluster: its view (or ours)
+		// is behind. Answering would let a node with a stale view take the
+		// topic from its owner; it tries again when the views agree.
+		st.OK, st.Reason = false, reasonNotOwner
+		local = nil
 	case b != nil && b.term > m.Term:
 		st.OK, st.Term = false, b.term
 	case b != nil:

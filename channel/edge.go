@@ -35,6 +35,7 @@ type edge struct {
 	publishes map[uint64]*publishReq
 	ref       uint64
 	retry     *time.Timer
+	backoff   time.Duration // before resending refused joins; doubles to 2s
 	self      *actor.PID
 }
 
@@ -201,7 +202,10 @@ func (e *edge) out(m *linkMsg) {
 		return txt
 	}
 	if !m.All {
-		delete(e.joins, m.ID) // the first message to a member is its join's answer
+		if e.joins[m.ID] != nil {
+			delete(e.joins, m.ID) // the first message to a member is its join's answer
+			e.backoff = 0
+		}
 		if mem, ok := e.member(m.ID); ok {
 			if f := pick(mem); f != nil {
 				_ = mem.Conn.SendFrame(f)
@@ -252,8 +256,9 @@ func (e *edge) redirected(ctx actor.Context, m *linkMsg) {
 	switch m.Of {
 	case linkJoin:
 		if e.retry == nil {
+			e.backoff = min(max(2*e.backoff, 50*time.Millisecond), 2*time.Second)
 			root, self := ctx.ActorSystem().Root, ctx.Self()
-			e.retry = time.AfterFunc(100*time.Millisecond, func() { root.Send(self, &edgeRetry{}) })
+			e.retry = time.AfterFunc(e.backoff, func() { root.Send(self, &edgeRetry{}) })
 		}
 	case linkPush:
 		k := pushKey{m.ID, m.Ref}

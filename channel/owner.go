@@ -212,14 +212,25 @@ func (o *owner) link(ctx actor.Context, in *linkIn) {
 
 // state takes one node's answer to the gather.
 func (o *owner) state(ctx actor.Context, from string, m *linkMsg) {
-	if o.a != nil || m.Term != o.term && m.OK {
+	if o.a != nil {
 		return
 	}
-	if !m.OK {
+	switch {
+	case !m.OK && m.Reason == reasonNotOwner:
+		// That node does not see this one as the owner: serving now could
+		// fork the stream. Stop; the members' nodes ask again later.
+		if m.Term == o.term {
+			o.p.h.log.Debug().Str("topic", o.name).Str("node", from).Msg("topic gather refused: the node sees another owner")
+			o.stop(ctx, false)
+		}
+		return
+	case !m.OK:
 		// That node saw a newer owner's gather: outbid it.
 		if m.Term >= o.term {
 			o.startGather(ctx, m.Term+1)
 		}
+		return
+	case m.Term != o.term:
 		return
 	}
 	if _, asked := o.expect[from]; asked {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/wsactor/wsactor/actors"
+	"github.com/wsactor/wsactor/channel"
 	"github.com/wsactor/wsactor/cluster"
 	"github.com/wsactor/wsactor/room"
 	"github.com/wsactor/wsactor/supervisor"
@@ -178,5 +180,87 @@ type localMember struct {
 func (m *localMember) Receive(ctx actor.Context) {
 	if o, ok := ctx.Message().(*actors.Opened); ok {
 		_, _, _ = m.reg.Join(context.Background(), m.room, &room.Join{Conn: o.Conn})
+	}
+}
+
+// BenchmarkChannelsFanout publishes kept events (Hub.Publish, 64 in flight)
+// to a 300-member channel topic: on a Hub in one process, on a one-node
+// cluster, and on three nodes with 100 members each (the publisher's node
+// is not the owner). End to end, as BenchmarkFanout; with three nodes it
+// also reports the network messages per event (an event per other node with
+// members, a replication to the backup, its acknowledgement, and the
+// publish request and answer when the publisher is not on the owner).
+func BenchmarkChannelsFanout(b *testing.B) {
+	topics := func(string) *channel.TopicOptions { return &channel.TopicOptions{History: 1000} }
+	for _, tc := range []struct {
+		name  string
+		group string
+	}{{"hub-one-process", "single"}, {"cluster-1-node", "single"}, {"cluster-3-nodes", "shared"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			var nodes []*topicNode
+			if tc.name == "hub-one-process" {
+				tn := nodesOf(b, tc.group, serveOptions{})[0]
+				hub, err := channel.NewHub(tn.node.System(), &channel.Options{Topics: topics, Logger: testLogger(b)})
+				if err != nil {
+					b.Fatal(err)
+				}
+				srv := httptest.NewServer(hub)
+				b.Cleanup(func() {
+					srv.Close()
+					_ = hub.Close(context.Background())
+				})
+				nodes = []*topicNode{{node: tn.node, hub: hub, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http")}}
+			} else {
+				nodes = topicHubs(b, tc.group, topics)
+			}
+			topic := fmt.Sprintf("bench-%s-%d", tc.name, time.Now().UnixNano())
+			publisher := nodes[0]
+			if len(nodes) > 1 {
+				for _, tn := range nodes {
+					if tn.node.Address() != tn.node.Channels().Rank(topic)[0] {
+						publisher = tn
+					}
+				}
+			}
+			var members []*counter
+			for i := range benchMembers {
+				c := dialCounter(b, nodes[i%len(nodes)].url+"?user=m")
+				join := fmt.Sprintf(`{"t":"join","ref":1,"topic":%q}`, topic)
+				if err := c.ws.WriteMessage(websocket.TextMessage, []byte(join)); err != nil {
+					b.Fatal(err)
+				}
+				members = append(members, c)
+			}
+			waitFor(b, 30*time.Second, "members joined", func() bool {
+				for _, m := range members {
+					if m.n.Load() < 1 { // the join's reply
+						return false
+					}
+				}
+				return true
+			})
+			sent := func() (n int64) {
+				for _, tn := range nodes {
+					n += tn.node.Stats().TopicMessagesSent
+				}
+				return n
+			}
+			before := sent()
+			var wg sync.WaitGroup
+			ctx := context.Background()
+			fanout(b, func(p []byte) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if _, err := publisher.hub.Publish(ctx, topic, "m", p); err != nil {
+						b.Error(err)
+					}
+				}()
+			}, members, 1)
+			wg.Wait()
+			if len(nodes) > 1 {
+				b.ReportMetric(float64(sent()-before)/float64(b.N), "net-msgs/event")
+			}
+		})
 	}
 }

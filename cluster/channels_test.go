@@ -28,7 +28,7 @@ type topicNode struct {
 	srv  *httptest.Server
 }
 
-func topicHubs(t *testing.T, group string, topics func(string) *channel.TopicOptions) []*topicNode {
+func topicHubs(t testing.TB, group string, topics func(string) *channel.TopicOptions) []*topicNode {
 	t.Helper()
 	var out []*topicNode
 	for _, tn := range nodesOf(t, group, serveOptions{}) {
