@@ -224,7 +224,7 @@ func BenchmarkChannelsFanout(b *testing.B) {
 			}
 			var members []*counter
 			for i := range benchMembers {
-				c := dialCounter(b, nodes[i%len(nodes)].url+"?user=m")
+				c := dialCounter(b, nodes[i%len(nodes)].url+fmt.Sprintf("?user=m%d", i)) // one user's joins are rate-limited together
 				join := fmt.Sprintf(`{"t":"join","ref":1,"topic":%q}`, topic)
 				if err := c.ws.WriteMessage(websocket.TextMessage, []byte(join)); err != nil {
 					b.Fatal(err)

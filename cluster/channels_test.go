@@ -303,3 +303,19 @@ func killTopicNode(t *testing.T, tn *topicNode) {
 		t.Fatalf("provider shutdown: %v", err)
 	}
 }
+
+// A one-node cluster: the node owns every topic and has no backup; events
+// are published at once.
+func TestChannelsOneNode(t *testing.T) {
+	nodes := topicHubs(t, "single", nil)
+	c := dialTopic(t, nodes[0], "solo", "alone", false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pos, err := nodes[0].hub.Publish(ctx, "alone", "e", 1)
+	if err != nil || pos.Offset != 1 {
+		t.Fatalf("publish: %+v %v", pos, err)
+	}
+	if e := c.next(t); e.Offset != 1 || string(e.Data) != "1" {
+		t.Fatalf("event %+v", e)
+	}
+}
