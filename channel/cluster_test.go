@@ -1,6 +1,8 @@
 package channel_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +11,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -746,5 +751,105 @@ func TestClusterTopicMovesToNewNode(t *testing.T) {
 		if m := c.readUntil("event"); m.Offset != 6 {
 			t.Fatalf("after the move: %s", m.raw)
 		}
+	}
+}
+
+// The browser client (under Node, with the ws package) on a node that is
+// not the topic's owner: the owner dies, the client is told "stopped",
+// rejoins by itself and recovers (recovered=true), and gets every event
+// once, in order, across the failover.
+func TestClusterBrowserClient(t *testing.T) {
+	node, modules := jsNode(t)
+	ce := newClusterEnv(t, 3, clusterTopics)
+	const topic = "js"
+	rank := ce.rank(topic)
+	owner, other := rank[0], rank[2]
+	cmd := exec.Command(node, filepath.Join("testdata", "cluster_sub.js"), ce.envs[other].url+"?user=js", topic)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan map[string]json.RawMessage, 256)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var m map[string]json.RawMessage
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				lines <- m
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		stdin.Close()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(jsTimeout):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	next := func(key string) json.RawMessage {
+		t.Helper()
+		for {
+			select {
+			case m, ok := <-lines:
+				if !ok {
+					t.Fatalf("the client ended before %q; stderr:\n%s", key, stderr.String())
+				}
+				if e, bad := m["error"]; bad {
+					t.Fatalf("client error: %s", e)
+				}
+				if v, found := m[key]; found {
+					return v
+				}
+			case <-time.After(jsTimeout):
+				t.Fatalf("no %q from the client within %v", key, jsTimeout)
+			}
+		}
+	}
+	next("ready")
+	nextEvent := func(want int) {
+		t.Helper()
+		v := next("event")
+		if string(v) != fmt.Sprint(want) {
+			t.Fatalf("event %s, want %d", v, want)
+		}
+	}
+	ctx := context.Background()
+	for i := 1; i <= 5; i++ {
+		if _, err := ce.envs[other].hub.Publish(ctx, topic, "n", i); err != nil {
+			t.Fatal(err)
+		}
+		nextEvent(i)
+	}
+	ce.kill(owner)
+	if v := next("left"); string(v) != `"stopped"` {
+		t.Fatalf("left %s, want stopped", v)
+	}
+	var j struct {
+		Recovered bool
+		Offset    uint64
+	}
+	if err := json.Unmarshal(next("join"), &j); err != nil || !j.Recovered || j.Offset != 5 {
+		t.Fatalf("rejoin %+v (%v), want recovered at offset 5", j, err)
+	}
+	for i := 6; i <= 10; i++ {
+		if _, err := ce.envs[other].hub.Publish(ctx, topic, "n", i); err != nil {
+			t.Fatal(err)
+		}
+		nextEvent(i)
 	}
 }

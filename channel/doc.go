@@ -59,6 +59,17 @@
 // Hub.Shutdown closes every connection (1001) and keeps the topics; after
 // Hub.Reopen clients reconnect and recover what was published meanwhile.
 //
+// # Several nodes
+//
+// With Options.Cluster (package cluster's Node.Channels) the topics span the
+// nodes of a cluster with the same API and clients: each topic's behaviour,
+// history and presence run on one owner node, its history is replicated to
+// a second node before any event reaches a member or is acknowledged, and
+// members join from whatever node they are connected to. When the owner
+// dies, the next node continues the same stream (same epoch and offsets):
+// members are told "left" with reason "stopped", rejoin, and recover. See
+// Cluster and docs/cluster.md.
+//
 // # Clients
 //
 // The browser client is one dependency-free ES module (channel/client/,

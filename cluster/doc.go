@@ -29,14 +29,22 @@
 // registrations, and the broadcasts published on survivors meanwhile are
 // replayed and deduplicated; members' connection actors receive [*RoomMoved].
 //
+// # Channel topics
+//
+// [Node.Channels] makes a channel.Hub's topics cluster-wide
+// (channel.Options.Cluster): each topic has an owner node (rendezvous
+// ranking of the live members) running its behaviour, history and
+// presence, and a backup node holding a copy of its history, acknowledged
+// before any event reaches a member; a new owner continues the backup's
+// stream, so clients recover across the owner's death.
+//
 // # Users of channel hubs
 //
 // A node that serves a channel.Hub calls [Node.ServeUsers] with it; the
 // [Users] it returns reaches a user's sessions on every node: SendUser,
 // DisconnectUser and Sessions ask each member (in parallel, one request
 // each) and add up the answers; nodes that do not answer in time are named
-// in an error wrapping [ErrPartial]. Topics themselves are still local to
-// each node's hub (docs/cluster.md).
+// in an error wrapping [ErrPartial].
 //
 // # Concurrency
 //
