@@ -88,20 +88,13 @@ func (e *edge) Receive(ctx actor.Context) {
 	case *actor.Started:
 		e.self = ctx.Self()
 		e.owner = e.p.owner(e.name)
-		if e.shared.live.CompareAndSwap(false, true) {
-			e.h.liveTopics.Add(1)
-		}
+		e.shared.started(e.h)
 	case *actor.Stopped:
 		if e.retry != nil {
 			e.retry.Stop()
 		}
 		e.failPending(ctx)
-		if e.shared.live.CompareAndSwap(true, false) {
-			e.h.liveTopics.Add(-1)
-			e.h.counters.members.Add(-e.shared.members.Swap(0))
-			e.h.shared.CompareAndDelete(e.name, e.shared)
-			e.h.topicOpts.Delete(e.name)
-		}
+		e.shared.stopped(e.h, e.name)
 	}
 }
 
@@ -110,12 +103,7 @@ func (e *edge) joined(m *room.Joined) {
 	if !ok {
 		return
 	}
-	e.h.counters.joins.Add(1)
-	e.h.counters.members.Add(1)
-	e.shared.members.Add(1)
-	if jm.member.Binary {
-		e.shared.binary++
-	}
+	e.shared.count(e.h, &jm.member, 1)
 	meta, err := marshalData(jm.member.Meta)
 	if err != nil {
 		meta = json.RawMessage("null")
@@ -136,11 +124,7 @@ func (e *edge) left(m *room.Left) {
 	if !ok {
 		return
 	}
-	if jm.member.Binary {
-		e.shared.binary--
-	}
-	e.h.counters.members.Add(-1)
-	e.shared.members.Add(-1)
+	e.shared.count(e.h, &jm.member, -1)
 	delete(e.joins, jm.member.ID)
 	e.p.send(e.owner, &linkMsg{K: linkLeave, Topic: e.name, ID: jm.member.ID, Reason: m.Reason.String()})
 }
@@ -236,18 +220,7 @@ func (e *edge) out(m *linkMsg) {
 	}
 }
 
-func (e *edge) member(id string) (room.Member, bool) {
-	var found room.Member
-	ok := false
-	e.state.Range(func(m room.Member) bool {
-		if jm, is := m.Meta.(*joinMeta); is && jm.member.ID == id {
-			found, ok = m, true
-			return false
-		}
-		return true
-	})
-	return found, ok
-}
+func (e *edge) member(id string) (room.Member, bool) { return memberByID(e.state, id) }
 
 // redirected handles a refusal from a node that does not own the topic
 // (its view of the cluster, or ours, is behind): joins are sent again

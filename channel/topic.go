@@ -226,6 +226,40 @@ type roomShared struct {
 	members atomic.Int64 // channel members (written by the topic, read by Hub.TopicCounts)
 }
 
+// started counts a topic's room in the Hub's live topics (once: not again
+// after a restart of its behaviour).
+func (s *roomShared) started(h *Hub) {
+	if s.live.CompareAndSwap(false, true) {
+		h.liveTopics.Add(1)
+	}
+}
+
+// stopped takes a topic's room out of the Hub's counts and maps.
+func (s *roomShared) stopped(h *Hub, name string) {
+	if s.live.CompareAndSwap(true, false) {
+		h.liveTopics.Add(-1)
+		// A stopping room sends no Left: its members leave the gauge here.
+		h.counters.members.Add(-s.members.Swap(0))
+		// Forget the topic's entries: names churn, the maps must not grow
+		// with every topic that ever ran.
+		h.shared.CompareAndDelete(name, s)
+		h.topicOpts.Delete(name)
+	}
+}
+
+// count counts a channel member joining (d = 1) or leaving (d = -1) a
+// topic's room on this node.
+func (s *roomShared) count(h *Hub, m *Member, d int) {
+	if d > 0 {
+		h.counters.joins.Add(1)
+	}
+	h.counters.members.Add(int64(d))
+	s.members.Add(int64(d))
+	if m.Binary {
+		s.binary += d
+	}
+}
+
 // Name returns the topic's name.
 func (t *Topic) Name() string { return t.name }
 
@@ -344,10 +378,14 @@ func (t *Topic) Send(id string, event string, data any) (bool, error) {
 	return true, nil
 }
 
-func (r roomMembers) member(id string) (room.Member, bool) {
+func (r roomMembers) member(id string) (room.Member, bool) { return memberByID(r.t.state, id) }
+
+// memberByID finds the channel member with connection id id in a topic's
+// room.
+func memberByID(s *room.State, id string) (room.Member, bool) {
 	var found room.Member
 	ok := false
-	r.t.state.Range(func(m room.Member) bool {
+	s.Range(func(m room.Member) bool {
 		if jm, is := m.Meta.(*joinMeta); is && jm.member.ID == id {
 			found, ok = m, true
 			return false
@@ -485,22 +523,12 @@ func (a *topicActor) Receive(ctx actor.Context) {
 	case *publishReq:
 		m.done <- publishResult{pos: t.publish(m.event, m.data)}
 	case *actor.Started:
-		if t.shared.live.CompareAndSwap(false, true) { // not again after a restart
-			t.hub.liveTopics.Add(1)
-		}
+		t.shared.started(t.hub)
 		if a.user != nil {
 			a.user.Receive(ctx)
 		}
 	case *actor.Stopped:
-		if t.shared.live.CompareAndSwap(true, false) {
-			t.hub.liveTopics.Add(-1)
-			// A stopping room sends no Left: its members leave the gauge here.
-			t.hub.counters.members.Add(-t.shared.members.Swap(0))
-			// Forget the topic's entries: names churn, the maps must not
-			// grow with every topic that ever ran.
-			t.hub.shared.CompareAndDelete(t.name, t.shared)
-			t.hub.topicOpts.Delete(t.name)
-		}
+		t.shared.stopped(t.hub, t.name)
 		if a.user != nil {
 			a.user.Receive(ctx)
 		}
@@ -521,13 +549,7 @@ func (a *topicActor) joined(ctx actor.Context, m *room.Joined) {
 	if !ok {
 		return // a plain room.Join from user code: not a channel member
 	}
-	t := a.t
-	t.hub.counters.joins.Add(1)
-	t.hub.counters.members.Add(1)
-	t.shared.members.Add(1)
-	if jm.member.Binary {
-		t.shared.binary++
-	}
+	a.t.shared.count(a.t.hub, &jm.member, 1)
 	a.join(ctx, jm)
 }
 
@@ -606,16 +628,11 @@ func (a *topicActor) join(ctx actor.Context, jm *joinMeta) {
 }
 
 func (a *topicActor) left(ctx actor.Context, m *room.Left) {
-	t := a.t
 	jm, ok := m.Member.Meta.(*joinMeta)
 	if !ok {
 		return
 	}
-	if jm.member.Binary {
-		t.shared.binary--
-	}
-	t.hub.counters.members.Add(-1)
-	t.shared.members.Add(-1)
+	a.t.shared.count(a.t.hub, &jm.member, -1)
 	a.leave(ctx, &jm.member, m.Reason)
 }
 
