@@ -853,3 +853,52 @@ func TestClusterBrowserClient(t *testing.T) {
 		nextEvent(i)
 	}
 }
+
+// A node that is neither the owner nor the backup dies: its members leave
+// presence (the owner sees the node leave the topology) and the others
+// stay in the topic without a break.
+func TestClusterMemberNodeDies(t *testing.T) {
+	ce := newClusterEnv(t, 3, clusterTopics)
+	const topic = "survive"
+	rank := ce.rank(topic)
+	a := ce.envs[rank[0]].dial(t, "alice")
+	a.join(1, topic, nil)
+	a.expect("presence_state")
+	b := ce.envs[rank[1]].dial(t, "bob")
+	b.join(1, topic, nil)
+	b.expect("presence_state")
+	a.expect("presence_diff")
+	c := ce.envs[rank[2]].dial(t, "carol")
+	c.join(1, topic, nil)
+	c.expect("presence_state")
+	for _, cl := range []*tclient{a, b} {
+		cl.expect("presence_diff")
+	}
+	ce.kill(rank[2])
+	for _, cl := range []*tclient{a, b} {
+		if m := cl.expect("presence_diff"); m.Leaves["carol"].Metas == nil {
+			t.Fatalf("want carol leaving, got %s", m.raw)
+		}
+	}
+	if _, err := ce.envs[rank[1]].hub.Publish(context.Background(), topic, "e", 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, cl := range []*tclient{a, b} {
+		if m := cl.expect("event"); m.Offset != 1 {
+			t.Fatalf("after carol's node died: %s", m.raw)
+		}
+	}
+}
+
+// Store and Cluster do not go together: history is replicated instead.
+func TestClusterRefusesStore(t *testing.T) {
+	store, err := channel.NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := &memNode{net: &memNet{nodes: map[string]*memNode{}}, addr: "x"}
+	_, err = channel.NewHub(actors.NewSystem(zerolog.Nop()), &channel.Options{Store: store, Cluster: node})
+	if err == nil || !strings.Contains(err.Error(), "Store") {
+		t.Fatalf("NewHub with Store and Cluster: %v", err)
+	}
+}

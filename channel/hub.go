@@ -81,7 +81,7 @@ type Options struct {
 	// cluster's Node.Channels): each topic's behaviour, history and
 	// presence live on one owner node, its history is replicated to a
 	// second, and connections join it from any node; clients recover across
-	// the owner's death. Store is not used then. Nil: one process.
+	// the owner's death. It excludes Store. Nil: one process.
 	Cluster Cluster
 
 	// Logger receives the hub's logs. The zero value means the actor
@@ -203,6 +203,9 @@ func NewHub(system *actor.ActorSystem, opts *Options) (*Hub, error) {
 	}
 	if o.AcceptOptions.Authenticate != nil {
 		return nil, errors.New("channel: set Options.Authenticate, not AcceptOptions.Authenticate")
+	}
+	if o.Cluster != nil && o.Store != nil {
+		return nil, errors.New("channel: Options.Store is for one process; on a cluster (Options.Cluster) history is replicated between nodes")
 	}
 	if o.MaxTopics == 0 {
 		o.MaxTopics = defaultMaxTopics
