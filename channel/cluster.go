@@ -86,6 +86,7 @@ const (
 	linkDrop      = "drop"
 	linkGather    = "gather"
 	linkState     = "state"
+	linkResync    = "resync"
 )
 
 // linkMsg is every message between nodes' hubs, as JSON.
@@ -100,6 +101,13 @@ type linkMsg struct {
 	Ref uint64 `json:"ref,omitempty"`
 	// Of is the kind a redirect refuses.
 	Of string `json:"of,omitempty"`
+	// Inc and Seq number the messages between an owner and an edge: Inc
+	// names the sender's incarnation (an owner's term; an edge's random
+	// number, new for each owner it follows), Seq counts its messages to
+	// that node from 1. A gap means a lost message (a broken link): the
+	// edge's members rejoin (resync).
+	Inc uint64 `json:"inc,omitempty"`
+	Seq uint64 `json:"seq,omitempty"`
 
 	// out: the message for members speaking JSON (Text) and binary (Bin).
 	Text []byte `json:"text,omitempty"`
@@ -136,10 +144,23 @@ type linkMember struct {
 	Binary bool            `json:"binary,omitempty"`
 }
 
+// seqCheck follows one sender's numbered messages.
+type seqCheck struct{ inc, seq uint64 }
+
+// next says whether m follows the messages seen so far without a gap, and
+// records it. A new incarnation must start at 1, unless fresh (the first
+// message ever seen from that sender) accepts any start.
+func (c *seqCheck) next(m *linkMsg, fresh bool) bool {
+	ok := m.Inc == c.inc && m.Seq == c.seq+1 || m.Inc != c.inc && (m.Seq == 1 || fresh)
+	c.inc, c.seq = m.Inc, m.Seq
+	return ok
+}
+
 // linkIn is a link message delivered to a local actor.
 type linkIn struct {
-	from string
-	m    *linkMsg
+	from    string
+	m       *linkMsg
+	checked bool // its number was checked (it waited for a gather)
 }
 
 // topologyChanged tells owners and edges to look at the ranking again.
@@ -194,7 +215,8 @@ func (p *ClusterPort) TopologyChanged() {
 // send sends m to node: to this node's own actors without encoding.
 func (p *ClusterPort) send(node string, m *linkMsg) {
 	if node == p.self || node == "" {
-		p.route(p.self, m)
+		cp := *m // the sender may number it again (a resent join)
+		p.route(p.self, &cp)
 		return
 	}
 	b, err := json.Marshal(m)
@@ -217,7 +239,7 @@ func (p *ClusterPort) owner(topic string) string {
 func (p *ClusterPort) route(from string, m *linkMsg) {
 	root := p.h.system.Root
 	switch m.K {
-	case linkOut, linkRemove, linkAnswer, linkPublished, linkRedirect:
+	case linkOut, linkRemove, linkAnswer, linkPublished, linkRedirect, linkResync:
 		if r, ok := p.h.topics.Lookup(m.Topic); ok {
 			r.Tell(&linkIn{from: from, m: m})
 		}

@@ -42,6 +42,9 @@ type memNode struct {
 	addr  string
 	port  *channel.ClusterPort
 	alive bool
+	// lose, if set, is asked about every message this node sends: true
+	// drops it, as a broken link does.
+	lose func(to string, msg []byte) bool
 
 	qmu   sync.Mutex
 	queue []memPacket
@@ -101,7 +104,11 @@ func (n *memNode) Send(node string, msg []byte) error {
 	n.net.mu.Lock()
 	to := n.net.nodes[node]
 	ok := n.alive && to != nil && to.alive
+	lose := n.lose
 	n.net.mu.Unlock()
+	if lose != nil && lose(node, msg) {
+		return nil
+	}
 	if !ok {
 		return fmt.Errorf("memnet: %s unreachable from %s", node, n.addr)
 	}
@@ -900,5 +907,145 @@ func TestClusterRefusesStore(t *testing.T) {
 	_, err = channel.NewHub(actors.NewSystem(zerolog.Nop()), &channel.Options{Store: store, Cluster: node})
 	if err == nil || !strings.Contains(err.Error(), "Store") {
 		t.Fatalf("NewHub with Store and Cluster: %v", err)
+	}
+}
+
+// loseOnce makes node i drop the first message of kind k it sends to node
+// to, and returns a function reporting whether it has.
+func (ce *clusterEnv) loseOnce(i int, k string, to int) func() bool {
+	var (
+		mu   sync.Mutex
+		done bool
+	)
+	ce.net.mu.Lock()
+	ce.net.nodes[fmt.Sprintf("node%d", i)].lose = func(node string, msg []byte) bool {
+		var m struct{ K string }
+		_ = json.Unmarshal(msg, &m)
+		mu.Lock()
+		defer mu.Unlock()
+		if done || m.K != k || node != fmt.Sprintf("node%d", to) {
+			return false
+		}
+		done = true
+		return true
+	}
+	ce.net.mu.Unlock()
+	return func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return done
+	}
+}
+
+// An event to a node is lost on the way (a broken link): the node's edge
+// sees the gap at the next message and ends its members' memberships; they
+// rejoin and recover the lost event. Nothing is skipped silently.
+func TestClusterLostEventResyncs(t *testing.T) {
+	ce := newClusterEnv(t, 3, clusterTopics)
+	const topic = "lossy"
+	rank := ce.rank(topic)
+	owner, other := rank[0], rank[2]
+	b := ce.envs[other].dial(t, "bob")
+	jb := b.join(1, topic, nil)
+	b.expect("presence_state")
+	pub := func(i int) {
+		if _, err := ce.envs[owner].hub.Publish(context.Background(), topic, "e", i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub(1)
+	if m := b.expect("event"); m.Offset != 1 {
+		t.Fatalf("event %s", m.raw)
+	}
+	lost := ce.loseOnce(owner, "out", other)
+	pub(2) // lost on the way to bob's node
+	if !lost() {
+		t.Fatal("the event was not sent to bob's node")
+	}
+	pub(3)
+	if m := b.readUntil("left"); m.Reason != "stopped" {
+		t.Fatalf("want left stopped after the gap, got %s", m.raw)
+	}
+	r := b.join(2, topic, map[string]any{"recover": channel.Position{Epoch: jb.Epoch, Offset: 1}})
+	if !r.Recovered || len(r.History) != 2 || r.History[0].Offset != 2 || r.History[1].Offset != 3 {
+		t.Fatalf("rejoin after the lost event: %+v", r)
+	}
+}
+
+// A leave from a node is lost: the owner sees the gap at that node's next
+// message, takes all its members out (presence) and has the node's members
+// rejoin; the one that left does not come back.
+func TestClusterLostLeaveResyncs(t *testing.T) {
+	ce := newClusterEnv(t, 3, clusterTopics)
+	const topic = "ghosts"
+	rank := ce.rank(topic)
+	owner, other := rank[0], rank[2]
+	a := ce.envs[owner].dial(t, "alice")
+	a.join(1, topic, nil)
+	a.expect("presence_state")
+	b := ce.envs[other].dial(t, "bob")
+	b.join(1, topic, nil)
+	b.expect("presence_state")
+	c := ce.envs[other].dial(t, "carol")
+	jc := c.join(1, topic, nil)
+	c.expect("presence_state")
+	lost := ce.loseOnce(other, "leave", owner)
+	b.send(map[string]any{"t": "leave", "ref": 2, "topic": topic})
+	b.readUntil("reply")
+	if !lost() {
+		t.Fatal("bob's leave was not sent")
+	}
+	// Carol's push is the next message from her node: the owner sees the gap.
+	c.send(map[string]any{"t": "push", "ref": 2, "topic": topic, "event": "say", "data": "hi"})
+	if m := c.readUntil("left"); m.Reason != "stopped" {
+		t.Fatalf("carol: want left stopped, got %s", m.raw)
+	}
+	c.errorReply(2, channel.CodeUnavailable) // her push: she may send it again
+	r := c.join(3, topic, map[string]any{"recover": channel.Position{Epoch: jc.Epoch, Offset: 0}})
+	if !r.Recovered {
+		t.Fatalf("carol's rejoin: %+v", r)
+	}
+	if keys := presenceKeys(c.readUntil("presence_state")); !slices.Equal(keys, []string{"alice", "carol"}) {
+		t.Fatalf("presence after the resync: %v (bob left)", keys)
+	}
+}
+
+// Clients join on a node that is not the owner while events are being
+// published: each gets its join reply first, then every event after the
+// reply's offset, contiguous — nothing from before its join, nothing
+// skipped (the protocol's order, as in one process).
+func TestClusterJoinOrderUnderPublishing(t *testing.T) {
+	ce := newClusterEnv(t, 3, func() *channel.Options {
+		return &channel.Options{Topics: func(string) *channel.TopicOptions { return &channel.TopicOptions{History: 1000} }}
+	})
+	const topic, total = "busy", 400
+	rank := ce.rank(topic)
+	done := make(chan error, 1)
+	go func() {
+		for i := 1; i <= total; i++ {
+			if _, err := ce.envs[rank[0]].hub.Publish(context.Background(), topic, "e", i); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for k := range 10 {
+		c := ce.envs[rank[2]].dial(t, fmt.Sprint("j", k))
+		c.send(map[string]any{"t": "join", "ref": 1, "topic": topic})
+		first := c.read()
+		if first.T != "reply" {
+			t.Fatalf("joiner %d: first message %s, want the join reply", k, first.raw)
+		}
+		next := first.join(t).Offset + 1
+		for next <= total && next < first.join(t).Offset+20 {
+			if m := c.expect("event"); m.Offset != next {
+				t.Fatalf("joiner %d: event at offset %d, want %d", k, m.Offset, next)
+			}
+			next++
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -2,6 +2,7 @@ package channel
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -34,6 +35,8 @@ type edge struct {
 	pushes    map[pushKey]*actor.PID
 	publishes map[uint64]*publishReq
 	ref       uint64
+	inc, seq  uint64   // numbering of this edge's messages to its owner
+	in        seqCheck // the owner's messages
 	retry     *time.Timer
 	backoff   time.Duration // before resending refused joins; doubles to 2s
 	self      *actor.PID
@@ -73,7 +76,7 @@ func (e *edge) Receive(ctx actor.Context) {
 	case *publishReq:
 		e.ref++
 		e.publishes[e.ref] = m
-		e.p.send(e.owner, &linkMsg{K: linkPublish, Topic: e.name, Ref: e.ref, Event: m.event, Data: m.data.json, Bytes: m.data.bin})
+		e.toOwner(&linkMsg{K: linkPublish, Topic: e.name, Ref: e.ref, Event: m.event, Data: m.data.json, Bytes: m.data.bin})
 	case *linkIn:
 		e.link(ctx, m)
 	case *topologyChanged:
@@ -83,11 +86,12 @@ func (e *edge) Receive(ctx actor.Context) {
 	case *edgeRetry:
 		e.retry = nil
 		for _, j := range e.joins {
-			e.p.send(e.owner, j)
+			e.toOwner(j)
 		}
 	case *actor.Started:
 		e.self = ctx.Self()
 		e.owner = e.p.owner(e.name)
+		e.inc = rand.Uint64()
 		e.shared.started(e.h)
 	case *actor.Stopped:
 		if e.retry != nil {
@@ -116,7 +120,7 @@ func (e *edge) joined(m *room.Joined) {
 	}
 	jm.params, jm.reply, jm.recover = nil, nil, nil
 	e.joins[jm.member.ID] = j
-	e.p.send(e.owner, j)
+	e.toOwner(j)
 }
 
 func (e *edge) left(m *room.Left) {
@@ -126,7 +130,7 @@ func (e *edge) left(m *room.Left) {
 	}
 	e.shared.count(e.h, &jm.member, -1)
 	delete(e.joins, jm.member.ID)
-	e.p.send(e.owner, &linkMsg{K: linkLeave, Topic: e.name, ID: jm.member.ID, Reason: m.Reason.String()})
+	e.toOwner(&linkMsg{K: linkLeave, Topic: e.name, ID: jm.member.ID, Reason: m.Reason.String()})
 }
 
 func (e *edge) push(ctx actor.Context, p *Push) {
@@ -138,13 +142,21 @@ func (e *edge) push(ctx actor.Context, p *Push) {
 	if p.ref != 0 {
 		e.pushes[pushKey{p.From.ID, p.ref}] = p.session
 	}
-	e.p.send(e.owner, &linkMsg{K: linkPush, Topic: e.name, ID: p.From.ID, Ref: p.ref, Event: p.Event, Data: p.Data, Bytes: p.Bin})
+	e.toOwner(&linkMsg{K: linkPush, Topic: e.name, ID: p.From.ID, Ref: p.ref, Event: p.Event, Data: p.Data, Bytes: p.Bin})
 }
 
 func (e *edge) link(ctx actor.Context, in *linkIn) {
 	m := in.m
 	if in.from != e.owner && m.K != linkRedirect {
 		return // from an owner this edge has left
+	}
+	if m.K != linkRedirect && !e.in.next(m, false) {
+		e.resync(ctx, "a message from the owner was lost")
+		return
+	}
+	if m.K == linkResync {
+		e.resync(ctx, "the owner lost a message from this node")
+		return
 	}
 	switch m.K {
 	case linkOut:
@@ -203,7 +215,20 @@ func (e *edge) out(m *linkMsg) {
 			except = mem.PID()
 		}
 	}
+	// Members whose join the owner has not answered yet get nothing sent
+	// to all: it was sent before their join took effect (their join reply
+	// comes first, with what they missed).
 	switch nb := e.shared.binary; {
+	case len(e.joins) > 0:
+		e.state.Range(func(rm room.Member) bool {
+			jm, ok := rm.Meta.(*joinMeta)
+			if ok && e.joins[jm.member.ID] == nil && (except == nil || !rm.PID().Equal(except)) {
+				if f := pick(rm); f != nil {
+					_ = rm.Conn.SendFrame(f.MarkShared())
+				}
+			}
+			return true
+		})
 	case nb == 0 && txt != nil:
 		e.state.Broadcast(txt, except)
 	case nb == e.state.Len() && bin != nil:
@@ -247,12 +272,35 @@ func (e *edge) redirected(ctx actor.Context, m *linkMsg) {
 	}
 }
 
+// toOwner sends m to the owner, numbered.
+func (e *edge) toOwner(m *linkMsg) {
+	e.seq++
+	m.Inc, m.Seq = e.inc, e.seq
+	e.p.send(e.owner, m)
+}
+
+// resync recovers from a lost message between this node and the owner
+// (a broken link): every local membership ends with "stopped" and the
+// clients rejoin, recovering what they missed; joins not answered yet are
+// sent again.
+func (e *edge) resync(ctx actor.Context, why string) {
+	e.h.log.Warn().Str("topic", e.name).Str("owner", e.owner).Int("members", e.state.Len()).
+		Msg("topic: " + why + "; members rejoin")
+	e.rejoin(ctx, e.owner)
+}
+
 // moved follows the topic to its new owner: every local membership ends
 // with "stopped" (clients join again and recover from the new owner), and
 // requests on their way to the old owner are answered.
 func (e *edge) moved(ctx actor.Context, to string) {
 	e.h.log.Debug().Str("topic", e.name).Str("from", e.owner).Str("to", to).Int("members", e.state.Len()).
 		Msg("topic owner changed; members rejoin")
+	e.rejoin(ctx, to)
+}
+
+// rejoin ends the local members' memberships (but those still joining)
+// and continues with owner to.
+func (e *edge) rejoin(ctx actor.Context, to string) {
 	var kicked []room.Member
 	e.state.Range(func(m room.Member) bool {
 		if jm, ok := m.Meta.(*joinMeta); ok && e.joins[jm.member.ID] == nil {
@@ -267,12 +315,15 @@ func (e *edge) moved(ctx actor.Context, to string) {
 	joins := e.joins
 	e.joins = map[string]*linkMsg{}
 	e.failPending(ctx)
-	e.owner = to
-	// Joins not answered yet go to the new owner: their clients have had
-	// nothing from the old one.
+	if to != e.owner {
+		e.owner, e.in = to, seqCheck{}
+		e.inc, e.seq = rand.Uint64(), 0
+	}
+	// Joins not answered yet go (again) to the owner: their clients have
+	// had nothing from it.
 	for id, j := range joins {
 		e.joins[id] = j
-		e.p.send(e.owner, j)
+		e.toOwner(j)
 	}
 }
 

@@ -42,6 +42,8 @@ type owner struct {
 	outbox   []outItem           // what waits for the backup's acknowledgement
 	members  map[string]*rmember // by member id
 	nodes    map[string]*nodeCount
+	seqOut   map[string]uint64    // messages sent to each edge node, this term
+	seqIn    map[string]*seqCheck // messages from each edge node
 	stopping bool
 
 	idle *time.Timer
@@ -86,6 +88,7 @@ func newOwner(p *ClusterPort, name string) *owner {
 	return &owner{
 		p: p, name: name, opts: to.withDefaults(),
 		members: map[string]*rmember{}, nodes: map[string]*nodeCount{},
+		seqOut: map[string]uint64{}, seqIn: map[string]*seqCheck{},
 	}
 }
 
@@ -183,6 +186,17 @@ func (o *owner) link(ctx actor.Context, in *linkIn) {
 		}
 		return
 	}
+	if (m.K == linkJoin || m.K == linkLeave || m.K == linkPush || m.K == linkPublish) && !in.checked {
+		in.checked = true
+		c := o.seqIn[in.from]
+		if c == nil {
+			c = &seqCheck{}
+			o.seqIn[in.from] = c
+		}
+		if !c.next(m, c.inc == 0) && !o.stopping {
+			o.resync(ctx, in.from)
+		}
+	}
 	if o.stopping {
 		if m.K != linkLeave {
 			o.p.send(in.from, &linkMsg{K: linkRedirect, Topic: o.name, Of: m.K, ID: m.ID, Ref: m.Ref})
@@ -204,6 +218,8 @@ func (o *owner) link(ctx actor.Context, in *linkIn) {
 		}
 	case linkPush:
 		o.push(ctx, in.from, m)
+	case linkResync: // queued while gathering
+		o.emit(in.from, &linkMsg{K: linkResync, Topic: o.name})
 	case linkPublish:
 		pos := o.a.t.publish(m.Event, payload{json: m.Data, bin: m.Bytes})
 		o.emit(in.from, &linkMsg{K: linkPublished, Topic: o.name, Ref: m.Ref, OK: true, Epoch: pos.Epoch, Last: pos.Offset})
@@ -360,17 +376,42 @@ func (o *owner) committed(offset uint64) bool {
 func (o *owner) emit(node string, m *linkMsg) {
 	need := o.a.t.hist.last
 	if len(o.outbox) == 0 && o.committed(need) {
-		o.p.send(node, m)
+		o.toEdge(node, m)
 		return
 	}
 	o.outbox = append(o.outbox, outItem{need: need, node: node, m: m})
+}
+
+// toEdge sends m to an edge node, numbered.
+func (o *owner) toEdge(node string, m *linkMsg) {
+	o.seqOut[node]++
+	m.Inc, m.Seq = o.term, o.seqOut[node]
+	o.p.send(node, m)
+}
+
+// resync handles a gap in an edge node's messages (a lost join, leave or
+// push): that node's members are dropped here, and the node is told to end
+// their memberships; they rejoin.
+func (o *owner) resync(ctx actor.Context, node string) {
+	o.p.h.log.Warn().Str("topic", o.name).Str("node", node).Msg("topic: a message from a node was lost; its members rejoin")
+	if o.a != nil {
+		for _, r := range o.members {
+			if r.node == node {
+				o.drop(r)
+				o.a.leave(ctx, &r.m, room.LeftStopped)
+			}
+		}
+		o.emit(node, &linkMsg{K: linkResync, Topic: o.name})
+		return
+	}
+	o.waiting = append(o.waiting, &linkIn{from: node, m: &linkMsg{K: linkResync, Topic: o.name}})
 }
 
 func (o *owner) flush() {
 	i := 0
 	for i < len(o.outbox) && o.committed(o.outbox[i].need) {
 		it := o.outbox[i]
-		o.p.send(it.node, it.m)
+		o.toEdge(it.node, it.m)
 		i++
 	}
 	if i > 0 {
