@@ -25,6 +25,7 @@ import (
 
 	"github.com/wsactor/wsactor/actors"
 	"github.com/wsactor/wsactor/channel"
+	"github.com/wsactor/wsactor/supervisor"
 )
 
 // memNet is an in-memory cluster for channel.Hubs: each node's messages
@@ -1047,5 +1048,77 @@ func TestClusterJoinOrderUnderPublishing(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// fragile is a topic behaviour that counts "count" pushes in a field and
+// panics on "boom".
+type fragile struct{ n int }
+
+func (f *fragile) Receive(ctx actor.Context) {
+	if p, ok := ctx.Message().(*channel.Push); ok {
+		switch p.Event {
+		case "count":
+			f.n++
+			p.Reply(f.n)
+		case "boom":
+			panic("boom")
+		}
+	}
+}
+
+// HandlerPanic applies on a cluster as in one process: Restart replaces
+// the behaviour (its state starts anew), Stop ends the topic — every member
+// on every node is told "stopped", and the history goes (rejoining clients
+// are told: another epoch).
+func TestClusterBehaviourPanicPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy supervisor.Policy
+	}{{"restart", supervisor.Policy{Directive: supervisor.Restart}}, {"stop", supervisor.Policy{Directive: supervisor.Stop}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ce := newClusterEnv(t, 3, func() *channel.Options {
+				return &channel.Options{Topics: func(string) *channel.TopicOptions {
+					return &channel.TopicOptions{HandlerPanic: tc.policy, Handler: func(*channel.Topic) actor.Actor { return &fragile{} }}
+				}}
+			})
+			const topic = "fragile"
+			rank := ce.rank(topic)
+			a := ce.envs[rank[1]].dial(t, "alice")
+			ja := a.join(1, topic, nil)
+			b := ce.envs[rank[2]].dial(t, "bob")
+			b.join(1, topic, nil)
+			for i := 1; i <= 2; i++ {
+				a.send(map[string]any{"t": "push", "ref": 10 + i, "topic": topic, "event": "count"})
+				if r := a.reply(uint64(10 + i)); string(r.Data) != fmt.Sprint(i) {
+					t.Fatalf("count %d: %s", i, r.raw)
+				}
+			}
+			a.send(map[string]any{"t": "push", "ref": 20, "topic": topic, "event": "boom"})
+			if tc.policy.Directive == supervisor.Restart {
+				a.errorReply(20, channel.CodeInternal)
+				a.send(map[string]any{"t": "push", "ref": 21, "topic": topic, "event": "count"})
+				if r := a.reply(21); string(r.Data) != "1" {
+					t.Fatalf("count after a restart: %s, want a fresh behaviour's 1", r.raw)
+				}
+				return
+			}
+			var sawError, sawLeft bool
+			for !sawError || !sawLeft {
+				switch m := a.read(); m.T {
+				case "reply":
+					sawError = m.Ref == 20 && m.Error != nil && m.Error.Code == channel.CodeInternal
+				case "left":
+					sawLeft = m.Reason == "stopped"
+				}
+			}
+			if m := b.readUntil("left"); m.Reason != "stopped" {
+				t.Fatalf("bob: %s", m.raw)
+			}
+			r := b.join(2, topic, map[string]any{"recover": channel.Position{Epoch: ja.Epoch, Offset: 0}})
+			if r.Recovered || r.Reason != channel.ReasonEpoch {
+				t.Fatalf("rejoin after the topic stopped: %+v", r)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/wsactor/wsactor/room"
+	"github.com/wsactor/wsactor/supervisor"
 )
 
 // owner is a topic's actor on its owner node when the Hub runs on a
@@ -46,9 +47,10 @@ type owner struct {
 	seqIn    map[string]*seqCheck // messages from each edge node
 	stopping bool
 
-	idle *time.Timer
-	tick *time.Timer
-	seq  uint64
+	idle   *time.Timer
+	tick   *time.Timer
+	seq    uint64
+	panics *supervisor.Counter // the behaviour's, against HandlerPanic's budget
 }
 
 type outItem struct {
@@ -98,6 +100,7 @@ func (o *owner) Receive(ctx actor.Context) {
 			o.p.h.log.Error().Str("topic", o.name).Str("panic", fmt.Sprint(r)).
 				Str("message", fmt.Sprintf("%T", ctx.Message())).Bytes("stack", debug.Stack()).
 				Msg("topic behaviour panicked; message dropped")
+			o.panicked(ctx)
 		}
 	}()
 	switch m := ctx.Message().(type) {
@@ -148,6 +151,34 @@ func (o *owner) Receive(ctx actor.Context) {
 		if o.a != nil && o.a.user != nil {
 			o.a.user.Receive(ctx)
 		}
+	}
+}
+
+// panicked applies TopicOptions.HandlerPanic, as a room does in one
+// process: resume or restart the behaviour within the budget; past it (or
+// at once under supervisor.Stop) the topic stops: every member is told
+// "left" / "stopped", its history is dropped (the next topic of the name
+// starts a new epoch, and rejoining clients are told).
+func (o *owner) panicked(ctx actor.Context) {
+	if o.a == nil || o.stopping {
+		return
+	}
+	pol := o.opts.HandlerPanic
+	if o.panics == nil {
+		o.panics = supervisor.NewCounter(pol.Budget)
+	}
+	if pol.Directive == supervisor.Stop || !o.panics.Fail(time.Now()) {
+		o.p.h.log.Error().Str("topic", o.name).Str("policy", pol.Directive.String()).
+			Msg("topic behaviour failed past its HandlerPanic policy; the topic stops")
+		for node := range o.nodes {
+			o.toEdge(node, &linkMsg{K: linkResync, Topic: o.name})
+		}
+		o.stop(ctx, true)
+		return
+	}
+	if pol.Directive == supervisor.Restart && o.opts.Handler != nil {
+		o.a.user = o.opts.Handler(o.a.t)
+		o.a.deliver(ctx, &actor.Started{})
 	}
 }
 

@@ -182,7 +182,7 @@ func TestHeartbeatDisabled(t *testing.T) {
 }
 
 func TestCounterBudget(t *testing.T) {
-	c := newCounter(Budget{Max: 2, Within: time.Minute})
+	c := NewCounter(Budget{Max: 2, Within: time.Minute})
 	t0 := time.Unix(1000, 0)
 	if !c.Fail(t0) || !c.Fail(t0.Add(time.Second)) {
 		t.Fatal("failures within budget refused")

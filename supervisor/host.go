@@ -140,7 +140,7 @@ type Host struct {
 	name     string
 	owner    HostOwner // nil: nobody to tell
 	onPanic  func(outcome string)
-	counter  atomic.Pointer[counter] // made at the first panic: most hosts never panic
+	counter  atomic.Pointer[Counter] // made at the first panic: most hosts never panic
 
 	log        atomic.Pointer[zerolog.Logger]
 	user       actor.Actor // the owner's actor only
@@ -253,11 +253,11 @@ func (h *Host) make() (ok bool) {
 }
 
 // budget returns the host's failure counter, made on first use.
-func (h *Host) budget() *counter {
+func (h *Host) budget() *Counter {
 	if c := h.counter.Load(); c != nil {
 		return c
 	}
-	h.counter.CompareAndSwap(nil, newCounter(h.policy.Budget))
+	h.counter.CompareAndSwap(nil, NewCounter(h.policy.Budget))
 	return h.counter.Load()
 }
 

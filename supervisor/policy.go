@@ -68,20 +68,22 @@ type Policy struct {
 	Budget    Budget
 }
 
-// counter tracks failures against a Budget. It is safe for concurrent use.
-// Unlike protoactor's restart statistics it forgets failures older than the
-// window, so a rare but endless failure does not grow it.
-type counter struct {
+// Counter tracks failures against a Budget, for code that applies a Policy
+// itself (a channel topic's behaviour on a cluster). It is safe for
+// concurrent use. Unlike protoactor's restart statistics it forgets
+// failures older than the window, so a rare but endless failure does not
+// grow it.
+type Counter struct {
 	budget Budget
 	mu     sync.Mutex
 	times  []time.Time
 }
 
-// newCounter returns a counter for b (zero fields take the defaults).
-func newCounter(b Budget) *counter { return &counter{budget: b.withDefaults()} }
+// NewCounter returns a Counter for b (zero fields take the defaults).
+func NewCounter(b Budget) *Counter { return &Counter{budget: b.withDefaults()} }
 
 // Fail records a failure at now and reports whether it is within budget.
-func (c *counter) Fail(now time.Time) bool {
+func (c *Counter) Fail(now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cut := now.Add(-c.budget.Within)
