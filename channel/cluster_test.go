@@ -1122,3 +1122,56 @@ func TestClusterBehaviourPanicPolicy(t *testing.T) {
 		})
 	}
 }
+
+// The last event of a burst is lost on the way to a node: nothing follows
+// it, but the owner's check (linkCheckInterval after it sent anything)
+// shows the gap, and the node's members rejoin and recover it.
+func TestClusterLostLastEventDetected(t *testing.T) {
+	ce := newClusterEnv(t, 3, clusterTopics)
+	const topic = "tail"
+	rank := ce.rank(topic)
+	owner, other := rank[0], rank[2]
+	b := ce.envs[other].dial(t, "bob")
+	jb := b.join(1, topic, nil)
+	b.expect("presence_state")
+	lost := ce.loseOnce(owner, "out", other)
+	if _, err := ce.envs[owner].hub.Publish(context.Background(), topic, "e", 1); err != nil {
+		t.Fatal(err)
+	}
+	if !lost() {
+		t.Fatal("the event was not sent to bob's node")
+	}
+	if m := b.readUntil("left"); m.Reason != "stopped" {
+		t.Fatalf("want left stopped after the check, got %s", m.raw)
+	}
+	r := b.join(2, topic, map[string]any{"recover": channel.Position{Epoch: jb.Epoch, Offset: 0}})
+	if !r.Recovered || len(r.History) != 1 || r.History[0].Offset != 1 {
+		t.Fatalf("rejoin after the lost event: %+v", r)
+	}
+}
+
+// A node's last message, a leave, is lost: the node's check shows the gap
+// to the owner, which takes the node's members out of presence (the one
+// who left stays out; the others rejoin).
+func TestClusterLostLastLeaveDetected(t *testing.T) {
+	ce := newClusterEnv(t, 3, clusterTopics)
+	const topic = "quiet"
+	rank := ce.rank(topic)
+	owner, other := rank[0], rank[2]
+	a := ce.envs[owner].dial(t, "alice")
+	a.join(1, topic, nil)
+	a.expect("presence_state")
+	b := ce.envs[other].dial(t, "bob")
+	b.join(1, topic, nil)
+	b.expect("presence_state")
+	a.expect("presence_diff")
+	lost := ce.loseOnce(other, "leave", owner)
+	b.send(map[string]any{"t": "leave", "ref": 2, "topic": topic})
+	b.readUntil("reply")
+	if !lost() {
+		t.Fatal("bob's leave was not sent")
+	}
+	if m := a.expect("presence_diff"); m.Leaves["bob"].Metas == nil {
+		t.Fatalf("want bob leaving, got %s", m.raw)
+	}
+}

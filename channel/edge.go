@@ -35,8 +35,9 @@ type edge struct {
 	pushes    map[pushKey]*actor.PID
 	publishes map[uint64]*publishReq
 	ref       uint64
-	inc, seq  uint64   // numbering of this edge's messages to its owner
-	in        seqCheck // the owner's messages
+	inc, seq  uint64      // numbering of this edge's messages to its owner
+	in        seqCheck    // the owner's messages
+	checker   *time.Timer // a check to the owner, after sending it anything
 	retry     *time.Timer
 	backoff   time.Duration // before resending refused joins; doubles to 2s
 	self      *actor.PID
@@ -47,10 +48,15 @@ type pushKey struct {
 	ref uint64
 }
 
-// edgeRetry resends joins that a node that was not the owner refused.
-type edgeRetry struct{}
+// edgeRetry resends joins that a node that was not the owner refused;
+// edgeCheck sends the owner a numbered check.
+type (
+	edgeRetry struct{}
+	edgeCheck struct{}
+)
 
 func (*edgeRetry) IgnoreDeadLetterLogging() {}
+func (*edgeCheck) IgnoreDeadLetterLogging() {}
 
 func newEdge(h *Hub, name string) func(*room.State) actor.Actor {
 	shared := &roomShared{}
@@ -83,6 +89,9 @@ func (e *edge) Receive(ctx actor.Context) {
 		if o := e.p.owner(e.name); o != e.owner {
 			e.moved(ctx, o)
 		}
+	case *edgeCheck:
+		e.checker = nil
+		e.toOwner(&linkMsg{K: linkCheck, Topic: e.name, Of: "owner"})
 	case *edgeRetry:
 		e.retry = nil
 		for _, j := range e.joins {
@@ -96,6 +105,9 @@ func (e *edge) Receive(ctx actor.Context) {
 	case *actor.Stopped:
 		if e.retry != nil {
 			e.retry.Stop()
+		}
+		if e.checker != nil {
+			e.checker.Stop()
 		}
 		e.failPending(ctx)
 		e.shared.stopped(e.h, e.name)
@@ -277,6 +289,10 @@ func (e *edge) toOwner(m *linkMsg) {
 	e.seq++
 	m.Inc, m.Seq = e.inc, e.seq
 	e.p.send(e.owner, m)
+	if m.K != linkCheck && e.checker == nil && e.self != nil {
+		root, self := e.h.system.Root, e.self
+		e.checker = time.AfterFunc(linkCheckInterval, func() { root.Send(self, &edgeCheck{}) })
+	}
 }
 
 // resync recovers from a lost message between this node and the owner

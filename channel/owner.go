@@ -45,6 +45,8 @@ type owner struct {
 	nodes    map[string]*nodeCount
 	seqOut   map[string]uint64    // messages sent to each edge node, this term
 	seqIn    map[string]*seqCheck // messages from each edge node
+	active   map[string]bool      // edge nodes sent something since the last check
+	checker  *time.Timer
 	stopping bool
 
 	idle   *time.Timer
@@ -71,12 +73,14 @@ type (
 	gatherDeadline struct{ term uint64 }
 	ownerIdle      struct{}
 	ownerTick      struct{}
+	ownerCheck     struct{}
 	removedMember  struct{ m Member }
 )
 
 func (*gatherDeadline) IgnoreDeadLetterLogging() {}
 func (*ownerIdle) IgnoreDeadLetterLogging()      {}
 func (*ownerTick) IgnoreDeadLetterLogging()      {}
+func (*ownerCheck) IgnoreDeadLetterLogging()     {}
 
 // GatherTimeout bounds how long a new owner waits for nodes' copies of a
 // topic's history before it goes on with those it has.
@@ -90,7 +94,7 @@ func newOwner(p *ClusterPort, name string) *owner {
 	return &owner{
 		p: p, name: name, opts: to.withDefaults(),
 		members: map[string]*rmember{}, nodes: map[string]*nodeCount{},
-		seqOut: map[string]uint64{}, seqIn: map[string]*seqCheck{},
+		seqOut: map[string]uint64{}, seqIn: map[string]*seqCheck{}, active: map[string]bool{},
 	}
 }
 
@@ -125,6 +129,12 @@ func (o *owner) Receive(ctx actor.Context) {
 			ranks := o.p.c.Rank(o.name)
 			o.stop(ctx, len(ranks) == 0 || ranks[0] == o.p.self)
 		}
+	case *ownerCheck:
+		o.checker = nil
+		for node := range o.active {
+			o.toEdge(node, &linkMsg{K: linkCheck, Topic: o.name})
+		}
+		clear(o.active)
 	case *ownerTick:
 		if o.a != nil {
 			o.a.t.hist.expire(time.Now())
@@ -217,7 +227,7 @@ func (o *owner) link(ctx actor.Context, in *linkIn) {
 		}
 		return
 	}
-	if (m.K == linkJoin || m.K == linkLeave || m.K == linkPush || m.K == linkPublish) && !in.checked {
+	if (m.K == linkJoin || m.K == linkLeave || m.K == linkPush || m.K == linkPublish || m.K == linkCheck) && !in.checked {
 		in.checked = true
 		c := o.seqIn[in.from]
 		if c == nil {
@@ -227,6 +237,9 @@ func (o *owner) link(ctx actor.Context, in *linkIn) {
 		if !c.next(m, c.inc == 0) && !o.stopping {
 			o.resync(ctx, in.from)
 		}
+	}
+	if m.K == linkCheck {
+		return // numbered, nothing else
 	}
 	if o.stopping {
 		if m.K != linkLeave {
@@ -418,6 +431,13 @@ func (o *owner) toEdge(node string, m *linkMsg) {
 	o.seqOut[node]++
 	m.Inc, m.Seq = o.term, o.seqOut[node]
 	o.p.send(node, m)
+	if m.K != linkCheck {
+		o.active[node] = true
+		if o.checker == nil && o.self != nil {
+			root, self := o.p.h.system.Root, o.self
+			o.checker = time.AfterFunc(linkCheckInterval, func() { root.Send(self, &ownerCheck{}) })
+		}
+	}
 }
 
 // resync handles a gap in an edge node's messages (a lost join, leave or
@@ -577,7 +597,7 @@ func (o *owner) stop(ctx actor.Context, forget bool) {
 }
 
 func (o *owner) stopTimers() {
-	for _, t := range []*time.Timer{o.gathered, o.idle, o.tick} {
+	for _, t := range []*time.Timer{o.gathered, o.idle, o.tick, o.checker} {
 		if t != nil {
 			t.Stop()
 		}
