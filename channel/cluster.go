@@ -246,7 +246,6 @@ func (p *ClusterPort) owner(topic string) string {
 }
 
 func (p *ClusterPort) route(from string, m *linkMsg) {
-	root := p.h.system.Root
 	switch m.K {
 	case linkOut, linkRemove, linkAnswer, linkPublished, linkRedirect, linkResync:
 		if r, ok := p.h.topics.Lookup(m.Topic); ok {
@@ -254,25 +253,17 @@ func (p *ClusterPort) route(from string, m *linkMsg) {
 		}
 	case linkCheck:
 		// Both ways: to the owner actor if it runs here, else to the edge.
-		p.mu.Lock()
-		o := p.owners[m.Topic]
-		p.mu.Unlock()
-		if o != nil && m.Of == "owner" {
-			root.Send(o.pid, &linkIn{from: from, m: m})
+		if m.Of == "owner" && p.toOwner(from, m, false) {
 			return
 		}
 		if r, ok := p.h.topics.Lookup(m.Topic); ok {
 			r.Tell(&linkIn{from: from, m: m})
 		}
 	case linkJoin, linkLeave, linkPush, linkPublish, linkState, linkReplAck:
-		pid := p.ownerPID(m)
-		if pid == nil {
-			if m.K == linkJoin || m.K == linkPush || m.K == linkPublish {
-				p.send(from, &linkMsg{K: linkRedirect, Topic: m.Topic, Of: m.K, ID: m.ID, Ref: m.Ref})
-			}
-			return
+		start := m.K == linkJoin || m.K == linkPush || m.K == linkPublish
+		if !p.toOwner(from, m, start) && start {
+			p.send(from, &linkMsg{K: linkRedirect, Topic: m.Topic, Of: m.K, ID: m.ID, Ref: m.Ref})
 		}
-		root.Send(pid, &linkIn{from: from, m: m})
 	case linkRepl:
 		p.send(from, p.repl(m))
 	case linkDrop:
@@ -286,23 +277,25 @@ func (p *ClusterPort) route(from string, m *linkMsg) {
 	}
 }
 
-// ownerPID returns the owner actor of m's topic on this node, starting it
-// when this node owns the topic and m may start it.
-func (p *ClusterPort) ownerPID(m *linkMsg) *actor.PID {
+// toOwner hands m to the owner actor of its topic on this node, starting
+// it when this node owns the topic and m may start it; false if there is
+// none. It sends under the lock that ownerDone takes, so a message is
+// either in a stopping owner's mailbox before its poison pill (and
+// answered with a redirect) or goes to the next owner.
+func (p *ClusterPort) toOwner(from string, m *linkMsg, start bool) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if o := p.owners[m.Topic]; o != nil {
-		return o.pid
+	o := p.owners[m.Topic]
+	if o == nil {
+		if !start || p.h.isClosed() || p.owner(m.Topic) != p.self {
+			return false
+		}
+		pid := p.h.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newOwner(p, m.Topic) }))
+		o = &ownerRef{pid: pid}
+		p.owners[m.Topic] = o
 	}
-	if m.K != linkJoin && m.K != linkPush && m.K != linkPublish {
-		return nil
-	}
-	if p.h.isClosed() || p.owner(m.Topic) != p.self {
-		return nil
-	}
-	pid := p.h.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newOwner(p, m.Topic) }))
-	p.owners[m.Topic] = &ownerRef{pid: pid}
-	return pid
+	p.h.system.Root.Send(o.pid, &linkIn{from: from, m: m})
+	return true
 }
 
 // ownerDone forgets the owner actor pid of topic (it is stopping).
@@ -376,15 +369,15 @@ func (p *ClusterPort) gather(from string, m *linkMsg) {
 		st.Have, st.Epoch, st.Last, st.Keep = true, b.epoch, b.last, b.keep
 		st.Events = append([]StoredEvent(nil), b.events...)
 	}
-	p.mu.Unlock()
 	if local != nil && st.OK {
+		// Under the lock, as toOwner: before a stopping owner's pill.
 		p.h.system.Root.Send(local, &linkIn{from: from, m: m})
-		if !st.Have {
-			return // the owner answers
-		}
-		// The owner answers with its history; the copy's answer goes too
-		// (the new owner takes the newest).
 	}
+	p.mu.Unlock()
+	if local != nil && st.OK && !st.Have {
+		return // the owner answers
+	}
+	// (With a copy here too, both answer; the new owner takes the newest.)
 	p.send(from, st)
 }
 

@@ -180,10 +180,16 @@ func (o *owner) panicked(ctx actor.Context) {
 	if pol.Directive == supervisor.Stop || !o.panics.Fail(time.Now()) {
 		o.p.h.log.Error().Str("topic", o.name).Str("policy", pol.Directive.String()).
 			Msg("topic behaviour failed past its HandlerPanic policy; the topic stops")
+		nodes := make([]string, 0, len(o.nodes))
 		for node := range o.nodes {
+			nodes = append(nodes, node)
+		}
+		// Stopped first (the port forgets this owner), then the members are
+		// told: their rejoins reach the next owner, not this one.
+		o.stop(ctx, true)
+		for _, node := range nodes {
 			o.toEdge(node, &linkMsg{K: linkResync, Topic: o.name})
 		}
-		o.stop(ctx, true)
 		return
 	}
 	if pol.Directive == supervisor.Restart && o.opts.Handler != nil {
@@ -593,7 +599,9 @@ func (o *owner) stop(ctx actor.Context, forget bool) {
 		}
 	}
 	o.waiting, o.outbox = nil, nil
-	ctx.Stop(ctx.Self())
+	// A poison pill, not Stop: what the port routed here before ownerDone
+	// is handled first (answered with redirects), not dropped.
+	ctx.Poison(ctx.Self())
 }
 
 func (o *owner) stopTimers() {
