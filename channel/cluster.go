@@ -206,19 +206,24 @@ func (p *ClusterPort) Receive(from string, msg []byte) {
 // TopologyChanged tells the port that the set of live nodes changed. The
 // Cluster calls it; it does not block.
 func (p *ClusterPort) TopologyChanged() {
-	p.mu.Lock()
-	owners := make([]*actor.PID, 0, len(p.owners))
-	for _, o := range p.owners {
-		owners = append(owners, o.pid)
-	}
-	p.mu.Unlock()
 	root := p.h.system.Root
-	for _, pid := range owners {
+	for _, pid := range p.ownerPIDs() {
 		root.Send(pid, &topologyChanged{})
 	}
 	for _, r := range p.h.topics.Rooms() {
 		r.Tell(&topologyChanged{})
 	}
+}
+
+// ownerPIDs returns the owner actors running on this node.
+func (p *ClusterPort) ownerPIDs() []*actor.PID {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pids := make([]*actor.PID, 0, len(p.owners))
+	for _, o := range p.owners {
+		pids = append(pids, o.pid)
+	}
+	return pids
 }
 
 // send sends m to node: to this node's own actors without encoding.
@@ -383,13 +388,7 @@ func (p *ClusterPort) gather(from string, m *linkMsg) {
 
 // stopOwners stops every owner actor on this node (Hub.Close).
 func (p *ClusterPort) stopOwners() {
-	p.mu.Lock()
-	pids := make([]*actor.PID, 0, len(p.owners))
-	for _, o := range p.owners {
-		pids = append(pids, o.pid)
-	}
-	p.mu.Unlock()
-	for _, pid := range pids {
+	for _, pid := range p.ownerPIDs() {
 		_ = p.h.system.Root.StopFuture(pid).Wait()
 	}
 }
