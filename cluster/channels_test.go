@@ -177,7 +177,7 @@ func TestChannelsAcrossNodes(t *testing.T) {
 		}
 		return n
 	}
-	before := sent()
+	before, start := sent(), time.Now()
 	const k = 100
 	for i := range k {
 		if _, err := owner.hub.Publish(ctx, topic, "n", i); err != nil {
@@ -189,8 +189,11 @@ func TestChannelsAcrossNodes(t *testing.T) {
 			c.next(t)
 		}
 	}
-	if got := sent() - before; got != 4*k {
-		t.Fatalf("%d network messages for %d events, want 4 per event", got, k)
+	// Besides, each node may send each other node with traffic one
+	// numbered check per check interval (2 s): at most 6 directed pairs.
+	checks := 6 * int64(time.Since(start)/(2*time.Second)+2)
+	if got := sent() - before; got < 4*k || got > 4*k+checks {
+		t.Fatalf("%d network messages for %d events, want 4 per event and at most %d checks", got, k, checks)
 	}
 }
 
@@ -215,6 +218,10 @@ func dialTopicHistory(t *testing.T, tn *topicNode, user, topic string, history i
 // two survivors rejoin by themselves and recover; every acknowledged
 // publish reaches each of them once, in order.
 func TestChannelsOwnerKilled(t *testing.T) {
+	if topicsKilled {
+		t.Skip("the topics group's node was killed by an earlier run (-count > 1)")
+	}
+	topicsKilled = true
 	nodes := topicHubs(t, "topics", func(string) *channel.TopicOptions {
 		return &channel.TopicOptions{History: 5000}
 	})
@@ -290,6 +297,9 @@ func TestChannelsOwnerKilled(t *testing.T) {
 	t.Logf("acknowledged %d publishes (last offset %d), %d failed with ErrMoved; first acknowledgement %v after the kill",
 		len(acked), last, moved, firstAfter)
 }
+
+// topicsKilled: TestChannelsOwnerKilled killed a node of the "topics" group.
+var topicsKilled bool
 
 // killTopicNode makes tn's node unreachable, as tn.kill does for the
 // rooms' test nodes.
