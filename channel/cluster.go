@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -50,6 +52,15 @@ type ClusterPort struct {
 	mu      sync.Mutex
 	owners  map[string]*ownerRef   // topic → the owner actor running here
 	backups map[string]*backupCopy // topic → the copy of its history kept here
+
+	fragID atomic.Uint64 // numbers this node's fragmented messages
+	fmu    sync.Mutex
+	frags  map[fragKey][]byte // fragmented messages being received
+}
+
+type fragKey struct {
+	from string
+	id   uint64
 }
 
 type ownerRef struct {
@@ -89,7 +100,14 @@ const (
 	linkState     = "state"
 	linkResync    = "resync"
 	linkCheck     = "check"
+	linkFrag      = "frag"
 )
+
+// fragBytes is the most of a message one fragment carries: an encoded
+// message longer than that (a join reply with a long history, say) goes as
+// several fragments, each well under gRPC's default 4 MiB limit after
+// base64.
+const fragBytes = 512 << 10
 
 // linkCheckInterval is how soon after sending anything to a node an owner
 // or edge sends it a numbered check: a message lost at the end of a burst
@@ -139,6 +157,7 @@ type linkMsg struct {
 	// repl, state, published: a stream's position and events.
 	OK     bool          `json:"ok,omitempty"`
 	Have   bool          `json:"have,omitempty"`
+	More   bool          `json:"more,omitempty"` // state: more of the copy's events follow
 	Reset  bool          `json:"reset,omitempty"`
 	Epoch  string        `json:"epoch,omitempty"`
 	Last   uint64        `json:"last,omitempty"`
@@ -200,12 +219,50 @@ func (p *ClusterPort) Receive(from string, msg []byte) {
 		p.h.log.Warn().Err(err).Str("from", from).Msg("cluster: a malformed topic message was dropped")
 		return
 	}
+	if m.K == linkFrag {
+		if msg = p.defrag(from, m); msg != nil {
+			p.Receive(from, msg)
+		}
+		return
+	}
 	p.route(from, m)
+}
+
+// defrag adds a fragment and returns the whole message once its last
+// fragment came. A sender's fragments of one message come in order (one
+// actor sends them one after the other); other messages may come between.
+func (p *ClusterPort) defrag(from string, m *linkMsg) []byte {
+	p.fmu.Lock()
+	defer p.fmu.Unlock()
+	if p.frags == nil {
+		p.frags = map[fragKey][]byte{}
+	}
+	k := fragKey{from, m.Ref}
+	b := append(p.frags[k], m.Bytes...)
+	if m.More {
+		p.frags[k] = b
+		return nil
+	}
+	delete(p.frags, k)
+	return b
+}
+
+// forgetFrags drops the fragments of nodes that left: the rest of their
+// messages will not come.
+func (p *ClusterPort) forgetFrags(live []string) {
+	p.fmu.Lock()
+	defer p.fmu.Unlock()
+	for k := range p.frags {
+		if !slices.Contains(live, k.from) {
+			delete(p.frags, k)
+		}
+	}
 }
 
 // TopologyChanged tells the port that the set of live nodes changed. The
 // Cluster calls it; it does not block.
 func (p *ClusterPort) TopologyChanged() {
+	p.forgetFrags(p.c.Rank(""))
 	root := p.h.system.Root
 	for _, pid := range p.ownerPIDs() {
 		root.Send(pid, &topologyChanged{})
@@ -234,8 +291,20 @@ func (p *ClusterPort) send(node string, m *linkMsg) {
 		return
 	}
 	b, err := json.Marshal(m)
-	if err == nil {
+	switch {
+	case err != nil:
+	case len(b) <= fragBytes:
 		err = p.c.Send(node, b)
+	default:
+		id := p.fragID.Add(1)
+		for len(b) > 0 && err == nil {
+			n := min(len(b), fragBytes)
+			var f []byte
+			if f, err = json.Marshal(&linkMsg{K: linkFrag, Topic: m.Topic, Ref: id, More: n < len(b), Bytes: b[:n]}); err == nil {
+				err = p.c.Send(node, f)
+			}
+			b = b[n:]
+		}
 	}
 	if err != nil {
 		p.h.log.Debug().Err(err).Str("to", node).Str("kind", m.K).Str("topic", m.Topic).Msg("cluster: send failed")
@@ -360,6 +429,7 @@ func (p *ClusterPort) gather(from string, m *linkMsg) {
 		local = o.pid
 	}
 	st := &linkMsg{K: linkState, Topic: m.Topic, Term: m.Term, OK: true}
+	var events []StoredEvent
 	switch {
 	case p.owner(m.Topic) != from:
 		// Not the owner as this node sees the cluster: its view (or ours)
@@ -372,18 +442,49 @@ func (p *ClusterPort) gather(from string, m *linkMsg) {
 	case b != nil:
 		b.term = m.Term
 		st.Have, st.Epoch, st.Last, st.Keep = true, b.epoch, b.last, b.keep
-		st.Events = append([]StoredEvent(nil), b.events...)
+		events = append([]StoredEvent(nil), b.events...)
 	}
 	if local != nil && st.OK {
-		// Under the lock, as toOwner: before a stopping owner's pill.
+		// The owner running here answers with its history, which is newer
+		// than any copy here. Under the lock, as toOwner: before a stopping
+		// owner's pill.
 		p.h.system.Root.Send(local, &linkIn{from: from, m: m})
+		p.mu.Unlock()
+		return
 	}
 	p.mu.Unlock()
-	if local != nil && st.OK && !st.Have {
-		return // the owner answers
+	p.sendState(from, st, events)
+}
+
+// sendState sends a gather's answer, its events in chunks (chunkEvents).
+func (p *ClusterPort) sendState(to string, st *linkMsg, events []StoredEvent) {
+	chunks := chunkEvents(events)
+	for i, c := range chunks {
+		m := *st
+		m.Events, m.More = c, i < len(chunks)-1
+		p.send(to, &m)
 	}
-	// (With a copy here too, both answer; the new owner takes the newest.)
-	p.send(from, st)
+}
+
+// chunkBytes bounds the events' data in one message between nodes, well
+// under gRPC's default 4 MiB message limit (JSON, with base64 for bytes):
+// a whole history goes as several messages.
+const chunkBytes = 512 << 10
+
+// chunkEvents splits events into runs of at most chunkBytes of data (at
+// least one event each); none gives one empty chunk.
+func chunkEvents(events []StoredEvent) [][]StoredEvent {
+	var out [][]StoredEvent
+	start, size := 0, 0
+	for i, e := range events {
+		n := len(e.Data) + len(e.Bin)*4/3 + len(e.Event) + 64
+		if i > start && size+n > chunkBytes {
+			out = append(out, events[start:i])
+			start, size = i, 0
+		}
+		size += n
+	}
+	return append(out, events[start:])
 }
 
 // stopOwners stops every owner actor on this node (Hub.Close).

@@ -36,6 +36,9 @@ import (
 type memNet struct {
 	mu    sync.Mutex
 	nodes map[string]*memNode
+	// maxMsg, if positive, refuses larger messages, as gRPC's 4 MiB
+	// default limit does in package cluster.
+	maxMsg int
 }
 
 type memNode struct {
@@ -106,7 +109,11 @@ func (n *memNode) Send(node string, msg []byte) error {
 	to := n.net.nodes[node]
 	ok := n.alive && to != nil && to.alive
 	lose := n.lose
+	maxMsg := n.net.maxMsg
 	n.net.mu.Unlock()
+	if maxMsg > 0 && len(msg) > maxMsg {
+		return fmt.Errorf("memnet: a %d-byte message is over the %d-byte limit", len(msg), maxMsg)
+	}
 	if lose != nil && lose(node, msg) {
 		return nil
 	}
@@ -1173,5 +1180,45 @@ func TestClusterLostLastLeaveDetected(t *testing.T) {
 	}
 	if m := a.expect("presence_diff"); m.Leaves["bob"].Metas == nil {
 		t.Fatalf("want bob leaving, got %s", m.raw)
+	}
+}
+
+// A history far larger than one message may be (the network refuses
+// messages over 1 MiB here, as gRPC does over 4 MiB) still moves whole: the
+// backup's copy and the new owner's gather go in chunks, and clients
+// recover every event after the owner dies.
+func TestClusterBigHistoryFailover(t *testing.T) {
+	ce := newClusterEnv(t, 3, func() *channel.Options {
+		return &channel.Options{Topics: func(string) *channel.TopicOptions {
+			return &channel.TopicOptions{History: 100, HistoryBytes: 16 << 20}
+		}}
+	})
+	ce.net.mu.Lock()
+	ce.net.maxMsg = 1 << 20
+	ce.net.mu.Unlock()
+	const topic, n = "big", 40
+	rank := ce.rank(topic)
+	b := ce.envs[rank[2]].dial(t, "bob")
+	jb := b.join(1, topic, nil)
+	payload := strings.Repeat("x", 100<<10)
+	for i := 1; i <= n; i++ {
+		if _, err := ce.envs[rank[2]].hub.Publish(context.Background(), topic, "e", fmt.Sprint(i, payload)); err != nil {
+			t.Fatal(err)
+		}
+		b.expect("event")
+	}
+	ce.kill(rank[0])
+	if m := b.readUntil("left"); m.Reason != "stopped" {
+		t.Fatalf("want left stopped, got %s", m.raw)
+	}
+	r := b.join(2, topic, map[string]any{"recover": channel.Position{Epoch: jb.Epoch, Offset: 0}})
+	if !r.Recovered || r.Epoch != jb.Epoch || len(r.History) != n {
+		t.Fatalf("recovery of %d events of 100 KB: recovered %v, epoch %s (was %s), %d events", n, r.Recovered, r.Epoch, jb.Epoch, len(r.History))
+	}
+	for i, h := range r.History {
+		var s string
+		if json.Unmarshal(h.Data, &s) != nil || s != fmt.Sprint(i+1, payload) {
+			t.Fatalf("event %d damaged", i+1)
+		}
 	}
 }

@@ -33,15 +33,16 @@ type owner struct {
 	a    *topicActor // nil while gathering
 
 	term     uint64
-	expect   map[string]bool     // nodes asked in the gather, true once answered
-	best     *linkMsg            // the newest copy gathered
-	copies   map[string]bool     // nodes that answered with a copy
-	waiting  []*linkIn           // requests that came while gathering
-	gathered *time.Timer         // the gather's deadline
-	backup   string              // "" with no other node
-	acked    uint64              // the backup's acknowledged offset, this term
-	outbox   []outItem           // what waits for the backup's acknowledgement
-	members  map[string]*rmember // by member id
+	expect   map[string]bool          // nodes asked in the gather, true once answered
+	best     *linkMsg                 // the newest copy gathered
+	copies   map[string]bool          // nodes that answered with a copy
+	partial  map[string][]StoredEvent // a copy's events whose last chunk has not come
+	waiting  []*linkIn                // requests that came while gathering
+	gathered *time.Timer              // the gather's deadline
+	backup   string                   // "" with no other node
+	acked    uint64                   // the backup's acknowledged offset, this term
+	outbox   []outItem                // what waits for the backup's acknowledgement
+	members  map[string]*rmember      // by member id
 	nodes    map[string]*nodeCount
 	seqOut   map[string]uint64    // messages sent to each edge node, this term
 	seqIn    map[string]*seqCheck // messages from each edge node
@@ -202,6 +203,7 @@ func (o *owner) panicked(ctx actor.Context) {
 func (o *owner) startGather(ctx actor.Context, term uint64) {
 	o.term = max(term, o.term+1)
 	o.expect, o.copies, o.best = map[string]bool{}, map[string]bool{}, nil
+	o.partial = map[string][]StoredEvent{}
 	for _, n := range o.p.c.Rank(o.name) {
 		o.expect[n] = false
 	}
@@ -298,6 +300,13 @@ func (o *owner) state(ctx actor.Context, from string, m *linkMsg) {
 		return
 	case m.Term != o.term:
 		return
+	case m.More:
+		o.partial[from] = append(o.partial[from], m.Events...)
+		return
+	}
+	if part := o.partial[from]; part != nil {
+		m.Events = append(part, m.Events...)
+		delete(o.partial, from)
 	}
 	if _, asked := o.expect[from]; asked {
 		o.expect[from] = true
@@ -349,7 +358,7 @@ func (o *owner) adopt(ctx actor.Context) {
 			o.p.send(n, &linkMsg{K: linkDrop, Topic: o.name, Term: o.term})
 		}
 	}
-	o.best, o.copies, o.expect = nil, nil, nil
+	o.best, o.copies, o.expect, o.partial = nil, nil, nil, nil
 	if o.opts.Handler != nil {
 		o.a.user = o.opts.Handler(t)
 		o.a.user.Receive(ctx) // *actor.Started
@@ -387,14 +396,32 @@ func (o *owner) setBackup(ranks []string) {
 	o.flush()
 }
 
+// sendReset sends the backup the whole history: a reset with the first
+// chunk of events, the others as appends.
 func (o *owner) sendReset() {
 	h := o.a.t.hist
-	m := &linkMsg{K: linkRepl, Topic: o.name, Term: o.term, Reset: true, Epoch: h.epoch, Last: h.last, Keep: max(o.opts.History, 0)}
+	chunks := chunkEvents(o.events())
+	for i, c := range chunks {
+		m := &linkMsg{K: linkRepl, Topic: o.name, Term: o.term, Epoch: h.epoch, Keep: max(o.opts.History, 0), Events: c}
+		if i == 0 {
+			m.Reset, m.Last = true, h.last
+			if len(chunks) > 1 {
+				m.Last = c[len(c)-1].Offset
+			}
+		}
+		o.p.send(o.backup, m)
+	}
+}
+
+// events returns the kept events as a Store holds them.
+func (o *owner) events() []StoredEvent {
+	h := o.a.t.hist
+	out := make([]StoredEvent, 0, h.n)
 	for i := range h.n {
 		k := h.at(i)
-		m.Events = append(m.Events, StoredEvent{Offset: k.offset, Event: k.event, Data: k.p.json, Bin: k.p.bin, Time: k.at})
+		out = append(out, StoredEvent{Offset: k.offset, Event: k.event, Data: k.p.json, Bin: k.p.bin, Time: k.at})
 	}
-	o.p.send(o.backup, m)
+	return out
 }
 
 func (o *owner) replAck(ctx actor.Context, from string, m *linkMsg) {
@@ -567,15 +594,13 @@ func (o *owner) topology(ctx actor.Context) {
 // stops.
 func (o *owner) handOver(ctx actor.Context, from string, m *linkMsg) {
 	st := &linkMsg{K: linkState, Topic: o.name, Term: m.Term, OK: true}
+	var events []StoredEvent
 	if o.a != nil {
 		h := o.a.t.hist
 		st.Have, st.Epoch, st.Last, st.Keep = true, h.epoch, h.last, max(o.opts.History, 0)
-		for i := range h.n {
-			k := h.at(i)
-			st.Events = append(st.Events, StoredEvent{Offset: k.offset, Event: k.event, Data: k.p.json, Bin: k.p.bin, Time: k.at})
-		}
+		events = o.events()
 	}
-	o.p.send(from, st)
+	o.p.sendState(from, st, events)
 	o.p.h.log.Info().Str("topic", o.name).Str("to", from).Msg("topic owner handed over")
 	o.stop(ctx, false)
 }
