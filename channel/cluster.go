@@ -3,7 +3,6 @@ package channel
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -50,7 +49,7 @@ type ClusterPort struct {
 	self string
 
 	mu      sync.Mutex
-	owners  map[string]*ownerRef   // topic → the owner actor running here
+	owners  map[string]*actor.PID  // topic → the owner actor running here
 	backups map[string]*backupCopy // topic → the copy of its history kept here
 
 	fragID atomic.Uint64 // numbers this node's fragmented messages
@@ -61,10 +60,6 @@ type ClusterPort struct {
 type fragKey struct {
 	from string
 	id   uint64
-}
-
-type ownerRef struct {
-	pid *actor.PID
 }
 
 // backupCopy is the copy of a topic's history that its owner replicates
@@ -208,7 +203,7 @@ var errUnavailable = &Error{Code: CodeUnavailable, Message: "the topic moved to 
 var ErrMoved = errors.New("channel: the topic's owner changed")
 
 func newClusterPort(h *Hub, c Cluster) *ClusterPort {
-	return &ClusterPort{h: h, c: c, self: c.Self(), owners: map[string]*ownerRef{}, backups: map[string]*backupCopy{}}
+	return &ClusterPort{h: h, c: c, self: c.Self(), owners: map[string]*actor.PID{}, backups: map[string]*backupCopy{}}
 }
 
 // Receive hands the port a message from node from. The Cluster calls it,
@@ -278,7 +273,7 @@ func (p *ClusterPort) ownerPIDs() []*actor.PID {
 	defer p.mu.Unlock()
 	pids := make([]*actor.PID, 0, len(p.owners))
 	for _, o := range p.owners {
-		pids = append(pids, o.pid)
+		pids = append(pids, o)
 	}
 	return pids
 }
@@ -364,18 +359,17 @@ func (p *ClusterPort) toOwner(from string, m *linkMsg, start bool) bool {
 		if !start || p.h.isClosed() || p.owner(m.Topic) != p.self {
 			return false
 		}
-		pid := p.h.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newOwner(p, m.Topic) }))
-		o = &ownerRef{pid: pid}
+		o = p.h.system.Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return newOwner(p, m.Topic) }))
 		p.owners[m.Topic] = o
 	}
-	p.h.system.Root.Send(o.pid, &linkIn{from: from, m: m})
+	p.h.system.Root.Send(o, &linkIn{from: from, m: m})
 	return true
 }
 
 // ownerDone forgets the owner actor pid of topic (it is stopping).
 func (p *ClusterPort) ownerDone(topic string, pid *actor.PID) {
 	p.mu.Lock()
-	if o := p.owners[topic]; o != nil && o.pid.Equal(pid) {
+	if o := p.owners[topic]; o != nil && o.Equal(pid) {
 		delete(p.owners, topic)
 	}
 	p.mu.Unlock()
@@ -426,7 +420,7 @@ func (p *ClusterPort) gather(from string, m *linkMsg) {
 	b := p.backups[m.Topic]
 	var local *actor.PID
 	if o := p.owners[m.Topic]; o != nil && from != p.self {
-		local = o.pid
+		local = o
 	}
 	st := &linkMsg{K: linkState, Topic: m.Topic, Term: m.Term, OK: true}
 	var events []StoredEvent
@@ -493,5 +487,3 @@ func (p *ClusterPort) stopOwners() {
 		_ = p.h.system.Root.StopFuture(pid).Wait()
 	}
 }
-
-func (p *ClusterPort) String() string { return fmt.Sprintf("channel cluster port %s", p.self) }

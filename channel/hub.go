@@ -380,7 +380,9 @@ func (h *Hub) Len() int { return h.handler.Load().Len() }
 
 // Publish keeps event in topic's history and sends it to the topic's
 // members, making the topic if it is not running. It waits for the topic
-// to take it.
+// to take it: on a cluster (Options.Cluster), until the topic's backup node
+// has it too; a publish on its way when the topic's owner changed returns
+// ErrMoved (it may or may not have been kept).
 func (h *Hub) Publish(ctx context.Context, topic, event string, data any) (Position, error) {
 	if err := checkName("topic", topic); err != nil {
 		return Position{}, fmt.Errorf("channel: publish: %w", err)
