@@ -379,6 +379,16 @@ func TestClusterTopicAcrossNodes(t *testing.T) {
 	}
 }
 
+// joinPresent dials e as user and joins topic (a topic with presence):
+// the join reply, then the presence state.
+func joinPresent(t *testing.T, e *hubEnv, user, topic string) (*tclient, channel.JoinReply) {
+	t.Helper()
+	c := e.dial(t, user)
+	r := c.join(1, topic, nil)
+	c.expect("presence_state")
+	return c, r
+}
+
 // readUntil reads messages until one of type typ, returning it.
 func (c *tclient) readUntil(typ string) msg {
 	c.t.Helper()
@@ -398,15 +408,9 @@ func TestClusterOwnerDiesHistorySurvives(t *testing.T) {
 	const topic = "news"
 	rank := ce.rank(topic)
 	owner, backup, other := rank[0], rank[1], rank[2]
-	a := ce.envs[backup].dial(t, "alice")
-	ja := a.join(1, topic, nil)
-	a.expect("presence_state")
-	b := ce.envs[other].dial(t, "bob")
-	b.join(1, topic, nil)
-	b.expect("presence_state")
-	c := ce.envs[owner].dial(t, "carol")
-	c.join(1, topic, nil)
-	c.expect("presence_state")
+	a, ja := joinPresent(t, ce.envs[backup], "alice", topic)
+	b, _ := joinPresent(t, ce.envs[other], "bob", topic)
+	joinPresent(t, ce.envs[owner], "carol", topic) // dies with the owner
 	const n = 20
 	for i := 1; i <= n; i++ {
 		b.send(map[string]any{"t": "push", "ref": 10 + i, "topic": topic, "event": "say", "data": i})
@@ -691,9 +695,7 @@ func TestClusterBackupThenOwnerDie(t *testing.T) {
 	const topic = "twice"
 	rank := ce.rank(topic)
 	owner, backup, third, fourth := rank[0], rank[1], rank[2], rank[3]
-	c := ce.envs[fourth].dial(t, "carol")
-	jc := c.join(1, topic, nil)
-	c.expect("presence_state")
+	c, jc := joinPresent(t, ce.envs[fourth], "carol", topic)
 	pub := func(from, to int) {
 		for i := from; i <= to; i++ {
 			pos, err := ce.envs[fourth].hub.Publish(context.Background(), topic, "e", i)
@@ -953,9 +955,7 @@ func TestClusterLostEventResyncs(t *testing.T) {
 	const topic = "lossy"
 	rank := ce.rank(topic)
 	owner, other := rank[0], rank[2]
-	b := ce.envs[other].dial(t, "bob")
-	jb := b.join(1, topic, nil)
-	b.expect("presence_state")
+	b, jb := joinPresent(t, ce.envs[other], "bob", topic)
 	pub := func(i int) {
 		if _, err := ce.envs[owner].hub.Publish(context.Background(), topic, "e", i); err != nil {
 			t.Fatal(err)
@@ -988,15 +988,9 @@ func TestClusterLostLeaveResyncs(t *testing.T) {
 	const topic = "ghosts"
 	rank := ce.rank(topic)
 	owner, other := rank[0], rank[2]
-	a := ce.envs[owner].dial(t, "alice")
-	a.join(1, topic, nil)
-	a.expect("presence_state")
-	b := ce.envs[other].dial(t, "bob")
-	b.join(1, topic, nil)
-	b.expect("presence_state")
-	c := ce.envs[other].dial(t, "carol")
-	jc := c.join(1, topic, nil)
-	c.expect("presence_state")
+	joinPresent(t, ce.envs[owner], "alice", topic) // in presence, on the owner node
+	b, _ := joinPresent(t, ce.envs[other], "bob", topic)
+	c, jc := joinPresent(t, ce.envs[other], "carol", topic)
 	lost := ce.loseOnce(other, "leave", owner)
 	b.send(map[string]any{"t": "leave", "ref": 2, "topic": topic})
 	b.readUntil("reply")
@@ -1138,9 +1132,7 @@ func TestClusterLostLastEventDetected(t *testing.T) {
 	const topic = "tail"
 	rank := ce.rank(topic)
 	owner, other := rank[0], rank[2]
-	b := ce.envs[other].dial(t, "bob")
-	jb := b.join(1, topic, nil)
-	b.expect("presence_state")
+	b, jb := joinPresent(t, ce.envs[other], "bob", topic)
 	lost := ce.loseOnce(owner, "out", other)
 	if _, err := ce.envs[owner].hub.Publish(context.Background(), topic, "e", 1); err != nil {
 		t.Fatal(err)
@@ -1165,12 +1157,8 @@ func TestClusterLostLastLeaveDetected(t *testing.T) {
 	const topic = "quiet"
 	rank := ce.rank(topic)
 	owner, other := rank[0], rank[2]
-	a := ce.envs[owner].dial(t, "alice")
-	a.join(1, topic, nil)
-	a.expect("presence_state")
-	b := ce.envs[other].dial(t, "bob")
-	b.join(1, topic, nil)
-	b.expect("presence_state")
+	a, _ := joinPresent(t, ce.envs[owner], "alice", topic)
+	b, _ := joinPresent(t, ce.envs[other], "bob", topic)
 	a.expect("presence_diff")
 	lost := ce.loseOnce(other, "leave", owner)
 	b.send(map[string]any{"t": "leave", "ref": 2, "topic": topic})
