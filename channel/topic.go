@@ -668,7 +668,11 @@ func (a *topicActor) push(ctx actor.Context, p *Push) {
 			panic(r)
 		}
 	}()
-	a.deliver(ctx, p) // on a cluster the owner's message is the link's
+	if ctx.Message() == any(p) {
+		a.user.Receive(ctx)
+	} else {
+		a.deliver(ctx, p) // on a cluster the owner's message is the link's
+	}
 	if !p.deferred {
 		p.Reply(nil)
 	}
