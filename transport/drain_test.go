@@ -375,11 +375,27 @@ func TestPongForEveryPing(t *testing.T) {
 // 100,000 pings and reads nothing is owed at most maxOwedPongs pongs at any
 // time (older ones are dropped, the latest kept), and when it reads it gets
 // pongs in the order of its pings, ending with the answer to its last one.
+//
+// The client reads nothing until the server has dropped owed pongs (the
+// flood has filled the socket buffers), then reads while it floods on: a
+// client that never reads while it writes can stall its own TCP connection
+// (its full receive buffer discards the server's segments, window updates
+// included, until a retransmission timer fires, seconds later).
 func TestPingFloodOwesBoundedPongs(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, serverConfig{onAccept: shrinkServerBuffers})
 	rc := rawDialRcvBuf(t, s.addr(), 4<<10)
 	srv := s.next(t)
+
+	dropped := make(chan struct{})
+	var once sync.Once
+	hook := func(c *Conn) {
+		if c == srv.c {
+			once.Do(func() { close(dropped) })
+		}
+	}
+	pongsReplacedHook.Store(&hook)
+	t.Cleanup(func() { pongsReplacedHook.Store(nil) })
 
 	var maxOwed atomic.Int32
 	stop := make(chan struct{})
@@ -402,26 +418,35 @@ func TestPingFloodOwesBoundedPongs(t *testing.T) {
 	}()
 
 	const pings = 100000
-	var buf []byte
-	for i := 0; i < pings; i++ {
-		buf = append(buf, encodeClientFrame(0x80|opPing, binary.BigEndian.AppendUint64(nil, uint64(i)))...)
-		if len(buf) >= 64<<10 || i == pings-1 {
-			rc.write(buf)
+	flooded := make(chan error, 1)
+	go func() {
+		var buf []byte
+		write := func() error {
+			_ = rc.conn.SetWriteDeadline(time.Now().Add(testTimeout))
+			_, err := rc.conn.Write(buf)
 			buf = buf[:0]
+			return err
 		}
-	}
-	// A data message after the pings: once it arrives, the reader has
-	// queued the pong for every ping.
-	rc.writeFrame(0x80|byte(MessageText), []byte("done"))
-	if m := srv.r.next(t); string(m.data) != "done" {
-		t.Fatalf("server got %q", m.data)
-	}
-	close(stop)
-	<-sampled
-	if owed := maxOwed.Load(); owed > maxOwedPongs {
-		t.Errorf("up to %d pongs owed at once, want at most %d", owed, maxOwedPongs)
-	}
+		for i := 0; i < pings; i++ {
+			buf = append(buf, encodeClientFrame(0x80|opPing, binary.BigEndian.AppendUint64(nil, uint64(i)))...)
+			if len(buf) >= 64<<10 || i == pings-1 {
+				if err := write(); err != nil {
+					flooded <- err
+					return
+				}
+			}
+		}
+		// A data message after the pings: once it arrives, the reader has
+		// queued the pong for every ping.
+		buf = append(buf, encodeClientFrame(0x80|byte(MessageText), []byte("done"))...)
+		flooded <- write()
+	}()
 
+	select {
+	case <-dropped:
+	case <-time.After(testTimeout):
+		t.Fatal("the flood never filled the socket buffers: no pong dropped")
+	}
 	last, got := -1, 0
 	for last != pings-1 {
 		f, err := rc.readFrame()
@@ -438,8 +463,19 @@ func TestPingFloodOwesBoundedPongs(t *testing.T) {
 		last = seq
 		got++
 	}
+	if err := <-flooded; err != nil {
+		t.Fatalf("flood: %v", err)
+	}
+	if m := srv.r.next(t); string(m.data) != "done" {
+		t.Fatalf("server got %q", m.data)
+	}
+	close(stop)
+	<-sampled
+	if owed := maxOwed.Load(); owed > maxOwedPongs {
+		t.Errorf("up to %d pongs owed at once, want at most %d", owed, maxOwedPongs)
+	}
 	if got >= pings {
-		t.Errorf("%d pongs for %d pings: the flood never filled the socket buffers", got, pings)
+		t.Errorf("%d pongs for %d pings, with some dropped", got, pings)
 	}
 	srv.c.Close(StatusNormalClosure, "")
 	if code, _, data := rc.readClose(); code != int(StatusNormalClosure) || len(data) != 0 {

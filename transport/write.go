@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,6 +46,10 @@ func (c *Conn) Ping(p []byte) error {
 // ping).
 const maxOwedPongs = 16
 
+// pongsReplacedHook, when set (by tests), is called with c.mu held each time
+// a ping replaces the pongs owed on c.
+var pongsReplacedHook atomic.Pointer[func(c *Conn)]
+
 // queuePong owes the peer a pong with payload (copied by the caller, at most
 // 125 bytes). Pongs are written in the order their pings arrived, before
 // queued data, until our close frame is written; the reader calls it for
@@ -58,6 +63,9 @@ func (c *Conn) queuePong(payload []byte) {
 	if len(c.pongs) >= maxOwedPongs {
 		clear(c.pongs)
 		c.pongs = c.pongs[:0]
+		if f := pongsReplacedHook.Load(); f != nil {
+			(*f)(c)
+		}
 	}
 	c.pongs = append(c.pongs, newControlFrame(opPong, payload))
 	c.kickLocked()
