@@ -31,6 +31,11 @@ var peers = map[string]peer{
 	// registered and gathered every second: against "wsactor" in one
 	// interleaved run it is what metrics cost (bench/run.sh metrics).
 	"wsactor-metrics": {name: "wsactor-metrics", cmd: withArgs(goPeer("wsactor"), "-metrics")},
+	// goecho and goecho-epoll are floors for the echo scenarios, not peers:
+	// the least a Go server does per round trip through Go's netpoller, and
+	// through an epoll event loop of its own (bench/servers/goecho).
+	"goecho":       {name: "goecho", cmd: withArgs(goPeer("goecho"), "-mode", "netpoll")},
+	"goecho-epoll": {name: "goecho-epoll", cmd: withArgs(goPeer("goecho"), "-mode", "epoll")},
 	"node": {name: "node", singleThreaded: true, cmd: func(root, _ string, deflate bool) (*exec.Cmd, error) {
 		dir := filepath.Join(root, "bench", "servers", "node")
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", "ws")); err != nil {
