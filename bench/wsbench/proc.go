@@ -36,6 +36,9 @@ var peers = map[string]peer{
 	// through an epoll event loop of its own (bench/servers/goecho).
 	"goecho":       {name: "goecho", cmd: withArgs(goPeer("goecho"), "-mode", "netpoll")},
 	"goecho-epoll": {name: "goecho-epoll", cmd: withArgs(goPeer("goecho"), "-mode", "epoll")},
+	// goecho-transport is wsactor's transport package alone (no actors, no
+	// rooms) in the same echo, to tell the frame layer's cost from the rest.
+	"goecho-transport": {name: "goecho-transport", cmd: withArgs(goPeer("goecho"), "-mode", "transport")},
 	"node": {name: "node", singleThreaded: true, cmd: func(root, _ string, deflate bool) (*exec.Cmd, error) {
 		dir := filepath.Join(root, "bench", "servers", "node")
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", "ws")); err != nil {

@@ -12,6 +12,8 @@
 //	                       triggered epoll set, reading each socket once per
 //	                       readiness and writing from the loop, as uWebSockets
 //	                       (Bun) does; Linux only
+//	goecho -mode transport wsactor's transport package alone (no actors, no
+//	                       rooms): what the frame layer costs above the floor
 //
 // It listens on 127.0.0.1 and prints "listening 127.0.0.1:PORT" on stdout.
 package main
@@ -37,7 +39,7 @@ import (
 
 func main() {
 	port := flag.Int("port", 0, "TCP port on 127.0.0.1 (0: any free port)")
-	mode := flag.String("mode", "netpoll", "netpoll or epoll")
+	mode := flag.String("mode", "netpoll", "netpoll, epoll or transport")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file until SIGINT/SIGTERM")
 	flag.Bool("deflate", false, "ignored (no extensions)")
 	flag.Parse()
@@ -51,6 +53,7 @@ func main() {
 			log.Fatalf("epoll: %v", err)
 		}
 		serve = loops.adopt
+	case "transport":
 	default:
 		log.Fatalf("unknown mode %q", *mode)
 	}
@@ -75,6 +78,9 @@ func main() {
 		os.Exit(0)
 	}()
 	fmt.Printf("listening %s\n", ln.Addr())
+	if serve == nil {
+		serveTransport(ln)
+	}
 	for {
 		c, err := ln.Accept()
 		if err != nil {
